@@ -1,0 +1,40 @@
+// Fashion-MNIST from Debian's dataset-fashion-mnist IDX files, as the tutorial network sees it:
+// each 28x28 picture pasted into one quadrant of a black 56x56 canvas, the quadrant drawn once
+// per picture from a seeded generator.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tagnet/train.h"
+
+namespace tagnet::native {
+
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+extern const std::vector<std::string> kFashionMnistClasses;
+
+struct IdxImages {
+  int count = 0, rows = 0, cols = 0;
+  std::vector<uint8_t> pixels;   // (count, rows, cols)
+};
+
+// Reads a gzip-compressed (or plain) IDX file; throws std::runtime_error naming the file.
+IdxImages read_idx_images(const std::string& path);
+std::vector<uint8_t> read_idx_labels(const std::string& path);
+
+class FashionMnistQuadrants : public BatchSource {
+ public:
+  // split: "train" or "test". limit > 0 keeps the first `limit` pictures.
+  FashionMnistQuadrants(const std::string& dir, const std::string& split, uint64_t seed,
+                        size_t limit = 0);
+  size_t size() const override { return labels_.size(); }
+  void fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng& rng,
+            bool augment) override;
+
+ private:
+  IdxImages images_;
+  std::vector<uint8_t> labels_;
+  std::vector<uint8_t> quadrant_;
+};
+
+}  // namespace tagnet::native

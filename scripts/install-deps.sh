@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs, by Debian package name, what tagnet needs to build and test. Idempotent: does
+# nothing when everything is already installed.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libxnnpack-dev libpthreadpool-dev libhwy-dev libstb-dev nlohmann-json3-dev libcli11-dev
+  zlib1g-dev libgtest-dev libbenchmark-dev libcairo2-dev dataset-fashion-mnist
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "tagnet: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds tagnet in both native configurations (XNNPACK on, and the project's own kernels
+# only, which is what the WASM build runs) and runs the whole test suite on each.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+for preset in native-release native-noxnnpack; do
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  ctest --preset "$preset" -j "$jobs"
+done

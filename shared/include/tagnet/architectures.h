@@ -1,0 +1,40 @@
+// The networks of the tutorials tagnet follows, by name.
+//
+//   tagnet::Model m = tagnet::make_architecture("fashionnet", {10, tagnet::Head::kSoftmax});
+//   m.build(seed);
+//
+//   fashionnet     56x56x1: 3 x (Conv2D 2x2 same relu -> MaxPool 2 [-> Dropout .3]) -> Flatten -> Dense
+//   smallervggnet  96x96x3: the pyimagesearch multi-label network (~8.7M parameters)
+//   catsdogs       150x150x3: the TensorFlow tutorial's 3 conv blocks 16/32/64 -> Dense 512 -> Dense
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tagnet/model.h"
+
+namespace tagnet {
+
+enum class Head {
+  kSoftmax,   // multi-class: softmax outputs, categorical cross-entropy
+  kSigmoid,   // multi-label: sigmoid outputs, binary cross-entropy
+  kLogit,     // two classes: one raw logit, binary cross-entropy from logits
+};
+
+struct ArchOptions {
+  int outputs = 10;
+  Head head = Head::kSoftmax;
+  Shape input;             // empty: the architecture's default input size
+  float dropout = -1.f;    // < 0: the architecture's default
+};
+
+std::vector<std::string> architecture_names();
+// Throws std::invalid_argument for an unknown name. The model is not built yet.
+Model make_architecture(const std::string& name, const ArchOptions& options);
+Shape default_input_shape(const std::string& name);
+
+LossKind loss_for(Head head);
+Head head_from_name(const std::string& name);   // "softmax", "sigmoid", "logit"
+std::string head_name(Head head);
+
+}  // namespace tagnet

@@ -1,0 +1,214 @@
+// Layers: each owns its parameters (views into the model's arena) and calls ops.
+//
+// The layer contract:
+//   setup(in)        sizes the parameters for a per-sample input shape, (H, W, C) or (F,),
+//                    and returns the per-sample output shape. Called once, by Model::build.
+//   forward(x, y)    x is (N, ...in), y is resized to (N, ...out). In training it caches what
+//                    backward needs (BN statistics, dropout mask).
+//   backward(x, y, dy, dx)
+//                    x, y are the tensors of the last forward. ADDS d(loss)/dx into *dx when
+//                    dx is not null, and, when ctx.param_grads is set and the layer is
+//                    trainable, OVERWRITES the gradients of its trainable parameters.
+//
+//   auto conv = std::make_unique<tagnet::Conv2D>(16, 2, 1, tagnet::Padding::kSame,
+//                                                tagnet::Activation::kRelu);
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tagnet/engine.h"
+#include "tagnet/tensor.h"
+
+namespace tagnet {
+
+namespace kern {
+struct OpState;
+}
+
+enum class Padding { kValid, kSame };
+enum class Activation { kNone, kRelu };
+
+enum class Init { kZeros, kOnes, kGlorotUniform };
+
+struct Param {
+  std::string name;      // "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"
+  Shape shape;
+  bool trainable;        // false for BatchNorm's moving statistics
+  Init init;
+  int fan_in = 0, fan_out = 0;
+  Tensor value;          // view into the model's parameter arena
+  Tensor grad;           // view into the gradient arena (trainable parameters only)
+};
+
+struct BackwardContext : Context {
+  bool param_grads = true;   // compute parameter gradients of trainable layers
+};
+
+class Layer {
+ public:
+  Layer();
+  virtual ~Layer();
+
+  virtual std::string type() const = 0;              // Keras class name: "Conv2D"
+  virtual nlohmann::json config() const { return nlohmann::json::object(); }
+  virtual Shape setup(const Shape& in) = 0;
+  virtual void forward(const Tensor& x, Tensor& y, const Context& ctx) = 0;
+  virtual void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                        const BackwardContext& ctx) = 0;
+
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+  size_t param_count(bool trainable_only) const;
+
+  std::string name;
+  bool trainable = true;
+  Shape input_shape, output_shape;   // per sample, set by Model::build
+
+  // Builds a layer from its type() and config(), as stored in a model file.
+  static std::unique_ptr<Layer> from_config(const std::string& type, const nlohmann::json& cfg);
+
+ protected:
+  Param& add_param(const std::string& name, const Shape& shape, bool trainable, Init init,
+                   int fan_in = 0, int fan_out = 0);
+  std::unique_ptr<kern::OpState> op_state_;   // backend's cached operator (forward)
+  std::vector<Param> params_;
+};
+
+class Conv2D : public Layer {
+ public:
+  Conv2D(int filters, int kernel, int stride = 1, Padding padding = Padding::kValid,
+         Activation activation = Activation::kNone, bool use_bias = true);
+  std::string type() const override { return "Conv2D"; }
+  nlohmann::json config() const override;
+  Shape setup(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+
+ private:
+  int filters_, kernel_, stride_;
+  Padding padding_;
+  Activation activation_;
+  bool use_bias_;
+  int pt_ = 0, pl_ = 0, pb_ = 0, pr_ = 0;
+  Tensor dy_masked_;   // (N, OH, OW, K) dy gated by the fused ReLU
+};
+
+class Dense : public Layer {
+ public:
+  Dense(int units, Activation activation = Activation::kNone, bool use_bias = true);
+  std::string type() const override { return "Dense"; }
+  nlohmann::json config() const override;
+  Shape setup(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+
+ private:
+  int units_;
+  Activation activation_;
+  bool use_bias_;
+  Tensor dy_masked_;   // (N, O)
+};
+
+// Keras defaults: momentum 0.99, epsilon 1e-3. Normalises the last axis.
+class BatchNorm : public Layer {
+ public:
+  explicit BatchNorm(float momentum = 0.99f, float epsilon = 1e-3f);
+  std::string type() const override { return "BatchNormalization"; }
+  nlohmann::json config() const override;
+  Shape setup(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+
+ private:
+  float momentum_, epsilon_;
+  Tensor mean_, invstd_;   // (C,) batch statistics of the last training forward
+  Tensor dgamma_scratch_, dbeta_scratch_;   // (C,) for frozen layers that still pass dx
+};
+
+class ReLU : public Layer {
+ public:
+  std::string type() const override { return "ReLU"; }
+  Shape setup(const Shape& in) override { return in; }
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+};
+
+class Sigmoid : public Layer {
+ public:
+  std::string type() const override { return "Sigmoid"; }
+  Shape setup(const Shape& in) override { return in; }
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+};
+
+// Over the last axis.
+class Softmax : public Layer {
+ public:
+  std::string type() const override { return "Softmax"; }
+  Shape setup(const Shape& in) override { return in; }
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+};
+
+class MaxPool2D : public Layer {
+ public:
+  explicit MaxPool2D(int pool, int stride = 0);   // stride 0: same as pool (Keras default)
+  std::string type() const override { return "MaxPooling2D"; }
+  nlohmann::json config() const override;
+  Shape setup(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+
+ private:
+  int pool_, stride_;
+};
+
+class GlobalAvgPool2D : public Layer {
+ public:
+  std::string type() const override { return "GlobalAveragePooling2D"; }
+  Shape setup(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+};
+
+// Inverted dropout: scales kept units by 1/(1-rate) in training, identity at inference.
+class Dropout : public Layer {
+ public:
+  explicit Dropout(float rate);
+  std::string type() const override { return "Dropout"; }
+  nlohmann::json config() const override;
+  Shape setup(const Shape& in) override { return in; }
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+  // The mask of the last training forward: 0 or 1/(1-rate) per element.
+  const Tensor& mask() const { return mask_; }
+  void set_mask(const Tensor& mask) { mask_ = mask; fixed_mask_ = true; }  // for tests
+
+ private:
+  float rate_;
+  Tensor mask_;
+  bool fixed_mask_ = false;
+};
+
+class Flatten : public Layer {
+ public:
+  std::string type() const override { return "Flatten"; }
+  Shape setup(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                const BackwardContext& ctx) override;
+};
+
+}  // namespace tagnet

@@ -1,0 +1,29 @@
+// Losses, each in a numerically stable form fused with the output activation: they take the
+// logits (the input of the final Sigmoid/Softmax) and return the batch-mean loss and
+// d(loss)/d(logits), so exp/log never overflow.
+//
+//   Tensor dlogits;
+//   float loss = tagnet::loss_forward_backward(tagnet::LossKind::kCategoricalCrossentropy,
+//                                              logits, onehot, &dlogits);
+#pragma once
+
+#include <string>
+
+#include "tagnet/tensor.h"
+
+namespace tagnet {
+
+enum class LossKind {
+  kBinaryCrossentropy,            // multi-label: sigmoid outputs, mean over labels and batch
+  kCategoricalCrossentropy,       // multi-class: softmax outputs, sum over classes, batch mean
+  kBinaryCrossentropyFromLogits,  // two classes: one raw logit per example
+};
+
+std::string loss_name(LossKind k);            // Keras names: "binary_crossentropy", ...
+LossKind loss_from_name(const std::string& s);
+
+// logits and targets are (N, F). dlogits, when not null, is resized and overwritten.
+float loss_forward_backward(LossKind kind, const Tensor& logits, const Tensor& targets,
+                            Tensor* dlogits);
+
+}  // namespace tagnet

@@ -1,0 +1,124 @@
+// A Sequential model: owns its layers, one parameter arena, and the model file format.
+//
+//   tagnet::Engine engine;
+//   tagnet::Model m({56, 56, 1});
+//   m.add(std::make_unique<tagnet::Conv2D>(16, 2, 1, tagnet::Padding::kSame,
+//                                          tagnet::Activation::kRelu));
+//   m.add(std::make_unique<tagnet::Flatten>());
+//   m.add(std::make_unique<tagnet::Dense>(10));
+//   m.add(std::make_unique<tagnet::Softmax>());
+//   m.build(/*seed=*/42);
+//   tagnet::Adam adam;
+//   tagnet::Rng rng(1);
+//   float loss = m.train_step(x, y, tagnet::LossKind::kCategoricalCrossentropy, adam,
+//                             {&engine, true, &rng});
+//   m.save("fashion.tagnet");                  // atomic: temp file + rename
+//   tagnet::Model again = tagnet::Model::load("fashion.tagnet");
+//
+// Model file (version 1), all integers little-endian:
+//   "TAGNET\0\0"  magic (8 bytes)
+//   u32 version, u32 header_crc32 (of the JSON), u64 json_bytes, u64 data_bytes, u32 data_crc32,
+//   u32 reserved; then the JSON header, zero padding to a multiple of 32, then the data section.
+//   The JSON holds the architecture (input shape, layers with type/name/config/trainable),
+//   free-form metadata (labels, preprocessing, ...), and a tensor table of
+//   {name, dtype ("f32"), shape, offset} with every offset 32-byte aligned in the data section.
+//   Optimizer state is optional ("optimizer" in the JSON, tensors "optimizer/<state>").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tagnet/layers.h"
+#include "tagnet/loss.h"
+#include "tagnet/optim.h"
+#include "tagnet/tensor.h"
+
+namespace tagnet {
+
+// A model file that could not be read: says which file and what was wrong.
+class ModelFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Model {
+ public:
+  explicit Model(const Shape& input_shape);   // per sample: (H, W, C)
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  // Names the layer like Keras ("conv2d", "conv2d_1", ...) when it has no name.
+  Layer& add(std::unique_ptr<Layer> layer);
+  // Sizes every layer, allocates the arena and initialises it (Glorot uniform, seeded).
+  void build(uint64_t seed = 0);
+  bool built() const { return built_; }
+
+  const Shape& input_shape() const { return input_shape_; }
+  Shape output_shape() const;
+  size_t num_layers() const { return layers_.size(); }
+  Layer& layer(size_t i) { return *layers_[i]; }
+  const Layer& layer(size_t i) const { return *layers_[i]; }
+  size_t param_count() const;
+  size_t trainable_param_count() const;
+
+  // Runs every layer; returns the output (N, ...). Keeps the activations for backward.
+  const Tensor& forward(const Tensor& x, const Context& ctx);
+  // Forward in training mode, the fused loss, backward: fills the gradient arena and
+  // returns the loss. `predictions`, when given, receives the model's output.
+  float compute_gradients(const Tensor& x, const Tensor& targets, LossKind loss,
+                          const Context& ctx, Tensor* predictions = nullptr);
+  // compute_gradients + optimizer step.
+  float train_step(const Tensor& x, const Tensor& targets, LossKind loss, Optimizer& opt,
+                   const Context& ctx, Tensor* predictions = nullptr);
+  // The loss of the model's current output for evaluation (no backward).
+  float evaluate_loss(const Tensor& x, const Tensor& targets, LossKind loss, const Context& ctx,
+                      Tensor* predictions = nullptr);
+
+  // The output of layer i from the last forward, (N, ...).
+  const Tensor& activation(size_t i) const { return acts_.at(i); }
+
+  // Marks layers [0, n) not trainable and the rest trainable.
+  void freeze_below(size_t n);
+
+  float* param_arena() { return params_.data(); }
+  const float* grad_arena() const { return grads_.data(); }
+  size_t arena_size() const { return params_.size(); }
+  uint64_t param_version() const { return param_version_; }
+  void bump_param_version() { ++param_version_; }
+
+  // Free-form metadata stored in the model file: labels, preprocessing, training history...
+  nlohmann::json& metadata() { return metadata_; }
+  const nlohmann::json& metadata() const { return metadata_; }
+
+  // A table like Keras' model.summary().
+  std::string summary() const;
+
+  // Optional optimizer state is saved with the model when given.
+  void save(const std::string& path, Optimizer* opt = nullptr) const;
+  std::vector<uint8_t> save_bytes(Optimizer* opt = nullptr) const;
+  // Throws ModelFileError naming `origin` (a path, or "model bytes") and the problem.
+  static Model load(const std::string& path, std::unique_ptr<Optimizer>* opt = nullptr);
+  static Model load_bytes(const uint8_t* data, size_t size, const std::string& origin,
+                          std::unique_ptr<Optimizer>* opt = nullptr);
+
+ private:
+  // The logits feeding a fused loss: the input of the final Sigmoid/Softmax when the loss
+  // expects one, else the output. Returns the index of the first layer not run backward.
+  size_t loss_head(LossKind loss) const;
+
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Tensor> acts_;     // acts_[i] is the output of layer i, (N, ...)
+  std::vector<Tensor> grads_act_;
+  Tensor input_;                 // copy of the last forward's input
+  FloatBuffer params_, grads_;
+  uint64_t param_version_ = 1;
+  nlohmann::json metadata_ = nlohmann::json::object();
+  bool built_ = false;
+};
+
+}  // namespace tagnet

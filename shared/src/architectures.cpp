@@ -1,0 +1,126 @@
+#include "tagnet/architectures.h"
+
+#include <stdexcept>
+
+namespace tagnet {
+
+namespace {
+
+template <typename L, typename... A>
+void add(Model& m, A&&... a) {
+  m.add(std::make_unique<L>(std::forward<A>(a)...));
+}
+
+void add_head(Model& m, const ArchOptions& o) {
+  add<Dense>(m, o.head == Head::kLogit ? 1 : o.outputs);
+  if (o.head == Head::kSoftmax) add<Softmax>(m);
+  if (o.head == Head::kSigmoid) add<Sigmoid>(m);
+}
+
+Model fashionnet(const ArchOptions& o) {
+  Model m(o.input.rank() ? o.input : Shape{56, 56, 1});
+  const float drop = o.dropout < 0 ? 0.3f : o.dropout;
+  add<Conv2D>(m, 16, 2, 1, Padding::kSame, Activation::kRelu);
+  add<MaxPool2D>(m, 2);
+  if (drop > 0) add<Dropout>(m, drop);
+  add<Conv2D>(m, 32, 2, 1, Padding::kSame, Activation::kRelu);
+  add<MaxPool2D>(m, 2);
+  if (drop > 0) add<Dropout>(m, drop);
+  add<Conv2D>(m, 64, 2, 1, Padding::kSame, Activation::kRelu);
+  add<MaxPool2D>(m, 2);
+  add<Flatten>(m);
+  add_head(m, o);
+  return m;
+}
+
+Model smallervggnet(const ArchOptions& o) {
+  Model m(o.input.rank() ? o.input : Shape{96, 96, 3});
+  auto conv_block = [&](int filters) {
+    add<Conv2D>(m, filters, 3, 1, Padding::kSame);
+    add<ReLU>(m);
+    add<BatchNorm>(m);
+  };
+  conv_block(32);
+  add<MaxPool2D>(m, 3);
+  add<Dropout>(m, 0.25f);
+  conv_block(64);
+  conv_block(64);
+  add<MaxPool2D>(m, 2);
+  add<Dropout>(m, 0.25f);
+  conv_block(128);
+  conv_block(128);
+  add<MaxPool2D>(m, 2);
+  add<Dropout>(m, 0.25f);
+  add<Flatten>(m);
+  add<Dense>(m, 1024);
+  add<ReLU>(m);
+  add<BatchNorm>(m);
+  add<Dropout>(m, o.dropout < 0 ? 0.5f : o.dropout);
+  add_head(m, o);
+  return m;
+}
+
+Model catsdogs(const ArchOptions& o) {
+  Model m(o.input.rank() ? o.input : Shape{150, 150, 3});
+  for (int filters : {16, 32, 64}) {
+    add<Conv2D>(m, filters, 3, 1, Padding::kSame, Activation::kRelu);
+    add<MaxPool2D>(m, 2);
+  }
+  // The tutorial's overfitting fix puts Dropout(0.2) after the last block.
+  if (o.dropout > 0) add<Dropout>(m, o.dropout);
+  add<Flatten>(m);
+  add<Dense>(m, 512, Activation::kRelu);
+  add_head(m, o);
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::string> architecture_names() { return {"fashionnet", "smallervggnet", "catsdogs"}; }
+
+Model make_architecture(const std::string& name, const ArchOptions& o) {
+  if (o.head != Head::kLogit && o.outputs < 1)
+    throw std::invalid_argument("an architecture needs at least one output");
+  Model m = name == "fashionnet"      ? fashionnet(o)
+            : name == "smallervggnet" ? smallervggnet(o)
+            : name == "catsdogs"      ? catsdogs(o)
+                                      : throw std::invalid_argument("unknown architecture '" + name +
+                                                                    "' (known: fashionnet, smallervggnet, catsdogs)");
+  m.metadata()["architecture"] = name;
+  m.metadata()["head"] = head_name(o.head);
+  return m;
+}
+
+Shape default_input_shape(const std::string& name) {
+  if (name == "fashionnet") return {56, 56, 1};
+  if (name == "smallervggnet") return {96, 96, 3};
+  if (name == "catsdogs") return {150, 150, 3};
+  throw std::invalid_argument("unknown architecture '" + name + "'");
+}
+
+LossKind loss_for(Head h) {
+  switch (h) {
+    case Head::kSoftmax: return LossKind::kCategoricalCrossentropy;
+    case Head::kSigmoid: return LossKind::kBinaryCrossentropy;
+    case Head::kLogit: return LossKind::kBinaryCrossentropyFromLogits;
+  }
+  return LossKind::kCategoricalCrossentropy;
+}
+
+Head head_from_name(const std::string& s) {
+  if (s == "softmax") return Head::kSoftmax;
+  if (s == "sigmoid") return Head::kSigmoid;
+  if (s == "logit") return Head::kLogit;
+  throw std::invalid_argument("unknown head '" + s + "' (softmax, sigmoid, logit)");
+}
+
+std::string head_name(Head h) {
+  switch (h) {
+    case Head::kSoftmax: return "softmax";
+    case Head::kSigmoid: return "sigmoid";
+    case Head::kLogit: return "logit";
+  }
+  return "?";
+}
+
+}  // namespace tagnet

@@ -1,0 +1,66 @@
+#include "tagnet/engine.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <thread>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace tagnet {
+
+namespace {
+const kern::Backend* find_backend(const std::string& name) {
+  if (name == "ref") return kern::backend_ref();
+  if (name == "hwy") return kern::backend_hwy();
+  if (name == "xnnpack") return kern::backend_xnnpack();
+  if (name == "auto") {
+    if (auto* b = kern::backend_xnnpack()) return b;
+    return kern::backend_hwy();
+  }
+  return nullptr;
+}
+}  // namespace
+
+Engine::Engine() : Engine(Options{}) {}
+
+Engine::Engine(const Options& o) {
+  backend_ = find_backend(o.backend);
+  if (!backend_) {
+    std::string names;
+    for (auto& n : available_backends()) names += (names.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("unknown or unavailable backend '" + o.backend +
+                                "' (available: " + names + ")");
+  }
+  name_ = backend_->name;
+  int threads = o.threads;
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (name_ == "ref") threads = 1;
+  pool_ = std::make_unique<ThreadPool>(threads);
+}
+
+Engine::~Engine() = default;
+
+const std::string& Engine::backend_name() const { return name_; }
+int Engine::threads() const { return pool_->threads(); }
+
+std::string Engine::describe() const {
+  return "backend " + name_ + ", " + std::to_string(threads()) +
+         (threads() == 1 ? " thread" : " threads");
+}
+
+std::vector<std::string> Engine::available_backends() {
+  std::vector<std::string> v;
+  if (kern::backend_xnnpack()) v.push_back("xnnpack");
+  v.push_back("hwy");
+  v.push_back("ref");
+  return v;
+}
+
+float Rng::normal() {
+  // Box-Muller; u1 in (0, 1] so the log is finite.
+  const float u1 = 1.0f - uniform(), u2 = uniform();
+  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853071795864f * u2);
+}
+
+}  // namespace tagnet

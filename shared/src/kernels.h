@@ -1,0 +1,168 @@
+// Kernels: plain functions over raw pointers and dimensions. Private to the core.
+//
+// Layout is NHWC float32. Dimension letters: N batch, H/W spatial, C input channels,
+// K output channels, KH/KW kernel size, OH/OW output size, R = KH*KW*C (one im2col row).
+// Conv weights are (K, KH, KW, C) ("OHWI", XNNPACK's order); dense weights are (O, I).
+// Gradients start with `d`. Backward kernels that produce an input gradient ADD into it;
+// kernels that produce a parameter gradient OVERWRITE it.
+//
+// Every op has a `_ref` kernel (the test oracle) and may have fast ones (`_hwy`, `_xnnpack`).
+// A Backend is the table of kernels one build runs; it is chosen once at start-up.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace tagnet {
+
+class ThreadPool;
+
+namespace kern {
+
+enum class Act : int { kNone = 0, kRelu = 1 };
+
+struct ConvDims {
+  int N, H, W, C;            // input (N, H, W, C)
+  int K, KH, KW;             // output channels, kernel size
+  int SH, SW;                // stride
+  int PT, PL, PB, PR;        // zero padding top/left/bottom/right
+  int OH, OW;                // output (N, OH, OW, K)
+  int R() const { return KH * KW * C; }
+};
+
+struct PoolDims {
+  int N, H, W, C;            // input (N, H, W, C)
+  int PH, PW, SH, SW;        // pool window and stride, valid padding
+  int OH, OW;                // output (N, OH, OW, C)
+};
+
+// Per-op state a backend may keep between calls (XNNPACK keeps its operator with packed
+// weights). Owned by the layer, opaque to it.
+struct OpState {
+  virtual ~OpState() = default;
+};
+using OpStatePtr = std::unique_ptr<OpState>;
+
+// Everything a kernel may need beyond its operands.
+struct Exec {
+  ThreadPool* pool = nullptr;   // never null when called through a Backend
+  // Bumped whenever parameters change, so cached packed weights are repacked.
+  uint64_t param_version = 0;
+};
+
+// ---- reference kernels (shared/src/kernels_ref.cpp) ----
+// C (M, N) = (accumulate ? C : 0) + A * B where A(i, k) = A[i*rsa + k*csa] and
+// B(k, j) = B[k*rsb + j*csb]; C is row-major with leading dimension ldc.
+void gemm_ref(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
+              long csb, float* C, long ldc, bool accumulate);
+
+void conv2d_forward_ref(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
+                        float* y);
+void conv2d_backward_data_ref(const ConvDims& d, const float* dy, const float* w, float* dx);
+void conv2d_backward_filter_ref(const ConvDims& d, const float* x, const float* dy, float* dw,
+                                float* db /* may be null */);
+
+void dense_forward_ref(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
+                       float* y);
+void dense_backward_data_ref(int N, int I, int O, const float* dy, const float* w, float* dx);
+void dense_backward_filter_ref(int N, int I, int O, const float* x, const float* dy, float* dw,
+                               float* db /* may be null */);
+
+void maxpool_forward_ref(const PoolDims& d, const float* x, float* y);
+// Routes dy to the first maximum of each window (ties go to the first in row-major order).
+void maxpool_backward_ref(const PoolDims& d, const float* x, const float* y, const float* dy,
+                          float* dx);
+
+void gap_forward_ref(int N, int HW, int C, const float* x, float* y);
+void gap_backward_ref(int N, int HW, int C, const float* dy, float* dx);
+
+void relu_forward_ref(size_t n, const float* x, float* y);
+void relu_backward_ref(size_t n, const float* y, const float* dy, float* dx);
+void sigmoid_forward_ref(size_t n, const float* x, float* y);
+void sigmoid_backward_ref(size_t n, const float* y, const float* dy, float* dx);
+void softmax_forward_ref(int rows, int cols, const float* x, float* y);
+void softmax_backward_ref(int rows, int cols, const float* y, const float* dy, float* dx);
+
+// BatchNorm over M rows of C channels (M = N*H*W). Training: batch mean/variance (biased),
+// saved in mean/invstd; inference: uses the given moving statistics.
+void batchnorm_forward_train_ref(int M, int C, const float* x, const float* gamma,
+                                 const float* beta, float eps, float* y, float* mean,
+                                 float* invstd);
+void batchnorm_forward_infer_ref(int M, int C, const float* x, const float* gamma,
+                                 const float* beta, const float* moving_mean,
+                                 const float* moving_var, float eps, float* y);
+void batchnorm_backward_ref(int M, int C, const float* x, const float* dy, const float* gamma,
+                            const float* mean, const float* invstd, float* dx, float* dgamma,
+                            float* dbeta);
+
+// ---- the project's own fast kernels (Highway, multi-threaded on Exec::pool) ----
+// gemm_hwy.cpp / conv_hwy.cpp. The remaining fast kernels are private to kernels_hwy.cpp,
+// which assembles backend_hwy().
+void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
+              long csb, float* C, long ldc, bool accumulate, const Exec& e);
+void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
+                        float* y, OpStatePtr& state, const Exec& e);
+void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w, float* dx,
+                              const Exec& e);
+void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* dy, float* dw,
+                                float* db, const Exec& e);
+void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
+                       float* y, OpStatePtr& state, const Exec& e);
+void dense_backward_data_hwy(int N, int I, int O, const float* dy, const float* w, float* dx,
+                             const Exec& e);
+void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float* dy, float* dw,
+                               float* db, const Exec& e);
+
+// ---- the dispatch table ----
+struct Backend {
+  const char* name;
+  void (*gemm)(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
+               long csb, float* C, long ldc, bool accumulate, const Exec& e);
+  void (*conv2d_forward)(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
+                         float* y, OpStatePtr& state, const Exec& e);
+  void (*conv2d_backward_data)(const ConvDims& d, const float* dy, const float* w, float* dx,
+                               const Exec& e);
+  void (*conv2d_backward_filter)(const ConvDims& d, const float* x, const float* dy, float* dw,
+                                 float* db, const Exec& e);
+  void (*dense_forward)(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
+                        float* y, OpStatePtr& state, const Exec& e);
+  void (*dense_backward_data)(int N, int I, int O, const float* dy, const float* w, float* dx,
+                              const Exec& e);
+  void (*dense_backward_filter)(int N, int I, int O, const float* x, const float* dy, float* dw,
+                                float* db, const Exec& e);
+  void (*maxpool_forward)(const PoolDims& d, const float* x, float* y, OpStatePtr& state,
+                          const Exec& e);
+  void (*maxpool_backward)(const PoolDims& d, const float* x, const float* y, const float* dy,
+                           float* dx, const Exec& e);
+  void (*gap_forward)(int N, int HW, int C, const float* x, float* y, OpStatePtr& state,
+                      const Exec& e);
+  void (*gap_backward)(int N, int HW, int C, const float* dy, float* dx, const Exec& e);
+  void (*relu_forward)(size_t n, const float* x, float* y, OpStatePtr& state, const Exec& e);
+  void (*relu_backward)(size_t n, const float* y, const float* dy, float* dx, const Exec& e);
+  void (*sigmoid_forward)(size_t n, const float* x, float* y, OpStatePtr& state, const Exec& e);
+  void (*sigmoid_backward)(size_t n, const float* y, const float* dy, float* dx, const Exec& e);
+  void (*softmax_forward)(int rows, int cols, const float* x, float* y, OpStatePtr& state,
+                          const Exec& e);
+  void (*softmax_backward)(int rows, int cols, const float* y, const float* dy, float* dx,
+                           const Exec& e);
+  void (*batchnorm_forward_train)(int M, int C, const float* x, const float* gamma,
+                                  const float* beta, float eps, float* y, float* mean,
+                                  float* invstd, const Exec& e);
+  void (*batchnorm_forward_infer)(int M, int C, const float* x, const float* gamma,
+                                  const float* beta, const float* moving_mean,
+                                  const float* moving_var, float eps, float* y, const Exec& e);
+  void (*batchnorm_backward)(int M, int C, const float* x, const float* dy, const float* gamma,
+                             const float* mean, const float* invstd, float* dx, float* dgamma,
+                             float* dbeta, const Exec& e);
+};
+
+// The tables. `ref` is single-threaded plain loops; `hwy` is the project's own Highway
+// kernels (what the WASM build runs); `xnnpack` runs forward ops on XNNPACK and the rest on
+// the `hwy` kernels. backend_xnnpack() returns null when built without XNNPACK.
+const Backend* backend_ref();
+const Backend* backend_hwy();
+const Backend* backend_xnnpack();
+
+}  // namespace kern
+}  // namespace tagnet

@@ -1,0 +1,420 @@
+#include "tagnet/layers.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace tagnet {
+
+namespace {
+
+kern::Exec exec_of(const Context& ctx) {
+  if (!ctx.engine) throw std::logic_error("layer called without an engine in its context");
+  return kern::Exec{&ctx.engine->pool(), ctx.param_version};
+}
+
+const kern::Backend& be(const Context& ctx) { return ctx.engine->backend(); }
+
+kern::Act act_of(Activation a) { return a == Activation::kRelu ? kern::Act::kRelu : kern::Act::kNone; }
+
+const char* padding_name(Padding p) { return p == Padding::kSame ? "same" : "valid"; }
+Padding padding_from(const std::string& s) {
+  if (s == "same") return Padding::kSame;
+  if (s == "valid") return Padding::kValid;
+  throw std::invalid_argument("unknown padding '" + s + "'");
+}
+const char* activation_name(Activation a) { return a == Activation::kRelu ? "relu" : "linear"; }
+Activation activation_from(const std::string& s) {
+  if (s == "relu") return Activation::kRelu;
+  if (s == "linear") return Activation::kNone;
+  throw std::invalid_argument("unknown activation '" + s + "'");
+}
+
+void expect_input(const Layer& l, const Tensor& x) {
+  if (x.rank() != l.input_shape.rank() + 1 ||
+      !std::equal(l.input_shape.dims().begin(), l.input_shape.dims().end(),
+                  x.shape().dims().begin() + 1))
+    throw std::invalid_argument(l.name + ": expected input " +
+                                l.input_shape.batched(x.rank() ? x.dim(0) : 0).str() + ", got " +
+                                x.shape().str());
+}
+
+// dy gated by a fused ReLU: the backward of y = relu(z) seen from z.
+const Tensor& gate_relu(Activation a, const Tensor& y, const Tensor& dy, Tensor& scratch,
+                        const Context& ctx) {
+  if (a != Activation::kRelu) return dy;
+  scratch.resize(dy.shape());
+  scratch.zero();
+  be(ctx).relu_backward(dy.size(), y.data(), dy.data(), scratch.data(), exec_of(ctx));
+  return scratch;
+}
+
+}  // namespace
+
+Layer::Layer() = default;
+Layer::~Layer() = default;
+
+size_t Layer::param_count(bool trainable_only) const {
+  size_t n = 0;
+  for (auto& p : params_)
+    if (!trainable_only || p.trainable) n += p.shape.numel();
+  return n;
+}
+
+Param& Layer::add_param(const std::string& pname, const Shape& shape, bool ptrainable, Init init,
+                        int fan_in, int fan_out) {
+  params_.push_back(Param{pname, shape, ptrainable, init, fan_in, fan_out, Tensor(), Tensor()});
+  return params_.back();
+}
+
+// ---- Conv2D ----
+
+Conv2D::Conv2D(int filters, int kernel, int stride, Padding padding, Activation activation,
+               bool use_bias)
+    : filters_(filters), kernel_(kernel), stride_(stride), padding_(padding),
+      activation_(activation), use_bias_(use_bias) {
+  if (filters <= 0 || kernel <= 0 || stride <= 0)
+    throw std::invalid_argument("Conv2D: filters, kernel size and stride must be positive");
+}
+
+nlohmann::json Conv2D::config() const {
+  return {{"filters", filters_}, {"kernel_size", kernel_},   {"strides", stride_},
+          {"padding", padding_name(padding_)}, {"activation", activation_name(activation_)},
+          {"use_bias", use_bias_}};
+}
+
+Shape Conv2D::setup(const Shape& in) {
+  if (in.rank() != 3) throw std::invalid_argument(name + ": needs (H, W, C) input, got " + in.str());
+  const int H = in[0], W = in[1], C = in[2];
+  int OH, OW;
+  if (padding_ == Padding::kSame) {
+    // Keras/TensorFlow: the odd padding row/column goes to the bottom/right.
+    OH = (H + stride_ - 1) / stride_;
+    OW = (W + stride_ - 1) / stride_;
+    const int ph = std::max(0, (OH - 1) * stride_ + kernel_ - H);
+    const int pw = std::max(0, (OW - 1) * stride_ + kernel_ - W);
+    pt_ = ph / 2, pb_ = ph - pt_, pl_ = pw / 2, pr_ = pw - pl_;
+  } else {
+    if (H < kernel_ || W < kernel_)
+      throw std::invalid_argument(name + ": input " + in.str() + " smaller than kernel");
+    OH = (H - kernel_) / stride_ + 1;
+    OW = (W - kernel_) / stride_ + 1;
+  }
+  const int R = kernel_ * kernel_ * C;
+  add_param("kernel", {filters_, kernel_, kernel_, C}, true, Init::kGlorotUniform, R,
+            kernel_ * kernel_ * filters_);
+  if (use_bias_) add_param("bias", {filters_}, true, Init::kZeros);
+  return {OH, OW, filters_};
+}
+
+static kern::ConvDims conv_dims(int N, const Shape& in, const Shape& out, int k, int s, int pt,
+                                int pl, int pb, int pr) {
+  return kern::ConvDims{N, in[0], in[1], in[2], out[2], k, k, s, s, pt, pl, pb, pr, out[0], out[1]};
+}
+
+void Conv2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  expect_input(*this, x);
+  const int N = x.dim(0);
+  y.resize(output_shape.batched(N));
+  const auto d = conv_dims(N, input_shape, output_shape, kernel_, stride_, pt_, pl_, pb_, pr_);
+  be(ctx).conv2d_forward(d, x.data(), params_[0].value.data(),
+                         use_bias_ ? params_[1].value.data() : nullptr, act_of(activation_),
+                         y.data(), op_state_, exec_of(ctx));
+}
+
+void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                      const BackwardContext& ctx) {
+  const int N = x.dim(0);
+  const auto d = conv_dims(N, input_shape, output_shape, kernel_, stride_, pt_, pl_, pb_, pr_);
+  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx);
+  const auto e = exec_of(ctx);
+  if (trainable && ctx.param_grads)
+    be(ctx).conv2d_backward_filter(d, x.data(), g.data(), params_[0].grad.data(),
+                                   use_bias_ ? params_[1].grad.data() : nullptr, e);
+  if (dx) be(ctx).conv2d_backward_data(d, g.data(), params_[0].value.data(), dx->data(), e);
+}
+
+// ---- Dense ----
+
+Dense::Dense(int units, Activation activation, bool use_bias)
+    : units_(units), activation_(activation), use_bias_(use_bias) {
+  if (units <= 0) throw std::invalid_argument("Dense: units must be positive");
+}
+
+nlohmann::json Dense::config() const {
+  return {{"units", units_}, {"activation", activation_name(activation_)}, {"use_bias", use_bias_}};
+}
+
+Shape Dense::setup(const Shape& in) {
+  if (in.rank() != 1) throw std::invalid_argument(name + ": needs flat (F,) input, got " + in.str());
+  add_param("kernel", {units_, in[0]}, true, Init::kGlorotUniform, in[0], units_);
+  if (use_bias_) add_param("bias", {units_}, true, Init::kZeros);
+  return {units_};
+}
+
+void Dense::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  expect_input(*this, x);
+  const int N = x.dim(0);
+  y.resize({N, units_});
+  be(ctx).dense_forward(N, input_shape[0], units_, x.data(), params_[0].value.data(),
+                        use_bias_ ? params_[1].value.data() : nullptr, act_of(activation_),
+                        y.data(), op_state_, exec_of(ctx));
+}
+
+void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                     const BackwardContext& ctx) {
+  const int N = x.dim(0), I = input_shape[0];
+  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx);
+  const auto e = exec_of(ctx);
+  if (trainable && ctx.param_grads)
+    be(ctx).dense_backward_filter(N, I, units_, x.data(), g.data(), params_[0].grad.data(),
+                                  use_bias_ ? params_[1].grad.data() : nullptr, e);
+  if (dx) be(ctx).dense_backward_data(N, I, units_, g.data(), params_[0].value.data(), dx->data(), e);
+}
+
+// ---- BatchNorm ----
+
+BatchNorm::BatchNorm(float momentum, float epsilon) : momentum_(momentum), epsilon_(epsilon) {}
+
+nlohmann::json BatchNorm::config() const {
+  return {{"momentum", momentum_}, {"epsilon", epsilon_}};
+}
+
+Shape BatchNorm::setup(const Shape& in) {
+  const int C = in[in.rank() - 1];
+  add_param("gamma", {C}, true, Init::kOnes);
+  add_param("beta", {C}, true, Init::kZeros);
+  add_param("moving_mean", {C}, false, Init::kZeros);
+  add_param("moving_variance", {C}, false, Init::kOnes);
+  mean_ = Tensor({C});
+  invstd_ = Tensor({C});
+  return in;
+}
+
+void BatchNorm::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  expect_input(*this, x);
+  y.resize(x.shape());
+  const int C = input_shape[input_shape.rank() - 1];
+  const int M = static_cast<int>(x.size() / C);
+  float* gamma = params_[0].value.data();
+  float* beta = params_[1].value.data();
+  float* mm = params_[2].value.data();
+  float* mv = params_[3].value.data();
+  // A frozen BatchNorm runs in inference mode, as Keras does for trainable=False.
+  if (ctx.training && trainable) {
+    be(ctx).batchnorm_forward_train(M, C, x.data(), gamma, beta, epsilon_, y.data(),
+                                    mean_.data(), invstd_.data(), exec_of(ctx));
+    // Keras updates the moving variance with the unbiased batch variance.
+    const float unbias = M > 1 ? static_cast<float>(M) / (M - 1) : 1.f;
+    for (int c = 0; c < C; ++c) {
+      const float var = 1.f / (invstd_.at(c) * invstd_.at(c)) - epsilon_;
+      mm[c] = momentum_ * mm[c] + (1 - momentum_) * mean_.at(c);
+      mv[c] = momentum_ * mv[c] + (1 - momentum_) * var * unbias;
+    }
+  } else {
+    be(ctx).batchnorm_forward_infer(M, C, x.data(), gamma, beta, mm, mv, epsilon_, y.data(),
+                                    exec_of(ctx));
+  }
+}
+
+void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                         const BackwardContext& ctx) {
+  const int C = input_shape[input_shape.rank() - 1];
+  const int M = static_cast<int>(x.size() / C);
+  const float* gamma = params_[0].value.data();
+  if (!trainable) {
+    // Inference-mode normalisation is an affine map: dx = dy * gamma / sqrt(var + eps).
+    if (!dx) return;
+    const float* mv = params_[3].value.data();
+    std::vector<float> scale(C);
+    for (int c = 0; c < C; ++c) scale[c] = gamma[c] / std::sqrt(mv[c] + epsilon_);
+    float* out = dx->data();
+    const float* g = dy.data();
+    for (int m = 0; m < M; ++m)
+      for (int c = 0; c < C; ++c) out[size_t(m) * C + c] += g[size_t(m) * C + c] * scale[c];
+    return;
+  }
+  float* dgamma = params_[0].grad.data();
+  float* dbeta = params_[1].grad.data();
+  if (!ctx.param_grads) {
+    dgamma_scratch_.resize({C});
+    dbeta_scratch_.resize({C});
+    dgamma = dgamma_scratch_.data();
+    dbeta = dbeta_scratch_.data();
+  }
+  Tensor sink;
+  float* dxp = dx ? dx->data() : nullptr;
+  if (!dxp) {
+    sink.resize(x.shape());
+    sink.zero();
+    dxp = sink.data();
+  }
+  be(ctx).batchnorm_backward(M, C, x.data(), dy.data(), gamma, mean_.data(), invstd_.data(), dxp,
+                             dgamma, dbeta, exec_of(ctx));
+}
+
+// ---- activations ----
+
+void ReLU::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  y.resize(x.shape());
+  be(ctx).relu_forward(x.size(), x.data(), y.data(), op_state_, exec_of(ctx));
+}
+void ReLU::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
+                    const BackwardContext& ctx) {
+  if (dx) be(ctx).relu_backward(dy.size(), y.data(), dy.data(), dx->data(), exec_of(ctx));
+}
+
+void Sigmoid::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  y.resize(x.shape());
+  be(ctx).sigmoid_forward(x.size(), x.data(), y.data(), op_state_, exec_of(ctx));
+}
+void Sigmoid::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
+                       const BackwardContext& ctx) {
+  if (dx) be(ctx).sigmoid_backward(dy.size(), y.data(), dy.data(), dx->data(), exec_of(ctx));
+}
+
+void Softmax::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  y.resize(x.shape());
+  const int cols = x.dim(x.rank() - 1);
+  be(ctx).softmax_forward(static_cast<int>(x.size() / cols), cols, x.data(), y.data(), op_state_,
+                          exec_of(ctx));
+}
+void Softmax::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
+                       const BackwardContext& ctx) {
+  if (!dx) return;
+  const int cols = y.dim(y.rank() - 1);
+  be(ctx).softmax_backward(static_cast<int>(y.size() / cols), cols, y.data(), dy.data(), dx->data(),
+                           exec_of(ctx));
+}
+
+// ---- pooling ----
+
+MaxPool2D::MaxPool2D(int pool, int stride) : pool_(pool), stride_(stride ? stride : pool) {
+  if (pool <= 0 || stride_ <= 0) throw std::invalid_argument("MaxPool2D: pool and stride must be positive");
+}
+
+nlohmann::json MaxPool2D::config() const { return {{"pool_size", pool_}, {"strides", stride_}}; }
+
+Shape MaxPool2D::setup(const Shape& in) {
+  if (in.rank() != 3) throw std::invalid_argument(name + ": needs (H, W, C) input, got " + in.str());
+  if (in[0] < pool_ || in[1] < pool_)
+    throw std::invalid_argument(name + ": input " + in.str() + " smaller than the pool");
+  return {(in[0] - pool_) / stride_ + 1, (in[1] - pool_) / stride_ + 1, in[2]};
+}
+
+static kern::PoolDims pool_dims(int N, const Shape& in, const Shape& out, int p, int s) {
+  return kern::PoolDims{N, in[0], in[1], in[2], p, p, s, s, out[0], out[1]};
+}
+
+void MaxPool2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  expect_input(*this, x);
+  y.resize(output_shape.batched(x.dim(0)));
+  be(ctx).maxpool_forward(pool_dims(x.dim(0), input_shape, output_shape, pool_, stride_), x.data(),
+                          y.data(), op_state_, exec_of(ctx));
+}
+
+void MaxPool2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                         const BackwardContext& ctx) {
+  if (!dx) return;
+  be(ctx).maxpool_backward(pool_dims(x.dim(0), input_shape, output_shape, pool_, stride_), x.data(),
+                           y.data(), dy.data(), dx->data(), exec_of(ctx));
+}
+
+Shape GlobalAvgPool2D::setup(const Shape& in) {
+  if (in.rank() != 3) throw std::invalid_argument(name + ": needs (H, W, C) input, got " + in.str());
+  return {in[2]};
+}
+
+void GlobalAvgPool2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  expect_input(*this, x);
+  const int C = input_shape[2];
+  y.resize({x.dim(0), C});
+  be(ctx).gap_forward(x.dim(0), input_shape[0] * input_shape[1], C, x.data(), y.data(), op_state_,
+                      exec_of(ctx));
+}
+
+void GlobalAvgPool2D::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx,
+                               const BackwardContext& ctx) {
+  if (dx)
+    be(ctx).gap_backward(x.dim(0), input_shape[0] * input_shape[1], input_shape[2], dy.data(),
+                         dx->data(), exec_of(ctx));
+}
+
+// ---- Dropout ----
+
+Dropout::Dropout(float rate) : rate_(rate) {
+  if (!(rate >= 0.f && rate < 1.f)) throw std::invalid_argument("Dropout: rate must be in [0, 1)");
+}
+
+nlohmann::json Dropout::config() const { return {{"rate", rate_}}; }
+
+void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
+  y.resize(x.shape());
+  if (!ctx.training || rate_ == 0.f) {
+    std::memcpy(y.data(), x.data(), x.size() * sizeof(float));
+    return;
+  }
+  if (!fixed_mask_ || mask_.shape() != x.shape()) {
+    if (!ctx.rng) throw std::logic_error(name + ": training needs a random generator");
+    mask_.resize(x.shape());
+    const float keep = 1.f / (1.f - rate_);
+    for (size_t i = 0; i < mask_.size(); ++i) mask_.at(i) = ctx.rng->uniform() < rate_ ? 0.f : keep;
+  }
+  for (size_t i = 0; i < x.size(); ++i) y.at(i) = x.at(i) * mask_.at(i);
+}
+
+void Dropout::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx,
+                       const BackwardContext& ctx) {
+  if (!dx) return;
+  if (!ctx.training || rate_ == 0.f) {
+    for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i);
+    return;
+  }
+  for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i) * mask_.at(i);
+}
+
+// ---- Flatten ----
+
+Shape Flatten::setup(const Shape& in) { return {static_cast<int>(in.numel())}; }
+
+void Flatten::forward(const Tensor& x, Tensor& y, const Context&) {
+  expect_input(*this, x);
+  y.resize(output_shape.batched(x.dim(0)));
+  std::memcpy(y.data(), x.data(), x.size() * sizeof(float));
+}
+
+void Flatten::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx,
+                       const BackwardContext&) {
+  if (!dx) return;
+  for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i);
+}
+
+// ---- factory ----
+
+std::unique_ptr<Layer> Layer::from_config(const std::string& type, const nlohmann::json& c) {
+  if (type == "Conv2D")
+    return std::make_unique<Conv2D>(c.at("filters").get<int>(), c.at("kernel_size").get<int>(),
+                                    c.value("strides", 1), padding_from(c.value("padding", "valid")),
+                                    activation_from(c.value("activation", "linear")),
+                                    c.value("use_bias", true));
+  if (type == "Dense")
+    return std::make_unique<Dense>(c.at("units").get<int>(),
+                                   activation_from(c.value("activation", "linear")),
+                                   c.value("use_bias", true));
+  if (type == "BatchNormalization")
+    return std::make_unique<BatchNorm>(c.value("momentum", 0.99f), c.value("epsilon", 1e-3f));
+  if (type == "ReLU") return std::make_unique<ReLU>();
+  if (type == "Sigmoid") return std::make_unique<Sigmoid>();
+  if (type == "Softmax") return std::make_unique<Softmax>();
+  if (type == "MaxPooling2D")
+    return std::make_unique<MaxPool2D>(c.at("pool_size").get<int>(), c.value("strides", 0));
+  if (type == "GlobalAveragePooling2D") return std::make_unique<GlobalAvgPool2D>();
+  if (type == "Dropout") return std::make_unique<Dropout>(c.at("rate").get<float>());
+  if (type == "Flatten") return std::make_unique<Flatten>();
+  throw std::invalid_argument("unknown layer type '" + type + "'");
+}
+
+}  // namespace tagnet

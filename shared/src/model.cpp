@@ -1,0 +1,239 @@
+#include "tagnet/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace tagnet {
+
+namespace {
+
+// Keras' default layer names: "conv2d", "max_pooling2d", "batch_normalization", ...
+std::string keras_base_name(const std::string& type) {
+  std::string s;
+  for (size_t i = 0; i < type.size(); ++i) {
+    const char c = type[i];
+    const bool upper = c >= 'A' && c <= 'Z';
+    if (upper && i > 0 && !(type[i - 1] >= 'A' && type[i - 1] <= 'Z') &&
+        !(type[i - 1] >= '0' && type[i - 1] <= '9'))
+      s += '_';
+    s += upper ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  if (s == "re_lu") return "re_lu";
+  return s;
+}
+
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+}  // namespace
+
+Model::Model(const Shape& input_shape) : input_shape_(input_shape) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+Layer& Model::add(std::unique_ptr<Layer> layer) {
+  if (built_) throw std::logic_error("cannot add layers to a built model");
+  if (layer->name.empty()) {
+    const std::string base = keras_base_name(layer->type());
+    int count = 0;
+    for (auto& l : layers_)
+      if (l->type() == layer->type()) ++count;
+    layer->name = count ? base + "_" + std::to_string(count) : base;
+  }
+  layers_.push_back(std::move(layer));
+  return *layers_.back();
+}
+
+void Model::build(uint64_t seed) {
+  if (built_) throw std::logic_error("model already built");
+  if (layers_.empty()) throw std::invalid_argument("model has no layers");
+  Shape s = input_shape_;
+  size_t total = 0;
+  for (auto& l : layers_) {
+    l->input_shape = s;
+    l->params().clear();
+    s = l->setup(s);
+    l->output_shape = s;
+    // Each tensor starts on a 64-byte boundary in the arena.
+    for (auto& p : l->params()) total += round_up(p.shape.numel(), 16);
+  }
+  params_.assign(total, 0.f);
+  grads_.assign(total, 0.f);
+  Rng rng(seed);
+  size_t off = 0;
+  for (auto& l : layers_) {
+    for (auto& p : l->params()) {
+      p.value = Tensor::view(params_.data() + off, p.shape);
+      p.grad = Tensor::view(grads_.data() + off, p.shape);
+      switch (p.init) {
+        case Init::kZeros: p.value.fill(0.f); break;
+        case Init::kOnes: p.value.fill(1.f); break;
+        case Init::kGlorotUniform: {
+          const float limit = std::sqrt(6.f / static_cast<float>(p.fan_in + p.fan_out));
+          for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = rng.uniform(-limit, limit);
+          break;
+        }
+      }
+      off += round_up(p.shape.numel(), 16);
+    }
+  }
+  acts_.resize(layers_.size());
+  grads_act_.resize(layers_.size());
+  built_ = true;
+  ++param_version_;
+}
+
+Shape Model::output_shape() const {
+  if (!built_) throw std::logic_error("model not built");
+  return layers_.back()->output_shape;
+}
+
+size_t Model::param_count() const {
+  size_t n = 0;
+  for (auto& l : layers_) n += l->param_count(false);
+  return n;
+}
+
+size_t Model::trainable_param_count() const {
+  size_t n = 0;
+  for (auto& l : layers_)
+    if (l->trainable) n += l->param_count(true);
+  return n;
+}
+
+const Tensor& Model::forward(const Tensor& x, const Context& ctx) {
+  if (!built_) throw std::logic_error("model not built");
+  if (x.rank() != input_shape_.rank() + 1 || x.shape() != input_shape_.batched(x.dim(0)))
+    throw std::invalid_argument("model input: expected " + input_shape_.batched(x.rank() ? x.dim(0) : 0).str() +
+                                ", got " + x.shape().str());
+  if (x.dim(0) == 0) throw std::invalid_argument("model input: empty batch");
+  input_ = Tensor::view(const_cast<float*>(x.data()), x.shape());
+  Context c = ctx;
+  c.param_version = param_version_;
+  const Tensor* in = &input_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->forward(*in, acts_[i], c);
+    in = &acts_[i];
+  }
+  return acts_.back();
+}
+
+size_t Model::loss_head(LossKind loss) const {
+  const std::string last = layers_.back()->type();
+  if (loss == LossKind::kBinaryCrossentropyFromLogits) {
+    if (last == "Sigmoid" || last == "Softmax")
+      throw std::invalid_argument("binary_crossentropy_from_logits needs a model ending in logits, not " + last);
+    return layers_.size();
+  }
+  const char* want = loss == LossKind::kBinaryCrossentropy ? "Sigmoid" : "Softmax";
+  if (last != want)
+    throw std::invalid_argument(loss_name(loss) + " needs a model ending in " + want + ", not " + last);
+  return layers_.size() - 1;
+}
+
+float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind loss,
+                               const Context& ctx, Tensor* predictions) {
+  Context fc = ctx;
+  fc.training = true;
+  forward(x, fc);
+  if (predictions) *predictions = acts_.back();
+  const size_t head = loss_head(loss);
+  const Tensor& logits = head == 0 ? input_ : acts_[head - 1];
+  const Tensor logits2d = logits.reshaped({logits.dim(0), static_cast<int>(logits.size() / logits.dim(0))});
+  Tensor dlogits;
+  const float value = loss_forward_backward(loss, logits2d, targets, &dlogits);
+  if (!std::isfinite(value)) throw std::runtime_error("loss is not finite (" + std::to_string(value) + ")");
+
+  // Layers below the lowest trainable one need no input gradient.
+  size_t lowest = layers_.size();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->trainable && layers_[i]->param_count(true) > 0) { lowest = i; break; }
+
+  BackwardContext bc;
+  static_cast<Context&>(bc) = fc;
+  bc.param_version = param_version_;
+  bc.param_grads = true;
+  for (auto& l : layers_)
+    if (!l->trainable)
+      for (auto& p : l->params())
+        if (p.trainable) p.grad.zero();
+  if (head == 0) return value;
+  grads_act_[head - 1].resize(acts_[head - 1].shape());
+  std::copy(dlogits.data(), dlogits.data() + dlogits.size(), grads_act_[head - 1].data());
+  for (size_t i = head; i-- > 0;) {
+    if (i < lowest) break;
+    Tensor* dx = nullptr;
+    if (i > 0 && i > lowest) {
+      grads_act_[i - 1].resize(acts_[i - 1].shape());
+      grads_act_[i - 1].zero();
+      dx = &grads_act_[i - 1];
+    }
+    const Tensor& xin = i == 0 ? input_ : acts_[i - 1];
+    layers_[i]->backward(xin, acts_[i], grads_act_[i], dx, bc);
+  }
+  return value;
+}
+
+float Model::train_step(const Tensor& x, const Tensor& targets, LossKind loss, Optimizer& opt,
+                        const Context& ctx, Tensor* predictions) {
+  const float value = compute_gradients(x, targets, loss, ctx, predictions);
+  opt.step(*this);
+  return value;
+}
+
+float Model::evaluate_loss(const Tensor& x, const Tensor& targets, LossKind loss,
+                           const Context& ctx, Tensor* predictions) {
+  Context ic = ctx;
+  ic.training = false;
+  forward(x, ic);
+  if (predictions) *predictions = acts_.back();
+  const size_t head = loss_head(loss);
+  const Tensor& logits = head == 0 ? input_ : acts_[head - 1];
+  return loss_forward_backward(
+      loss, logits.reshaped({logits.dim(0), static_cast<int>(logits.size() / logits.dim(0))}),
+      targets, nullptr);
+}
+
+void Model::freeze_below(size_t n) {
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->trainable = i >= n;
+}
+
+std::string Model::summary() const {
+  std::ostringstream os;
+  char line[160];
+  const char* rule = "_________________________________________________________________\n";
+  const char* dbl = "=================================================================\n";
+  os << "Model: \"sequential\"\n" << rule;
+  std::snprintf(line, sizeof line, " %-28s %-25s %-10s\n", "Layer (type)", "Output Shape", "Param #");
+  os << line << dbl;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = *layers_[i];
+    const std::string lt = l.name + " (" + l.type() + ")";
+    std::string shape = "(None";
+    for (int d : l.output_shape.dims()) shape += ", " + std::to_string(d);
+    shape += ")";
+    std::snprintf(line, sizeof line, " %-28s %-25s %-10zu\n", lt.c_str(), shape.c_str(),
+                  l.param_count(false));
+    os << line << (i + 1 < layers_.size() ? "\n" : "");
+  }
+  auto grouped = [](size_t n) {
+    std::string s = std::to_string(n);
+    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+    return s;
+  };
+  const size_t total = param_count();
+  size_t trainable = 0;
+  for (auto& l : layers_)
+    if (l->trainable) trainable += l->param_count(true);
+  os << dbl << "Total params: " << grouped(total) << "\n"
+     << "Trainable params: " << grouped(trainable) << "\n"
+     << "Non-trainable params: " << grouped(total - trainable) << "\n"
+     << rule;
+  return os.str();
+}
+
+}  // namespace tagnet

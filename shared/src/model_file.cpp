@@ -1,0 +1,233 @@
+// The model file: see the format in tagnet/model.h.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <unistd.h>
+
+#include "tagnet/model.h"
+
+namespace tagnet {
+
+namespace {
+
+constexpr char kMagic[8] = {'T', 'A', 'G', 'N', 'E', 'T', '\0', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kFixedHeader = 40;
+constexpr size_t kAlign = 32;
+constexpr uint64_t kMaxJson = 64ull << 20;
+
+// CRC-32 (IEEE 802.3, as zlib's crc32). Written here because the WASM build has no zlib.
+uint32_t crc32(const uint8_t* p, size_t n) {
+  static uint32_t table[256];
+  static const bool ready = [] {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)ready;
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+template <typename T>
+void put(std::vector<uint8_t>& out, size_t at, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out[at + i] = static_cast<uint8_t>(uint64_t(v) >> (8 * i));
+}
+
+template <typename T>
+T get(const uint8_t* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(p[i]) << (8 * i);
+  return static_cast<T>(v);
+}
+
+struct TensorEntry {
+  std::string name;
+  const float* data;
+  Shape shape;
+};
+
+}  // namespace
+
+std::vector<uint8_t> Model::save_bytes(Optimizer* opt) const {
+  if (!built_) throw std::logic_error("cannot save a model that is not built");
+  std::vector<TensorEntry> tensors;
+  nlohmann::json layers = nlohmann::json::array();
+  for (auto& l : layers_) {
+    layers.push_back({{"type", l->type()}, {"name", l->name}, {"config", l->config()},
+                      {"trainable", l->trainable}});
+    for (auto& p : l->params()) tensors.push_back({l->name + "/" + p.name, p.value.data(), p.shape});
+  }
+  nlohmann::json header = {{"format", "tagnet"},
+                           {"architecture", {{"input_shape", input_shape_.dims()}, {"layers", layers}}},
+                           {"metadata", metadata_}};
+  if (opt) {
+    header["optimizer"] = {{"type", opt->type()}, {"config", opt->config()}};
+    for (auto& [sname, buf] : opt->state()) {
+      if (buf->size() != params_.size()) continue;   // never stepped: nothing to keep
+      // Stored per parameter, so a file's optimizer state is independent of arena padding.
+      for (auto& l : layers_)
+        for (auto& p : l->params())
+          tensors.push_back({"optimizer/" + sname + "/" + l->name + "/" + p.name,
+                             buf->data() + (p.value.data() - params_.data()), p.shape});
+    }
+  }
+  nlohmann::json table = nlohmann::json::array();
+  size_t off = 0;
+  for (auto& t : tensors) {
+    table.push_back({{"name", t.name}, {"dtype", "f32"}, {"shape", t.shape.dims()}, {"offset", off}});
+    off = round_up(off + t.shape.numel() * sizeof(float), kAlign);
+  }
+  header["tensors"] = table;
+  const std::string json = header.dump();
+  const size_t data_start = round_up(kFixedHeader + json.size(), kAlign);
+  std::vector<uint8_t> out(data_start + off, 0);
+  std::memcpy(out.data(), kMagic, 8);
+  std::memcpy(out.data() + kFixedHeader, json.data(), json.size());
+  size_t i = 0;
+  for (auto& t : tensors) {
+    const size_t o = table[i++]["offset"].get<size_t>();
+    // Little-endian hosts only (x86, ARM, WASM), so float bytes are written as they are.
+    std::memcpy(out.data() + data_start + o, t.data, t.shape.numel() * sizeof(float));
+  }
+  put<uint32_t>(out, 8, kVersion);
+  put<uint32_t>(out, 12, crc32(reinterpret_cast<const uint8_t*>(json.data()), json.size()));
+  put<uint64_t>(out, 16, json.size());
+  put<uint64_t>(out, 24, off);
+  put<uint32_t>(out, 32, crc32(out.data() + data_start, off));
+  put<uint32_t>(out, 36, 0);
+  return out;
+}
+
+void Model::save(const std::string& path, Optimizer* opt) const {
+  const std::vector<uint8_t> bytes = save_bytes(opt);
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() &&
+                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  const int err = errno;
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": write failed (" + std::strerror(err) + ")");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot rename into place (" + std::strerror(e) + ")");
+  }
+}
+
+Model Model::load(const std::string& path, std::unique_ptr<Optimizer>* opt) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelFileError(path + ": cannot open (" + std::strerror(errno) + ")");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw ModelFileError(path + ": read error");
+  return load_bytes(bytes.data(), bytes.size(), path, opt);
+}
+
+Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& origin,
+                        std::unique_ptr<Optimizer>* opt) {
+  auto fail = [&](const std::string& what) -> ModelFileError {
+    return ModelFileError(origin + ": " + what);
+  };
+  if (size < kFixedHeader)
+    throw fail("not a tagnet model (" + std::to_string(size) + " bytes, shorter than the header)");
+  if (std::memcmp(data, kMagic, 8) != 0) throw fail("not a tagnet model (wrong magic bytes)");
+  const uint32_t version = get<uint32_t>(data + 8);
+  if (version != kVersion)
+    throw fail("unsupported model file version " + std::to_string(version) + " (this tagnet reads version " +
+               std::to_string(kVersion) + ")");
+  const uint64_t json_bytes = get<uint64_t>(data + 16);
+  const uint64_t data_bytes = get<uint64_t>(data + 24);
+  if (json_bytes == 0 || json_bytes > kMaxJson || kFixedHeader + json_bytes > size)
+    throw fail("truncated or corrupt header (header length " + std::to_string(json_bytes) + ", file " +
+               std::to_string(size) + " bytes)");
+  const size_t data_start = round_up(kFixedHeader + json_bytes, kAlign);
+  if (data_start > size || data_bytes != size - data_start)
+    throw fail("truncated or corrupt file: expected " + std::to_string(data_start) + " + " +
+               std::to_string(data_bytes) + " bytes, found " + std::to_string(size));
+  if (get<uint32_t>(data + 36) != 0) throw fail("corrupt header (reserved field is not zero)");
+  for (size_t i = kFixedHeader + json_bytes; i < data_start; ++i)
+    if (data[i] != 0) throw fail("corrupt header (padding is not zero)");
+  const uint8_t* jp = data + kFixedHeader;
+  if (crc32(jp, json_bytes) != get<uint32_t>(data + 12)) throw fail("corrupt header (checksum mismatch)");
+  if (crc32(data + data_start, data_bytes) != get<uint32_t>(data + 32))
+    throw fail("corrupt tensor data (checksum mismatch)");
+
+  try {
+    const nlohmann::json h = nlohmann::json::parse(jp, jp + json_bytes);
+    if (h.value("format", "") != "tagnet") throw fail("header is not a tagnet header");
+    const auto& arch = h.at("architecture");
+    const std::vector<int> in_dims = arch.at("input_shape").get<std::vector<int>>();
+    if (in_dims.empty() || in_dims.size() > 3)
+      throw fail("bad input shape in header");
+    for (int d : in_dims)
+      if (d <= 0 || d > 1 << 16) throw fail("bad input shape in header");
+    Model m{Shape(in_dims)};
+    std::set<std::string> names;
+    for (auto& lj : arch.at("layers")) {
+      auto layer = Layer::from_config(lj.at("type").get<std::string>(), lj.at("config"));
+      layer->name = lj.at("name").get<std::string>();
+      if (!names.insert(layer->name).second) throw fail("duplicate layer name '" + layer->name + "'");
+      layer->trainable = lj.value("trainable", true);
+      m.add(std::move(layer));
+    }
+    m.build(0);
+    if (h.contains("metadata")) m.metadata_ = h.at("metadata");
+
+    std::map<std::string, const nlohmann::json*> table;
+    for (auto& t : h.at("tensors")) table[t.at("name").get<std::string>()] = &t;
+    auto read_tensor = [&](const std::string& name, const Shape& shape, float* dst) {
+      auto it = table.find(name);
+      if (it == table.end()) throw fail("tensor '" + name + "' is missing");
+      const auto& t = *it->second;
+      if (t.at("dtype").get<std::string>() != "f32")
+        throw fail("tensor '" + name + "' has unsupported dtype " + t.at("dtype").dump());
+      const Shape s(t.at("shape").get<std::vector<int>>());
+      if (s != shape)
+        throw fail("tensor '" + name + "' has shape " + s.str() + ", expected " + shape.str());
+      const uint64_t off = t.at("offset").get<uint64_t>();
+      const uint64_t nbytes = shape.numel() * sizeof(float);
+      if (off % kAlign != 0 || off > data_bytes || nbytes > data_bytes - off)
+        throw fail("tensor '" + name + "' lies outside the data section (offset " + std::to_string(off) + ")");
+      std::memcpy(dst, data + data_start + off, nbytes);
+    };
+    for (auto& l : m.layers_)
+      for (auto& p : l->params()) read_tensor(l->name + "/" + p.name, p.shape, p.value.data());
+
+    if (opt) {
+      opt->reset();
+      if (h.contains("optimizer")) {
+        const auto& oj = h.at("optimizer");
+        *opt = Optimizer::from_config(oj.at("type").get<std::string>(), oj.at("config"));
+        for (auto& [sname, buf] : (*opt)->state()) {
+          const std::string prefix = "optimizer/" + sname + "/";
+          const auto it = table.lower_bound(prefix);
+          if (it == table.end() || it->first.compare(0, prefix.size(), prefix) != 0) continue;
+          buf->assign(m.params_.size(), 0.f);
+          for (auto& l : m.layers_)
+            for (auto& p : l->params())
+              read_tensor(prefix + l->name + "/" + p.name, p.shape,
+                          buf->data() + (p.value.data() - m.params_.data()));
+        }
+      }
+    }
+    return m;
+  } catch (const ModelFileError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw fail(std::string("bad header: ") + e.what());
+  }
+}
+
+}  // namespace tagnet

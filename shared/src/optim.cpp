@@ -1,0 +1,99 @@
+#include "tagnet/optim.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "tagnet/model.h"
+
+namespace tagnet {
+
+void Optimizer::step(Model& model) {
+  prepare(model.arena_size());
+  ++iterations;
+  const float lr_t = lr / (1.f + decay * static_cast<float>(iterations - 1));
+  float* base = model.param_arena();
+  const float* gbase = model.grad_arena();
+  for (size_t li = 0; li < model.num_layers(); ++li) {
+    Layer& l = model.layer(li);
+    if (!l.trainable) continue;
+    for (auto& p : l.params()) {
+      if (!p.trainable) continue;
+      const size_t off = static_cast<size_t>(p.value.data() - base);
+      update(p.value.data(), gbase + off, off, p.value.size(), lr_t);
+    }
+  }
+  model.bump_param_version();
+}
+
+std::unique_ptr<Optimizer> Optimizer::from_config(const std::string& type, const nlohmann::json& c) {
+  std::unique_ptr<Optimizer> o;
+  if (type == "Adam")
+    o = std::make_unique<Adam>(c.value("learning_rate", 1e-3f), c.value("decay", 0.f),
+                               c.value("beta_1", 0.9f), c.value("beta_2", 0.999f),
+                               c.value("epsilon", 1e-7f));
+  else if (type == "SGD")
+    o = std::make_unique<SGD>(c.value("learning_rate", 0.01f), c.value("momentum", 0.f),
+                              c.value("nesterov", false), c.value("decay", 0.f));
+  else
+    throw std::invalid_argument("unknown optimizer '" + type + "'");
+  o->iterations = c.value("iterations", int64_t{0});
+  return o;
+}
+
+Adam::Adam(float lr_, float decay_, float beta1, float beta2, float epsilon)
+    : beta1_(beta1), beta2_(beta2), epsilon_(epsilon) {
+  lr = lr_;
+  decay = decay_;
+}
+
+nlohmann::json Adam::config() const {
+  return {{"learning_rate", lr}, {"decay", decay},     {"beta_1", beta1_},
+          {"beta_2", beta2_},    {"epsilon", epsilon_}, {"iterations", iterations}};
+}
+
+std::vector<std::pair<std::string, FloatBuffer*>> Adam::state() { return {{"m", &m_}, {"v", &v_}}; }
+
+void Adam::prepare(size_t n) {
+  ensure_state(m_, n);
+  ensure_state(v_, n);
+}
+
+void Adam::update(float* p, const float* g, size_t off, size_t n, float lr_t) {
+  const double t = static_cast<double>(iterations);
+  const float a = static_cast<float>(lr_t * std::sqrt(1.0 - std::pow(beta2_, t)) /
+                                     (1.0 - std::pow(beta1_, t)));
+  float* m = m_.data() + off;
+  float* v = v_.data() + off;
+  const float b1 = beta1_, b2 = beta2_, eps = epsilon_;
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = b1 * m[i] + (1.f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
+    p[i] -= a * m[i] / (std::sqrt(v[i]) + eps);
+  }
+}
+
+SGD::SGD(float lr_, float momentum, bool nesterov, float decay_)
+    : momentum_(momentum), nesterov_(nesterov) {
+  lr = lr_;
+  decay = decay_;
+}
+
+nlohmann::json SGD::config() const {
+  return {{"learning_rate", lr}, {"momentum", momentum_}, {"nesterov", nesterov_},
+          {"decay", decay}, {"iterations", iterations}};
+}
+
+std::vector<std::pair<std::string, FloatBuffer*>> SGD::state() { return {{"velocity", &velocity_}}; }
+
+void SGD::prepare(size_t n) { ensure_state(velocity_, n); }
+
+void SGD::update(float* p, const float* g, size_t off, size_t n, float lr_t) {
+  float* vel = velocity_.data() + off;
+  const float mom = momentum_;
+  for (size_t i = 0; i < n; ++i) {
+    vel[i] = mom * vel[i] - lr_t * g[i];
+    p[i] += nesterov_ ? mom * vel[i] - lr_t * g[i] : vel[i];
+  }
+}
+
+}  // namespace tagnet

@@ -1,0 +1,339 @@
+// The model: architectures, the model file, training behaviour and optimizers.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "tagnet/architectures.h"
+#include "tagnet/model.h"
+#include "tagnet/train.h"
+
+namespace tagnet {
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::string& path, const std::vector<uint8_t>& b) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "tagnet_" + name;
+}
+
+TEST(Architectures, ParameterCountsMatchKeras) {
+  Model f = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
+  f.build(0);
+  EXPECT_EQ(f.param_count(), 41786u);
+  EXPECT_EQ(f.trainable_param_count(), 41786u);
+  Model v = make_architecture("smallervggnet", {6, Head::kSigmoid, {}, -1});
+  v.build(0);
+  EXPECT_EQ(v.trainable_param_count(), 8676422u);
+  EXPECT_EQ(v.param_count() - v.trainable_param_count(), 2880u);   // BN moving statistics
+  EXPECT_EQ(v.output_shape(), Shape({6}));
+  Model c = make_architecture("catsdogs", {2, Head::kLogit, {}, 0.2f});
+  c.build(0);
+  EXPECT_EQ(c.output_shape(), Shape({1}));
+  EXPECT_THROW(make_architecture("resnet", {}), std::invalid_argument);
+}
+
+TEST(Architectures, SummaryLooksLikeKeras) {
+  Model f = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
+  f.build(0);
+  const std::string s = f.summary();
+  EXPECT_NE(s.find("conv2d (Conv2D)"), std::string::npos) << s;
+  EXPECT_NE(s.find("conv2d_1 (Conv2D)"), std::string::npos) << s;
+  EXPECT_NE(s.find("(None, 56, 56, 16)"), std::string::npos) << s;
+  EXPECT_NE(s.find("Total params: 41,786"), std::string::npos) << s;
+  EXPECT_NE(s.find("Non-trainable params: 0"), std::string::npos) << s;
+}
+
+TEST(Init, GlorotUniformWithinLimitAndSeeded) {
+  Model a = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
+  Model b = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
+  Model c = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
+  a.build(5);
+  b.build(5);
+  c.build(6);
+  const Param& k = a.layer(0).params()[0];   // 2x2x1 -> 16: limit sqrt(6 / (4 + 64))
+  const float limit = std::sqrt(6.f / (4 + 64));
+  double sumsq = 0;
+  for (size_t i = 0; i < k.value.size(); ++i) {
+    EXPECT_LE(std::abs(k.value.at(i)), limit);
+    sumsq += k.value.at(i) * k.value.at(i);
+  }
+  EXPECT_GT(sumsq / k.value.size(), limit * limit / 3 * 0.5);   // not all near zero
+  const Param& bias = a.layer(0).params()[1];
+  for (size_t i = 0; i < bias.value.size(); ++i) EXPECT_EQ(bias.value.at(i), 0.f);
+  EXPECT_TRUE(std::equal(a.param_arena(), a.param_arena() + a.arena_size(), b.param_arena()));
+  EXPECT_FALSE(std::equal(a.param_arena(), a.param_arena() + a.arena_size(), c.param_arena()));
+}
+
+Model small_vgg_like() {
+  Model m({8, 8, 3});
+  m.add(std::make_unique<Conv2D>(4, 3, 1, Padding::kSame));
+  m.add(std::make_unique<ReLU>());
+  m.add(std::make_unique<BatchNorm>());
+  m.add(std::make_unique<MaxPool2D>(2));
+  m.add(std::make_unique<Dropout>(0.25f));
+  m.add(std::make_unique<Flatten>());
+  m.add(std::make_unique<Dense>(5));
+  m.add(std::make_unique<Sigmoid>());
+  m.build(9);
+  m.metadata()["labels"] = {"a", "b", "c", "d", "e"};
+  return m;
+}
+
+TEST(ModelFile, RoundTripIsBitExactWithOptimizerState) {
+  Engine engine(Engine::Options{2, "auto"});
+  Model m = small_vgg_like();
+  Rng rng(1);
+  Tensor x({4, 8, 8, 3}), t({4, 5});
+  for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform();
+  for (size_t i = 0; i < t.size(); ++i) t.at(i) = rng.below(2);
+  Adam adam(1e-3f, 1e-4f);
+  const Context ctx{&engine, true, &rng, 0};
+  for (int i = 0; i < 3; ++i) m.train_step(x, t, LossKind::kBinaryCrossentropy, adam, ctx);
+  m.layer(0).trainable = false;
+  const std::string path = temp_path("roundtrip.tagnet");
+  m.save(path, &adam);
+  std::unique_ptr<Optimizer> opt;
+  Model back = Model::load(path, &opt);
+  ASSERT_EQ(back.arena_size(), m.arena_size());
+  EXPECT_EQ(0, std::memcmp(back.param_arena(), m.param_arena(), m.arena_size() * sizeof(float)));
+  EXPECT_EQ(back.metadata()["labels"], m.metadata()["labels"]);
+  EXPECT_FALSE(back.layer(0).trainable);
+  EXPECT_EQ(back.layer(2).name, "batch_normalization");
+  ASSERT_TRUE(opt);
+  EXPECT_EQ(opt->type(), "Adam");
+  EXPECT_EQ(opt->iterations, 3);
+  auto s1 = adam.state(), s2 = opt->state();
+  ASSERT_EQ(s1.size(), s2.size());
+  for (size_t i = 0; i < s1.size(); ++i) EXPECT_TRUE(*s1[i].second == *s2[i].second);
+  // Same outputs, and saving again gives the same bytes.
+  const Context ictx{&engine, false, nullptr, 0};
+  Tensor a = m.forward(x, ictx);
+  Tensor b = back.forward(x, ictx);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+  EXPECT_EQ(m.save_bytes(&adam), back.save_bytes(opt.get()));
+  std::remove(path.c_str());
+}
+
+std::string load_error(const std::vector<uint8_t>& bytes) {
+  try {
+    Model::load_bytes(bytes.data(), bytes.size(), "test.tagnet");
+  } catch (const ModelFileError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelFile, RejectsDamagedFilesWithClearErrors) {
+  Model m = small_vgg_like();
+  const std::vector<uint8_t> good = m.save_bytes();
+  EXPECT_EQ(load_error(good), "");
+
+  EXPECT_NE(load_error({}).find("not a tagnet model"), std::string::npos);
+  auto bad_magic = good;
+  bad_magic[0] = 'X';
+  EXPECT_NE(load_error(bad_magic).find("wrong magic"), std::string::npos);
+  auto bad_version = good;
+  bad_version[8] = 99;
+  EXPECT_NE(load_error(bad_version).find("version 99"), std::string::npos);
+  // Every truncation point is rejected without a crash.
+  for (size_t n = 0; n < good.size(); n += std::max<size_t>(1, good.size() / 300)) {
+    std::vector<uint8_t> cut(good.begin(), good.begin() + n);
+    EXPECT_NE(load_error(cut), "") << "truncated at " << n;
+  }
+  auto bad_data = good;
+  bad_data[good.size() - 5] ^= 0x40;
+  EXPECT_NE(load_error(bad_data).find("checksum"), std::string::npos);
+  auto bad_json = good;
+  bad_json[45] ^= 0x01;
+  EXPECT_NE(load_error(bad_json).find("checksum"), std::string::npos);
+  // Random byte flips anywhere: always an error, never a crash.
+  Rng rng(2);
+  for (int i = 0; i < 200; ++i) {
+    auto f = good;
+    f[rng.below(static_cast<uint32_t>(f.size()))] ^= static_cast<uint8_t>(1 + rng.below(255));
+    EXPECT_NE(load_error(f), "");
+  }
+  EXPECT_THROW(Model::load("/nonexistent/model.tagnet"), ModelFileError);
+}
+
+TEST(ModelFile, SaveIsAtomic) {
+  Model m = small_vgg_like();
+  const std::string path = temp_path("atomic.tagnet");
+  write_file(path, {1, 2, 3});
+  m.save(path);
+  EXPECT_EQ(read_file(path), m.save_bytes());
+  // A failed save leaves no file behind.
+  EXPECT_THROW(m.save("/nonexistent-dir/x.tagnet"), std::runtime_error);
+  std::remove(path.c_str());
+}
+
+// A toy problem: the label is whether the left half of the picture is brighter.
+class ToySource : public BatchSource {
+ public:
+  explicit ToySource(size_t n) : n_(n) {}
+  size_t size() const override { return n_; }
+  void fill(const std::vector<size_t>& idx, Tensor& x, Tensor& y, Rng&, bool) override {
+    const int B = static_cast<int>(idx.size());
+    x.resize({B, 8, 8, 3});
+    y.resize({B, 2});
+    y.zero();
+    for (int b = 0; b < B; ++b) {
+      Rng r(idx[b] * 7919 + 1);
+      const bool left = r.below(2);
+      for (int h = 0; h < 8; ++h)
+        for (int w = 0; w < 8; ++w)
+          for (int c = 0; c < 3; ++c)
+            x.at(((size_t(b) * 8 + h) * 8 + w) * 3 + c) = r.uniform() * 0.5f + ((w < 4) == left ? 0.5f : 0.f);
+      y.at(size_t(b) * 2 + (left ? 0 : 1)) = 1.f;
+    }
+  }
+
+ private:
+  size_t n_;
+};
+
+Model toy_model() {
+  Model m({8, 8, 3});
+  m.add(std::make_unique<Conv2D>(4, 3, 1, Padding::kSame, Activation::kRelu));
+  m.add(std::make_unique<MaxPool2D>(2));
+  m.add(std::make_unique<Flatten>());
+  m.add(std::make_unique<Dense>(2));
+  m.add(std::make_unique<Softmax>());
+  m.build(1);
+  return m;
+}
+
+TEST(Training, LossFallsAndAccuracyRises) {
+  Engine engine(Engine::Options{2, "auto"});
+  Model m = toy_model();
+  ToySource train(256), val(128);
+  Adam adam(1e-2f);
+  FitOptions fo;
+  fo.epochs = 5;
+  fo.batch_size = 16;
+  fo.seed = 3;
+  const Context ctx{&engine, false, nullptr, 0};
+  const Metrics before = evaluate(m, val, LossKind::kCategoricalCrossentropy, 32, ctx);
+  auto hist = fit(m, train, &val, adam, LossKind::kCategoricalCrossentropy, fo, ctx, nullptr);
+  ASSERT_EQ(hist.size(), 5u);
+  EXPECT_LT(hist.back().loss, hist.front().loss);
+  EXPECT_LT(hist.back().val.loss, before.loss * 0.5);
+  EXPECT_GT(hist.back().val.accuracy, 0.95);
+}
+
+TEST(Training, FrozenLayersStayUnchanged) {
+  Engine engine(Engine::Options{2, "auto"});
+  Model m = toy_model();
+  m.freeze_below(3);   // conv frozen, dense trains
+  const Param& kernel = m.layer(0).params()[0];
+  const std::vector<float> frozen(kernel.value.data(), kernel.value.data() + kernel.value.size());
+  const Param& dense = m.layer(3).params()[0];
+  const std::vector<float> head(dense.value.data(), dense.value.data() + dense.value.size());
+  EXPECT_LT(m.trainable_param_count(), m.param_count());
+  ToySource train(64);
+  SGD sgd(0.1f, 0.9f, true);
+  FitOptions fo;
+  fo.epochs = 2;
+  fo.batch_size = 8;
+  fit(m, train, nullptr, sgd, LossKind::kCategoricalCrossentropy, fo, {&engine, false, nullptr, 0}, nullptr);
+  EXPECT_EQ(0, std::memcmp(frozen.data(), kernel.value.data(), frozen.size() * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(head.data(), dense.value.data(), head.size() * sizeof(float)));
+}
+
+TEST(Training, StopFlagEndsAfterCurrentBatch) {
+  Engine engine(Engine::Options{1, "auto"});
+  Model m = toy_model();
+  ToySource train(64);
+  Adam adam;
+  std::atomic<bool> stop{false};
+  FitOptions fo;
+  fo.epochs = 3;
+  fo.batch_size = 8;
+  fo.stop = &stop;
+  size_t steps = 0;
+  auto hist = fit(m, train, nullptr, adam, LossKind::kCategoricalCrossentropy, fo, {&engine, false, nullptr, 0},
+                  [&](const Progress& p) {
+                    if (!p.epoch_end && ++steps == 3) stop = true;
+                  });
+  EXPECT_EQ(steps, 3u);
+  EXPECT_TRUE(hist.empty());
+  EXPECT_EQ(adam.iterations, 3);
+}
+
+// Optimizers against hand-computed Keras updates on a single parameter.
+TEST(Optimizers, AdamAndSgdMatchKerasFormulas) {
+  Engine engine(Engine::Options{1, "ref"});
+  auto one_param = [] {
+    Model m({1});
+    m.add(std::make_unique<Dense>(1, Activation::kNone, false));
+    m.build(0);
+    m.layer(0).params()[0].value.at(0) = 1.f;
+    const_cast<float*>(m.grad_arena())[0] = 0.5f;
+    return m;
+  };
+  {
+    Model m = one_param();
+    Adam adam(0.1f, 0.5f);
+    adam.step(m);   // t=1: m=0.05, v=0.00025, step = lr*sqrt(1-b2)/(1-b1) * m/(sqrt(v)+eps)
+    const double step1 = 0.1 * std::sqrt(1 - 0.999) / (1 - 0.9) * 0.05 / (std::sqrt(0.00025) + 1e-7);
+    EXPECT_NEAR(m.param_arena()[0], 1.0 - step1, 1e-6);
+    const float p1 = m.param_arena()[0];
+    adam.step(m);   // t=2 with decayed lr = 0.1 / (1 + 0.5 * 1)
+    const double m2 = 0.9 * 0.05 + 0.1 * 0.5, v2 = 0.999 * 0.00025 + 0.001 * 0.25;
+    const double step2 = 0.1 / 1.5 * std::sqrt(1 - 0.999 * 0.999) / (1 - 0.81) * m2 / (std::sqrt(v2) + 1e-7);
+    EXPECT_NEAR(m.param_arena()[0], p1 - step2, 1e-6);
+  }
+  {
+    Model m = one_param();
+    SGD sgd(0.1f, 0.9f, false);
+    sgd.step(m);   // v = -0.05; p = 0.95
+    sgd.step(m);   // v = -0.045 - 0.05 = -0.095; p = 0.855
+    EXPECT_NEAR(m.param_arena()[0], 0.855, 1e-6);
+  }
+  {
+    Model m = one_param();
+    SGD sgd(0.1f, 0.9f, true);
+    sgd.step(m);   // v = -0.05; p += 0.9 * -0.05 - 0.05 = -0.095
+    EXPECT_NEAR(m.param_arena()[0], 0.905, 1e-6);
+  }
+}
+
+TEST(Model, RejectsWrongInputShape) {
+  Engine engine(Engine::Options{1, "ref"});
+  Model m = toy_model();
+  Tensor x({2, 9, 8, 3});
+  try {
+    m.forward(x, {&engine, false, nullptr, 0});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("expected (2, 8, 8, 3)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BatchNorm, MovingStatisticsFollowKeras) {
+  Engine engine(Engine::Options{1, "ref"});
+  Model m({2});
+  m.add(std::make_unique<BatchNorm>(0.9f, 1e-3f));
+  m.build(0);
+  Tensor x({4, 2});
+  const float v[] = {1, 10, 2, 20, 3, 30, 4, 40};
+  std::copy(v, v + 8, x.data());
+  m.forward(x, {&engine, true, nullptr, 0});
+  const auto& p = m.layer(0).params();
+  EXPECT_NEAR(p[2].value.at(0), 0.1 * 2.5, 1e-5);                 // moving mean
+  EXPECT_NEAR(p[3].value.at(0), 0.9 + 0.1 * (5.0 / 3.0), 1e-4);   // unbiased variance 1.6667
+  EXPECT_NEAR(p[3].value.at(1), 0.9 + 0.1 * (500.0 / 3.0), 1e-2);
+}
+
+}  // namespace
+}  // namespace tagnet
