@@ -36,7 +36,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
 Layer& Model::add(std::unique_ptr<Layer> layer) {
-  if (built_) throw std::logic_error("cannot add layers to a built model");
+  built_ = false;
   if (layer->name.empty()) {
     const std::string base = keras_base_name(layer->type());
     int count = 0;
@@ -48,9 +48,21 @@ Layer& Model::add(std::unique_ptr<Layer> layer) {
   return *layers_.back();
 }
 
+void Model::truncate(size_t n) {
+  if (n == 0 || n > layers_.size())
+    throw std::out_of_range("cannot cut a model of " + std::to_string(layers_.size()) +
+                            " layers at layer " + std::to_string(n));
+  layers_.resize(n);
+  built_ = false;
+}
+
 void Model::build(uint64_t seed) {
-  if (built_) throw std::logic_error("model already built");
   if (layers_.empty()) throw std::invalid_argument("model has no layers");
+  // Values of layers built before, restored after the arena is reallocated.
+  std::vector<std::vector<std::vector<float>>> kept(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i)
+    for (auto& p : layers_[i]->params())
+      if (p.value.data()) kept[i].emplace_back(p.value.data(), p.value.data() + p.value.size());
   Shape s = input_shape_;
   size_t total = 0;
   for (auto& l : layers_) {
@@ -80,6 +92,13 @@ void Model::build(uint64_t seed) {
       }
       off += round_up(p.shape.numel(), 16);
     }
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& ps = layers_[i]->params();
+    if (kept[i].size() != ps.size()) continue;
+    for (size_t j = 0; j < ps.size(); ++j)
+      if (kept[i][j].size() == ps[j].value.size())
+        std::copy(kept[i][j].begin(), kept[i][j].end(), ps[j].value.data());
   }
   acts_.resize(layers_.size());
   grads_act_.resize(layers_.size());

@@ -52,8 +52,12 @@ class Model {
   ~Model();
 
   // Names the layer like Keras ("conv2d", "conv2d_1", ...) when it has no name.
+  // Adding to a built model makes it unbuilt until the next build().
   Layer& add(std::unique_ptr<Layer> layer);
+  // Removes layers [n, end): cutting a model to reuse its base. Makes it unbuilt.
+  void truncate(size_t n);
   // Sizes every layer, allocates the arena and initialises it (Glorot uniform, seeded).
+  // Layers that were already built keep their parameter values (head replacement).
   void build(uint64_t seed = 0);
   bool built() const { return built_; }
 

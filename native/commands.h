@@ -1,0 +1,85 @@
+// The tagnet subcommands. main.cpp parses the command line into these argument structs.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "tagnet/image.h"
+
+namespace tagnet::native {
+
+extern std::atomic<bool> g_stop;   // set by Ctrl-C: training ends after the current batch
+
+struct EngineArgs {
+  int threads = 0;
+  std::string backend = "auto";
+};
+
+struct AugmentArgs {
+  // The pyimagesearch tutorial's ImageDataGenerator settings.
+  float rotation = 25, width_shift = 0.1f, height_shift = 0.1f, shear = 0.2f, zoom = 0.2f;
+  bool hflip = true, off = false;
+  std::string fill = "nearest";
+  Augment to_augment() const;
+};
+
+struct TrainArgs {
+  std::string dataset = "fashion-mnist";
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string arch;                // default: by dataset
+  std::string labels = "multi";
+  std::string model_out = "model.tagnet", plot = "plot.png", history = "history.json";
+  std::string checkpoint = "last";
+  int epochs = 0;                  // 0: by dataset (5 for Fashion-MNIST, 75 for folders)
+  int batch = 32;
+  int size = 0;                    // input height and width; 0: the architecture's
+  float lr = 1e-3f;
+  float decay = -1.f;              // < 0: lr / epochs for folders (the tutorial), 0 for Fashion-MNIST
+  float val_split = 0.2f;
+  float dropout = -1.f;
+  uint64_t seed = 42;
+  size_t limit = 0, test_limit = 0;
+  std::string val_dataset;         // a separate validation folder instead of a split
+  AugmentArgs augment;
+  EngineArgs engine;
+};
+
+struct EvaluateArgs {
+  std::string model, dataset = "fashion-mnist", data_dir = "/usr/share/datasets/fashion-mnist";
+  size_t limit = 0;
+  bool json = false;
+  EngineArgs engine;
+};
+
+struct ClassifyArgs {
+  std::string model;
+  std::vector<std::string> images;   // files or folders
+  int top = 2;
+  float threshold = 0.5f;
+  std::string output;                // annotated picture (one input) or folder (several)
+  bool json = false;
+  EngineArgs engine;
+};
+
+struct PreviewArgs {
+  std::string dataset, out = "preview.png", labels = "multi";
+  int count = 16, augmented = 8, size = 96;
+  uint64_t seed = 42;
+  AugmentArgs augment;
+};
+
+struct MakeDatasetArgs {
+  std::string kind, out, data_dir = "/usr/share/datasets/fashion-mnist";
+  uint64_t seed = 1;
+  int per_class = 350;
+  bool overwrite = false;
+};
+
+int cmd_train(const TrainArgs& a);
+int cmd_evaluate(const EvaluateArgs& a);
+int cmd_classify(const ClassifyArgs& a);
+int cmd_preview(const PreviewArgs& a);
+int cmd_make_dataset(const MakeDatasetArgs& a);
+
+}  // namespace tagnet::native

@@ -1,0 +1,135 @@
+#include "folder_dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace tagnet::native {
+
+LabelMode label_mode_from_name(const std::string& s) {
+  if (s == "multi") return LabelMode::kMulti;
+  if (s == "single") return LabelMode::kSingle;
+  throw std::invalid_argument("--labels must be multi or single, not '" + s + "'");
+}
+
+std::string label_mode_name(LabelMode m) { return m == LabelMode::kMulti ? "multi" : "single"; }
+
+std::vector<std::string> folder_labels(const std::string& folder, LabelMode mode) {
+  if (mode == LabelMode::kSingle) return {folder};
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= folder.size()) {
+    const size_t end = std::min(folder.find('_', start), folder.size());
+    if (end > start) out.push_back(folder.substr(start, end - start));
+    start = end + 1;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<std::string> list_pictures(const std::string& dir) {
+  static const std::set<std::string> exts = {".jpg", ".jpeg", ".png", ".bmp", ".gif"};
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::string ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (exts.count(ext)) out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+FolderDataset load_folder_dataset(const std::string& dir, const FolderOptions& o) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir + ": no such folder");
+  std::vector<std::string> folders;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory()) folders.push_back(e.path().filename().string());
+  std::sort(folders.begin(), folders.end());
+  // A folder of pictures without class subfolders is a common mistake: say so.
+  if (folders.empty())
+    throw std::runtime_error(dir + ": no class folders (expected e.g. " + dir + "/red_dress/*.jpg)");
+
+  std::vector<std::string> labels;
+  if (o.fixed_labels) {
+    labels = *o.fixed_labels;
+  } else {
+    std::set<std::string> all;
+    for (auto& f : folders)
+      for (auto& l : folder_labels(f, o.mode)) all.insert(l);
+    labels.assign(all.begin(), all.end());
+    if (labels.size() < 2)
+      throw std::runtime_error(dir + ": only one label (" + (labels.empty() ? "" : labels[0]) +
+                               "); training needs at least two");
+  }
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < labels.size(); ++i) index[labels[i]] = i;
+
+  Head head;
+  if (o.fixed_labels) head = o.fixed_head;
+  else if (o.mode == LabelMode::kMulti) head = Head::kSigmoid;
+  else head = labels.size() == 2 ? Head::kLogit : Head::kSoftmax;   // two classes: one logit
+  const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
+
+  struct Job {
+    std::string file;
+    std::vector<float> target;
+  };
+  std::vector<Job> jobs;
+  FolderDataset ds{labels, o.mode, head, ImageSet(o.input, outputs), {}, {}, {}, {}};
+  for (auto& f : folders) {
+    const auto pics = list_pictures((fs::path(dir) / f).string());
+    if (pics.empty()) throw std::runtime_error((fs::path(dir) / f).string() + ": no pictures in this folder");
+    const auto fl = folder_labels(f, o.mode);
+    std::vector<float> target(outputs, 0.f);
+    for (auto& l : fl) {
+      auto it = index.find(l);
+      if (it == index.end())
+        throw std::runtime_error((fs::path(dir) / f).string() + ": label '" + l + "' is not one of the model's labels");
+      if (head == Head::kLogit) target[0] = it->second == 1 ? 1.f : 0.f;
+      else target[it->second] = 1.f;
+    }
+    ds.combinations.insert(fl);
+    ds.per_folder.emplace_back(f, pics.size());
+    for (auto& p : pics) jobs.push_back({p, target});
+  }
+
+  // Decode in parallel; keep the order of the file list.
+  std::vector<Image> images(jobs.size());
+  std::vector<std::string> errors(jobs.size());
+  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (size_t i = t; i < jobs.size(); i += threads) {
+        try {
+          // Resized here, in parallel, so add() below only converts.
+          images[i] = resize_image(load_image(jobs[i].file), o.input[1], o.input[0]);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!errors[i].empty()) {
+      ds.skipped.push_back(errors[i]);
+      if (o.warn) o.warn(errors[i]);
+      continue;
+    }
+    ds.pictures.add(images[i], jobs[i].target);
+    ds.files.push_back(jobs[i].file);
+    images[i] = Image();
+  }
+  if (ds.pictures.size() == 0) throw std::runtime_error(dir + ": no readable pictures");
+  return ds;
+}
+
+}  // namespace tagnet::native

@@ -1,0 +1,52 @@
+// A folder of pictures as a labelled dataset: each subfolder is one example group.
+//   --labels multi:  "red_dress" -> {red, dress}   (sigmoid head, one output per label)
+//   --labels single: "red_dress" -> class red_dress (softmax head; or one logit for 2 classes)
+#pragma once
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tagnet/architectures.h"
+#include "tagnet/dataset.h"
+
+namespace tagnet::native {
+
+enum class LabelMode { kMulti, kSingle };
+LabelMode label_mode_from_name(const std::string& s);   // "multi" / "single"
+std::string label_mode_name(LabelMode m);
+
+// The labels a folder name stands for.
+std::vector<std::string> folder_labels(const std::string& folder, LabelMode mode);
+
+struct FolderDataset {
+  std::vector<std::string> labels;            // sorted
+  LabelMode mode = LabelMode::kMulti;
+  Head head = Head::kSigmoid;
+  ImageSet pictures;
+  std::vector<std::string> files;             // one per picture, in order
+  std::vector<std::string> skipped;           // "<file>: <why>" for unreadable pictures
+  std::set<std::vector<std::string>> combinations;   // label sets seen (multi-label)
+  std::vector<std::pair<std::string, size_t>> per_folder;
+};
+
+struct FolderOptions {
+  LabelMode mode = LabelMode::kMulti;
+  Shape input{96, 96, 3};
+  // When given (evaluating a trained model), targets use these labels and the head;
+  // otherwise the labels come from the folder names.
+  const std::vector<std::string>* fixed_labels = nullptr;
+  Head fixed_head = Head::kSigmoid;
+  int threads = 0;
+  std::function<void(const std::string&)> warn;   // one call per skipped picture
+};
+
+// Throws std::runtime_error naming the folder for a missing folder, no subfolders, an empty
+// subfolder, or no readable pictures at all.
+FolderDataset load_folder_dataset(const std::string& dir, const FolderOptions& options);
+
+// Picture files directly in `dir` (by extension), sorted.
+std::vector<std::string> list_pictures(const std::string& dir);
+
+}  // namespace tagnet::native

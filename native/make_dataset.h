@@ -1,0 +1,39 @@
+// Picture folders made from Fashion-MNIST, standing in for the photo collections two tutorials
+// download, so that both can be followed without a network:
+//
+//   make_fashion_color  the multi-label clothing set (colour + garment per folder):
+//                       black_jeans blue_dress blue_jeans blue_shirt red_dress red_shirt, plus
+//                       examples/ with unseen test pictures, among them the combination
+//                       black_dress that no training folder holds.
+//   make_two_class      the overfitting tutorial's two-class set:
+//                       train/{pullover,coat} (1,000 each), validation/{pullover,coat} (500 each).
+//
+// The output is a pure function of the seed. Both write into "<out_dir>.tmp-<pid>" and rename it
+// into place only when every picture is written, so an interrupted run never leaves a partial
+// dataset under out_dir.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tagnet::native {
+
+struct MakeDatasetReport {
+  size_t images = 0;
+  std::vector<std::pair<std::string, size_t>> per_folder;   // relative folder, picture count
+};
+
+// per_class pictures of size x size in each of the six folders, from Fashion-MNIST train
+// pictures; examples/ from test pictures. Throws std::runtime_error if out_dir exists and is not
+// empty (unless overwrite), std::invalid_argument for an unusable per_class or size.
+MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::string& fmnist_dir,
+                                     uint64_t seed, int per_class = 350, int size = 96,
+                                     bool overwrite = false);
+
+MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
+                                 uint64_t seed, int size = 150, bool overwrite = false);
+
+}  // namespace tagnet::native

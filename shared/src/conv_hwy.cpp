@@ -1,0 +1,537 @@
+// Convolution and dense kernels on the packed GEMM of gemm_hwy.cpp.
+//
+// Convolutions are lowered to GEMM over P = N*OH*OW output pixels and R = KH*KW*C patch
+// entries. The patch matrix (im2col) is never built whole: each pool task builds a few hundred
+// rows into its own L2-sized scratch and multiplies them right away, so the 40 MB a full
+// im2col of a large layer would take never leaves the cache hierarchy's fast levels.
+//   forward:          Y (P, K)     = Xcol (P, R) * W^T (R, K)       + bias, ReLU
+//   backward data:    dXcol (P, R) = dY (P, K) * W (K, R), then col2im adds into dx
+//   backward filter:  dW^T (R, K)  = Xcol^T (R, P) * dY (P, K), per-thread partial sums
+// GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
+// target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
+#ifndef HWY_DISABLE_PCLMUL_AES
+#define HWY_DISABLE_PCLMUL_AES
+#endif
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "gemm_hwy.h"
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace tagnet {
+namespace kern {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+namespace {
+
+using D = hn::ScalableTag<float>;
+constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
+
+// Target floats of one im2col chunk: well inside L2 next to the packed weights.
+constexpr size_t kColFloats = size_t(96) << 10;
+// Output pixels per implicit-GEMM task: enough to amortise padding the input rows.
+constexpr int kBandPixels = 256;
+// Below this many flops a convolution runs on the calling thread only.
+constexpr double kMinParallelFlops = 1 << 21;
+
+HWY_INLINE void CopyN(const float* HWY_RESTRICT src, float* HWY_RESTRICT dst, int n) {
+  const D d;
+  int i = 0;
+  for (; i + kL <= n; i += kL) hn::StoreU(hn::LoadU(d, src + i), d, dst + i);
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+HWY_INLINE void ZeroN(float* dst, int n) {
+  const D d;
+  int i = 0;
+  for (; i + kL <= n; i += kL) hn::StoreU(hn::Zero(d), d, dst + i);
+  for (; i < n; ++i) dst[i] = 0.0f;
+}
+
+HWY_INLINE void AddN(const float* HWY_RESTRICT src, float* HWY_RESTRICT dst, int n) {
+  const D d;
+  int i = 0;
+  for (; i + kL <= n; i += kL)
+    hn::StoreU(hn::Add(hn::LoadU(d, dst + i), hn::LoadU(d, src + i)), d, dst + i);
+  for (; i < n; ++i) dst[i] += src[i];
+}
+
+// y (rows, K) = act(y + b); b may be null.
+void BiasAct(float* y, long rows, int K, const float* b, Act act) {
+  if (!b && act == Act::kNone) return;
+  const D d;
+  const auto zero = hn::Zero(d);
+  const bool relu = act == Act::kRelu;
+  for (long r = 0; r < rows; ++r) {
+    float* row = y + r * K;
+    int k = 0;
+    for (; k + kL <= K; k += kL) {
+      auto v = hn::LoadU(d, row + k);
+      if (b) v = hn::Add(v, hn::LoadU(d, b + k));
+      if (relu) v = hn::Max(v, zero);
+      hn::StoreU(v, d, row + k);
+    }
+    for (; k < K; ++k) {
+      float v = row[k] + (b ? b[k] : 0.0f);
+      row[k] = relu && v < 0.0f ? 0.0f : v;
+    }
+  }
+}
+
+// Column sums of dy (rows, K) added into acc (K).
+void AddColumnSums(const float* dy, long rows, int K, float* acc) {
+  for (long r = 0; r < rows; ++r) AddN(dy + r * K, acc, K);
+}
+
+// Walks output pixels p = ((n*OH + oh)*OW + ow) in order.
+struct PixelCursor {
+  int n, oh, ow;
+  PixelCursor(const ConvDims& d, long p) {
+    const long hw = static_cast<long>(d.OH) * d.OW;
+    n = static_cast<int>(p / hw);
+    const long rem = p % hw;
+    oh = static_cast<int>(rem / d.OW);
+    ow = static_cast<int>(rem % d.OW);
+  }
+  void next(const ConvDims& d) {
+    if (++ow == d.OW) {
+      ow = 0;
+      if (++oh == d.OH) {
+        oh = 0;
+        ++n;
+      }
+    }
+  }
+};
+
+// dx (N, H, W, C) += the patches col (rows, R) of output pixels [p0, p0 + rows) scattered
+// back to the input pixels they were read from.
+void Col2imAdd(const ConvDims& d, const float* col, long p0, int rows, float* dx) {
+  const int R = d.R();
+  const int span = d.KW * d.C;
+  PixelCursor at(d, p0);
+  for (int r = 0; r < rows; ++r, at.next(d)) {
+    const float* src = col + static_cast<size_t>(r) * R;
+    float* dxn = dx + static_cast<size_t>(at.n) * d.H * d.W * d.C;
+    const int iw0 = at.ow * d.SW - d.PL;
+    const bool inside_w = iw0 >= 0 && iw0 + d.KW <= d.W;
+    for (int kh = 0; kh < d.KH; ++kh, src += span) {
+      const int ih = at.oh * d.SH - d.PT + kh;
+      if (ih < 0 || ih >= d.H) continue;
+      if (inside_w) {
+        AddN(src, dxn + (static_cast<size_t>(ih) * d.W + iw0) * d.C, span);
+      } else {
+        for (int kw = 0; kw < d.KW; ++kw) {
+          const int iw = iw0 + kw;
+          if (iw >= 0 && iw < d.W)
+            AddN(src + kw * d.C, dxn + (static_cast<size_t>(ih) * d.W + iw) * d.C, d.C);
+        }
+      }
+    }
+  }
+}
+
+// A 1x1, stride-1, unpadded convolution reads x as the patch matrix directly.
+bool IsPointwise(const ConvDims& d) {
+  return d.KH == 1 && d.KW == 1 && d.SH == 1 && d.SW == 1 && d.PT == 0 && d.PL == 0 &&
+         d.PB == 0 && d.PR == 0 && d.OH == d.H && d.OW == d.W;
+}
+
+// Backward data as a forward convolution of dy: needs stride 1 and padding below the kernel
+// size, and pays off when the input channels fill most of the NR-wide tiles.
+bool UseTransposedConv(const ConvDims& d) {
+  const int nr = gemm::tile_n();
+  return d.SH == 1 && d.SW == 1 && d.PT < d.KH && d.PB < d.KH && d.PL < d.KW && d.PR < d.KW &&
+         !IsPointwise(d) && 4 * d.C >= 3 * gemm::b_slivers(d.C) * nr;
+}
+
+// Rows per im2col chunk: a multiple of the GEMM tile height near kColFloats floats.
+int ChunkRows(int R, long P) {
+  const int mr = gemm::tile_m();
+  const long rows = std::max<long>(mr, static_cast<long>(kColFloats / std::max(R, 1)) / mr * mr);
+  return static_cast<int>(std::min(rows, P));
+}
+
+int Threads(const Exec& e, double flops) {
+  if (!e.pool || flops < kMinParallelFlops) return 1;
+  return e.pool->threads();
+}
+
+// Packs B (K, N) once, in parallel when it is large, into the calling thread's kSlotConvB.
+gemm::PackedB PackShared(int K, int N, int kc, const float* B, long rsb, long csb,
+                         const Exec& e, int threads) {
+  float* dst = gemm::scratch(gemm::kSlotConvB, gemm::packed_b_floats(K, N));
+  const int slivers = gemm::b_slivers(N);
+  if (threads > 1 && static_cast<double>(K) * N >= 65536.0) {
+    e.pool->run(slivers, 1, [&](size_t b, size_t end) {
+      gemm::pack_b(K, N, kc, B, rsb, csb, dst, static_cast<int>(b), static_cast<int>(end));
+    });
+  } else {
+    gemm::pack_b(K, N, kc, B, rsb, csb, dst, 0, slivers);
+  }
+  return gemm::PackedB{dst, K, N, kc, 0};
+}
+
+// Implicit GEMM. A task owns a band of output rows of one image and zero-pads the input rows
+// the band reads (including whole padding rows) into its scratch. In that buffer the patch of
+// output pixel (oh, ow) is KH runs of KW*C contiguous floats, one per kernel row, a fixed
+// row_floats apart, and neighbouring pixels are SW*C floats apart; the micro-kernel reads
+// patches in place through its row offsets and segments, so no patch matrix is ever written.
+struct Bands {
+  int band;           // output rows per task
+  int count;          // bands per image
+  int rows;           // padded input rows per band
+  size_t row_floats;  // floats per padded input row
+  explicit Bands(const ConvDims& d) {
+    band = std::max(1, std::min(d.OH, (kBandPixels + d.OW - 1) / d.OW));
+    count = (d.OH + band - 1) / band;
+    rows = (band - 1) * d.SH + d.KH;
+    // PL zeros, the W input pixels, then zeros as far as the last window reaches.
+    const int wp = std::max(d.W + d.PL, (d.OW - 1) * d.SW + d.KW);
+    row_floats = static_cast<size_t>(wp) * d.C;
+  }
+  size_t floats() const { return rows * row_floats; }
+};
+
+// buf (rows, row_floats) = input rows [ih0, ih0 + rows) of image n of x, zero-padded.
+void PadRows(const ConvDims& d, const Bands& g, const float* x, int n, int ih0, int rows,
+             float* buf) {
+  const size_t left = static_cast<size_t>(d.PL) * d.C;
+  const size_t body = static_cast<size_t>(d.W) * d.C;
+  const float* src = x + static_cast<size_t>(n) * d.H * body;
+  for (int r = 0; r < rows; ++r) {
+    float* row = buf + r * g.row_floats;
+    const int ih = ih0 + r;
+    if (ih < 0 || ih >= d.H) {
+      ZeroN(row, static_cast<int>(g.row_floats));
+      continue;
+    }
+    ZeroN(row, static_cast<int>(left));
+    CopyN(src + ih * body, row + left, static_cast<int>(body));
+    ZeroN(row + left + body, static_cast<int>(g.row_floats - left - body));
+  }
+}
+
+// out (N, OH, OW, K) (+)= conv(in (N, H, W, C)) + bias, act; bp holds W^T (R, K) packed as
+// one K block (sliver s at bp + s*R*NR).
+void ForwardImplicit(const ConvDims& d, const float* in, const float* bp, float* out,
+                     bool accumulate, const float* bias, Act act, const Exec& e, int threads) {
+  const int R = d.R();
+  const int K = d.K;
+  const int mr = gemm::tile_m(), nr = gemm::tile_n();
+  const int slivers = gemm::b_slivers(K);
+  const Bands g(d);
+  const int span = d.KW * d.C;
+  const auto task = [&](size_t t) {
+    const int n = static_cast<int>(t / g.count);
+    const int oh0 = static_cast<int>(t % g.count) * g.band;
+    const int oh1 = std::min(d.OH, oh0 + g.band);
+    const int ih0 = oh0 * d.SH - d.PT;
+    const int rows = (oh1 - 1 - oh0) * d.SH + d.KH;
+    float* buf = gemm::scratch(gemm::kSlotCol, g.floats());
+    PadRows(d, g, in, n, ih0, rows, buf);
+    std::vector<gemm::Segment> seg(d.KH);
+    long ro[8];
+    // Tiles run over the band's pixels in order and may straddle output rows: each tile row
+    // has its own offset, and the band's output pixels are consecutive rows of `out`.
+    const int pixels = (oh1 - oh0) * d.OW;
+    float* yband = out + (static_cast<size_t>(n) * d.OH + oh0) * d.OW * K;
+    const long row_step = static_cast<long>(d.SH) * static_cast<long>(g.row_floats);
+    const long col_step = static_cast<long>(d.SW) * d.C;
+    const bool relu = act == Act::kRelu;
+    int row = 0, col = 0;  // output pixel q0 of the band
+    for (int q0 = 0; q0 < pixels; q0 += mr) {
+      const int m = std::min(mr, pixels - q0);
+      int r = row, c = col, row_last = row;
+      for (int i = 0; i < mr; ++i) {
+        ro[i] = r * row_step + c * col_step;
+        if (i + 1 < m && ++c == d.OW) {
+          c = 0;
+          ++r;
+        }
+        if (i + 1 < m) row_last = r;
+      }
+      // Kernel rows that fall into top or bottom padding for every pixel of the tile add
+      // nothing; skip them.
+      const int oh_first = oh0 + row, oh_last = oh0 + row_last;
+      int nseg = 0;
+      for (int kh = 0; kh < d.KH; ++kh) {
+        const int ih_first = oh_first * d.SH - d.PT + kh, ih_last = oh_last * d.SH - d.PT + kh;
+        if (ih_last < 0 || ih_first >= d.H) continue;
+        seg[nseg++] = {buf + static_cast<size_t>(kh) * g.row_floats,
+                       bp + static_cast<size_t>(kh) * span * nr, span};
+      }
+      float* yt = yband + static_cast<size_t>(q0) * K;
+      for (int s = 0; s < slivers; ++s) {
+        gemm::kernel(seg.data(), nseg, ro, 1, nr, yt + s * nr, K, m, std::min(nr, K - s * nr),
+                     accumulate, bias ? bias + s * nr : nullptr, relu);
+        for (int j = 0; j < nseg; ++j) seg[j].b += static_cast<size_t>(R) * nr;
+      }
+      col += mr;
+      while (col >= d.OW) {
+        col -= d.OW;
+        ++row;
+      }
+    }
+  };
+  const size_t tasks = static_cast<size_t>(d.N) * g.count;
+  if (threads > 1) {
+    e.pool->run_tasks(tasks, task);
+  } else {
+    for (size_t t = 0; t < tasks; ++t) task(t);
+  }
+}
+
+// dW^T (R, K) = Xcol^T (R, P) * dY (P, K), implicit in both operands: an A tile is MR patch
+// entries r (any mix of kernel rows, via the row offsets), a segment is one output row of
+// pixels, and B is dY read in place. Each part accumulates a contiguous range of bands into
+// its own partial dW^T and column sums of dY; the caller adds the parts up.
+void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool with_db,
+                    std::vector<float*>& parts, const Exec& e, int threads) {
+  const int R = d.R();
+  const int K = d.K;
+  const int mr = gemm::tile_m(), nr = gemm::tile_n();
+  const int slivers = gemm::b_slivers(K);
+  const int tiles = (R + mr - 1) / mr;
+  const Bands g(d);
+  const int span = d.KW * d.C;
+  // Row offsets of every A tile in the padded buffer; rows past R repeat the last entry.
+  std::vector<long> ro(static_cast<size_t>(tiles) * 8);
+  for (int t = 0; t < tiles; ++t)
+    for (int i = 0; i < mr; ++i) {
+      const int r = std::min(t * mr + i, R - 1);
+      ro[t * 8 + i] = static_cast<long>(r / span) * static_cast<long>(g.row_floats) + r % span;
+    }
+  // dY rows are read NR floats at a time; with K not a multiple of NR they are copied to a
+  // padded stride first so the last sliver cannot read past the end of dy.
+  const int kp = slivers * nr;
+  const bool pad_dy = kp != K;
+  const size_t part_floats = static_cast<size_t>(R) * K + K;
+  const size_t tasks = static_cast<size_t>(d.N) * g.count;
+  const auto part = [&](size_t p) {
+    float* acc = gemm::scratch(gemm::kSlotPartial, part_floats);
+    parts[p] = acc;
+    std::fill(acc, acc + part_floats, 0.0f);
+    float* acc_db = acc + static_cast<size_t>(R) * K;
+    float* buf = gemm::scratch(gemm::kSlotCol, g.floats() + (pad_dy ? g.band * d.OW * kp : 0));
+    float* dy_pad = buf + g.floats();
+    std::vector<gemm::Segment> seg(g.band);
+    for (size_t t = tasks * p / threads; t < tasks * (p + 1) / threads; ++t) {
+      const int n = static_cast<int>(t / g.count);
+      const int oh0 = static_cast<int>(t % g.count) * g.band;
+      const int oh1 = std::min(d.OH, oh0 + g.band);
+      const int rows = (oh1 - 1 - oh0) * d.SH + d.KH;
+      PadRows(d, g, x, n, oh0 * d.SH - d.PT, rows, buf);
+      const long pixels = static_cast<long>(oh1 - oh0) * d.OW;
+      const float* g0 = dy + ((static_cast<size_t>(n) * d.OH + oh0) * d.OW) * K;  // (pixels, K)
+      if (with_db) AddColumnSums(g0, pixels, K, acc_db);
+      long ldg = K;
+      if (pad_dy) {
+        for (long q = 0; q < pixels; ++q) {
+          CopyN(g0 + q * K, dy_pad + q * kp, K);
+          ZeroN(dy_pad + q * kp + K, kp - K);
+        }
+        g0 = dy_pad;
+        ldg = kp;
+      }
+      const int nseg = oh1 - oh0;
+      for (int j = 0; j < nseg; ++j) seg[j].len = d.OW;
+      for (int tile = 0; tile < tiles; ++tile) {
+        const int r0 = tile * mr;
+        for (int j = 0; j < nseg; ++j) seg[j].a = buf + static_cast<size_t>(j) * d.SH * g.row_floats;
+        for (int s = 0; s < slivers; ++s) {
+          for (int j = 0; j < nseg; ++j) seg[j].b = g0 + (static_cast<long>(j) * d.OW) * ldg + s * nr;
+          gemm::kernel(seg.data(), nseg, &ro[tile * 8], static_cast<long>(d.SW) * d.C, ldg,
+                       acc + static_cast<size_t>(r0) * K + s * nr, K, std::min(mr, R - r0),
+                       std::min(nr, K - s * nr), true);
+        }
+      }
+    }
+  };
+  if (threads > 1) {
+    e.pool->run(threads, 1, [&](size_t b, size_t end) {
+      for (size_t p = b; p < end; ++p) part(p);
+    });
+  } else {
+    part(0);
+  }
+}
+
+}  // namespace
+
+void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
+                        float* y, OpStatePtr& state, const Exec& e) {
+  const int R = d.R();
+  const long P = static_cast<long>(d.N) * d.OH * d.OW;
+  if (P <= 0 || d.K <= 0) return;
+  const int threads = Threads(e, 2.0 * P * R * d.K);
+  if (IsPointwise(d)) {
+    // x (P, C) is the patch matrix already.
+    const gemm::PackedB wt = PackShared(R, d.K, gemm::default_kc(R), w, 1, R, e, threads);
+    const int rows = ChunkRows(R, P);
+    const long chunks = (P + rows - 1) / rows;
+    const auto task = [&](size_t t) {
+      const long p0 = static_cast<long>(t) * rows;
+      const int m = static_cast<int>(std::min<long>(rows, P - p0));
+      float* yc = y + p0 * d.K;  // (m, K)
+      gemm::gemm_st(m, d.K, R, x + p0 * d.C, d.C, 1, wt, yc, d.K, 1, false);
+      BiasAct(yc, m, d.K, b, act);
+    };
+    if (threads > 1) {
+      e.pool->run_tasks(chunks, task);
+    } else {
+      for (long t = 0; t < chunks; ++t) task(t);
+    }
+    return;
+  }
+  // W (K, R) read as W^T (R, K): row stride 1, column stride R; one K block.
+  const gemm::PackedB wt = PackShared(R, d.K, R, w, 1, R, e, threads);
+  ForwardImplicit(d, x, wt.data, y, false, b, act, e, threads);
+}
+
+void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w, float* dx,
+                              const Exec& e) {
+  const int R = d.R();
+  const long hw = static_cast<long>(d.OH) * d.OW;
+  const long P = d.N * hw;
+  if (P <= 0 || d.K <= 0 || R <= 0) return;
+  const int threads = Threads(e, 2.0 * P * R * d.K);
+  if (UseTransposedConv(d)) {
+    // For stride 1, dx is the forward convolution of dy with the spatially flipped kernel,
+    // input and output channels swapped, and the complementary padding.
+    ConvDims t = d;
+    t.H = d.OH;
+    t.W = d.OW;
+    t.C = d.K;
+    t.K = d.C;
+    t.PT = d.KH - 1 - d.PT;
+    t.PB = d.KH - 1 - d.PB;
+    t.PL = d.KW - 1 - d.PL;
+    t.PR = d.KW - 1 - d.PR;
+    t.OH = d.H;
+    t.OW = d.W;
+    // B (KH*KW*K, C): row (kh, kw, k) is W[k][KH-1-kh][KW-1-kw][:], packed as one K block.
+    const int rt = t.R();
+    const int nr = gemm::tile_n();
+    const int slivers = gemm::b_slivers(d.C);
+    float* bp = gemm::scratch(gemm::kSlotConvB, gemm::packed_b_floats(rt, d.C));
+    const auto pack = [&](size_t s_begin, size_t s_end) {
+      for (size_t s = s_begin; s < s_end; ++s) {
+        const int c0 = static_cast<int>(s) * nr;
+        const int nc = std::min(nr, d.C - c0);
+        float* dst = bp + s * rt * nr;
+        for (int kh = 0; kh < d.KH; ++kh)
+          for (int kw = 0; kw < d.KW; ++kw)
+            for (int k = 0; k < d.K; ++k, dst += nr) {
+              const float* src =
+                  w + ((static_cast<size_t>(k) * d.KH + d.KH - 1 - kh) * d.KW + d.KW - 1 - kw) *
+                          d.C + c0;
+              CopyN(src, dst, nc);
+              ZeroN(dst + nc, nr - nc);
+            }
+      }
+    };
+    if (threads > 1 && static_cast<double>(rt) * d.C >= 65536.0) {
+      e.pool->run(slivers, 1, pack);
+    } else {
+      pack(0, slivers);
+    }
+    ForwardImplicit(t, dy, bp, dx, true, nullptr, Act::kNone, e, threads);
+    return;
+  }
+  const gemm::PackedB wp = PackShared(d.K, R, gemm::default_kc(d.K), w, R, 1, e, threads);
+  if (IsPointwise(d)) {
+    // dx (P, C) += dY (P, K) * W (K, C); pixels are independent, so any row split works.
+    const int rows = ChunkRows(R, P);
+    const long chunks = (P + rows - 1) / rows;
+    const auto task = [&](size_t t) {
+      const long p0 = static_cast<long>(t) * rows;
+      const int m = static_cast<int>(std::min<long>(rows, P - p0));
+      gemm::gemm_st(m, R, d.K, dy + p0 * d.K, d.K, 1, wp, dx + p0 * d.C, d.C, 1, true);
+    };
+    if (threads > 1) {
+      e.pool->run_tasks(chunks, task);
+    } else {
+      for (long t = 0; t < chunks; ++t) task(t);
+    }
+    return;
+  }
+  // Patches of neighbouring pixels overlap in dx, so each task owns whole images.
+  const int rows = ChunkRows(R, hw);
+  const auto image = [&](size_t n) {
+    float* col = gemm::scratch(gemm::kSlotCol, static_cast<size_t>(rows) * R);  // (rows, R)
+    for (long q = 0; q < hw; q += rows) {
+      const long p0 = static_cast<long>(n) * hw + q;
+      const int m = static_cast<int>(std::min<long>(rows, hw - q));
+      gemm::gemm_st(m, R, d.K, dy + p0 * d.K, d.K, 1, wp, col, R, 1, false);
+      Col2imAdd(d, col, p0, m, dx);
+    }
+  };
+  if (threads > 1 && d.N > 1) {
+    e.pool->run_tasks(d.N, image);
+  } else {
+    for (int n = 0; n < d.N; ++n) image(n);
+  }
+}
+
+void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* dy, float* dw,
+                                float* db, const Exec& e) {
+  const int R = d.R();
+  const int K = d.K;
+  const long P = static_cast<long>(d.N) * d.OH * d.OW;
+  if (R <= 0 || K <= 0) return;
+  if (P <= 0) {
+    std::fill(dw, dw + static_cast<size_t>(K) * R, 0.0f);
+    if (db) std::fill(db, db + K, 0.0f);
+    return;
+  }
+  const int threads = Threads(e, 2.0 * P * R * K);
+  std::vector<float*> parts(threads, nullptr);
+  FilterImplicit(d, x, dy, db != nullptr, parts, e, threads);
+  const size_t part_floats = static_cast<size_t>(R) * K + K;
+  // dw (K, R) = sum over parts of dW^T (R, K).
+  for (int k = 0; k < K; ++k) {
+    float* out = dw + static_cast<size_t>(k) * R;
+    const float* src = parts[0] + k;
+    for (int r = 0; r < R; ++r) out[r] = src[static_cast<size_t>(r) * K];
+    for (int t = 1; t < threads; ++t) {
+      src = parts[t] + k;
+      for (int r = 0; r < R; ++r) out[r] += src[static_cast<size_t>(r) * K];
+    }
+  }
+  if (db) {
+    std::copy(parts[0] + static_cast<size_t>(R) * K, parts[0] + part_floats, db);
+    for (int t = 1; t < threads; ++t) AddN(parts[t] + static_cast<size_t>(R) * K, db, K);
+  }
+}
+
+void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
+                       float* y, OpStatePtr& state, const Exec& e) {
+  // Y (N, O) = X (N, I) * W^T (I, O); gemm_hwy turns it around when W is the bigger operand.
+  gemm_hwy(N, O, I, x, I, 1, w, 1, I, y, O, false, e);
+  BiasAct(y, N, O, b, act);
+}
+
+void dense_backward_data_hwy(int N, int I, int O, const float* dy, const float* w, float* dx,
+                             const Exec& e) {
+  // dX (N, I) += dY (N, O) * W (O, I)
+  gemm_hwy(N, I, O, dy, O, 1, w, I, 1, dx, I, true, e);
+}
+
+void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float* dy, float* dw,
+                               float* db, const Exec& e) {
+  // dW (O, I) = dY^T (O, N) * X (N, I)
+  gemm_hwy(O, I, N, dy, 1, O, x, I, 1, dw, I, false, e);
+  if (db) {
+    std::fill(db, db + O, 0.0f);
+    AddColumnSums(dy, N, O, db);
+  }
+}
+
+}  // namespace kern
+}  // namespace tagnet

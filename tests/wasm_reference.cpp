@@ -1,0 +1,175 @@
+// The native side of the WebAssembly tests (wasm/test/): model files, pictures and the native
+// outputs the WASM build must reproduce.
+//
+//   tagnet_wasm_reference make <dir>
+//       Builds each test network with a fixed seed, gives its BatchNorm statistics and biases
+//       non-trivial values (so that a mistake in using them shows), saves <name>.tagnet, writes
+//       deterministic RGBA pictures (<picture>.rgba, raw bytes) and reference.json with the
+//       native classify outputs of every model for every picture.
+//   tagnet_wasm_reference classify <model.tagnet> <picture.rgba> <width> <height>
+//       Prints {"probs": [...]} for one picture: checks a model saved by the WASM build.
+//
+// Outputs come from tagnet::classify_images, the path the WASM module's classify() takes.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tagnet/architectures.h"
+#include "tagnet/dataset.h"
+#include "tagnet/engine.h"
+#include "tagnet/image.h"
+#include "tagnet/model.h"
+
+namespace {
+
+using tagnet::Head;
+using tagnet::Model;
+
+struct Network {
+  const char* name;
+  const char* architecture;
+  int outputs;
+  Head head;
+};
+
+const Network kNetworks[] = {
+    {"smallervggnet", "smallervggnet", 6, Head::kSigmoid},
+    {"fashionnet", "fashionnet", 10, Head::kSoftmax},
+    {"fashionnet_logit", "fashionnet", 2, Head::kLogit},
+};
+
+struct Picture {
+  const char* name;
+  int width, height;
+};
+
+// Larger than every model input (area shrinking), smaller (bilinear enlarging), and one that
+// shrinks one axis while enlarging the other.
+const Picture kPictures[] = {{"large", 131, 117}, {"small", 41, 29}, {"mixed", 150, 70}};
+
+std::vector<uint8_t> make_rgba(const Picture& p, uint64_t seed) {
+  tagnet::Rng rng(seed);
+  std::vector<uint8_t> rgba(size_t(p.width) * p.height * 4);
+  for (int y = 0; y < p.height; ++y)
+    for (int x = 0; x < p.width; ++x) {
+      uint8_t* px = &rgba[(size_t(y) * p.width + x) * 4];
+      const float u = float(x) / p.width, v = float(y) / p.height;
+      const float noise = rng.uniform(-40.f, 40.f);
+      px[0] = uint8_t(std::clamp(255.f * u + noise, 0.f, 255.f));
+      px[1] = uint8_t(std::clamp(127.5f + 127.5f * std::sin(9.f * u + 5.f * v) + noise, 0.f, 255.f));
+      px[2] = uint8_t(std::clamp(255.f * v * v - noise, 0.f, 255.f));
+      px[3] = uint8_t(rng.below(256));   // dropped by image_from_rgba; must not matter
+    }
+  return rgba;
+}
+
+// Random moving statistics, scales and biases: Glorot init leaves BN at the identity and
+// biases at zero, where an error in applying them would go unnoticed.
+void perturb(Model& m, uint64_t seed) {
+  tagnet::Rng rng(seed);
+  for (size_t i = 0; i < m.num_layers(); ++i)
+    for (auto& p : m.layer(i).params()) {
+      float lo = 0, hi = 0;
+      if (p.name == "moving_mean") lo = -0.2f, hi = 0.2f;
+      else if (p.name == "moving_variance") lo = 0.5f, hi = 2.f;
+      else if (p.name == "gamma") lo = 0.8f, hi = 1.25f;
+      else if (p.name == "beta" || p.name == "bias") lo = -0.1f, hi = 0.1f;
+      else continue;
+      for (size_t k = 0; k < p.value.size(); ++k) p.value.at(k) = rng.uniform(lo, hi);
+    }
+  m.bump_param_version();
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::string& path, const void* data, size_t size) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  if (!out) throw std::runtime_error(path + ": cannot write");
+}
+
+std::vector<float> classify(Model& m, const tagnet::Image& im, const tagnet::Engine& engine) {
+  const tagnet::Context ctx{&engine, false, nullptr};
+  return tagnet::classify_images(m, {im}, ctx).at(0);
+}
+
+int make(const std::string& dir, const tagnet::Engine& engine) {
+  nlohmann::json ref;
+  ref["engine"] = engine.describe();
+  ref["pictures"] = nlohmann::json::array();
+  std::vector<tagnet::Image> images;
+  uint64_t seed = 100;
+  for (const auto& p : kPictures) {
+    const auto rgba = make_rgba(p, seed++);
+    write_file(dir + "/" + p.name + ".rgba", rgba.data(), rgba.size());
+    images.push_back(tagnet::image_from_rgba(rgba.data(), p.width, p.height));
+    ref["pictures"].push_back({{"name", p.name}, {"file", std::string(p.name) + ".rgba"},
+                               {"width", p.width}, {"height", p.height}});
+  }
+  ref["models"] = nlohmann::json::array();
+  for (const auto& n : kNetworks) {
+    Model m = tagnet::make_architecture(n.architecture, {n.outputs, n.head, {}, -1.f});
+    m.build(7);
+    perturb(m, 11);
+    std::vector<std::string> labels;
+    for (int i = 0; i < n.outputs; ++i) labels.push_back(std::string("label") + char('a' + i));
+    m.metadata()["labels"] = labels;
+    m.metadata()["label_mode"] = n.head == Head::kSigmoid ? "multi" : "single";
+    const std::string file = std::string(n.name) + ".tagnet";
+    m.save(dir + "/" + file);
+    nlohmann::json outputs = nlohmann::json::object();
+    for (size_t i = 0; i < images.size(); ++i)
+      outputs[kPictures[i].name] = classify(m, images[i], engine);
+    ref["models"].push_back({{"name", n.name},
+                             {"file", file},
+                             {"architecture", n.architecture},
+                             {"head", tagnet::head_name(n.head)},
+                             {"labels", labels},
+                             {"inputShape", m.input_shape().dims()},
+                             {"params", m.param_count()},
+                             {"outputs", outputs}});
+  }
+  std::ofstream(dir + "/reference.json") << ref.dump(1) << "\n";
+  return 0;
+}
+
+int classify_one(const std::string& model_path, const std::string& picture, int width, int height,
+                 const tagnet::Engine& engine) {
+  Model m = Model::load(model_path);
+  const auto rgba = read_file(picture);
+  if (rgba.size() != size_t(width) * height * 4)
+    throw std::runtime_error(picture + ": expected " + std::to_string(width) + "x" +
+                             std::to_string(height) + " RGBA bytes");
+  const nlohmann::json out = {{"probs", classify(m, tagnet::image_from_rgba(rgba.data(), width, height), engine)}};
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::vector<std::string> a(argv + 1, argv + argc);
+    // The project's own kernels: the code the WASM build runs, compiled natively.
+    tagnet::Engine engine({0, "hwy"});
+    if (a.size() == 2 && a[0] == "make") return make(a[1], engine);
+    if (a.size() == 5 && a[0] == "classify")
+      return classify_one(a[1], a[2], std::stoi(a[3]), std::stoi(a[4]), engine);
+    std::cerr << "usage: tagnet_wasm_reference make <dir>\n"
+                 "       tagnet_wasm_reference classify <model.tagnet> <picture.rgba> <width> <height>\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "tagnet_wasm_reference: " << e.what() << "\n";
+    return 1;
+  }
+}

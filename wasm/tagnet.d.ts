@@ -1,0 +1,195 @@
+// Types of tagnet.js: tagnet image classifiers in WebAssembly.
+//
+// Ownership: a Model and a Trainer each hold memory inside the WebAssembly heap that the
+// JavaScript garbage collector cannot see. Call delete() on every Model returned by loadModel()
+// and every Trainer returned by createTrainer() when done with it; forgetting to leaks heap
+// until the page is closed. A Trainer keeps its model's weights alive on its own, so deleting
+// the Model first is safe. Arrays returned by classify(), classifyBatch() and save() are
+// ordinary JS copies with no such obligation.
+
+export type Variant = 'simd' | 'simd-threads';
+
+export declare const VARIANTS: readonly Variant[];
+
+/** An error reported by the tagnet core: bad model bytes, a wrong image size, an empty batch... */
+export declare class TagnetError extends Error {
+  constructor(message: string);
+}
+
+export interface CreateOptions {
+  /**
+   * Engine threads for the 'simd-threads' variant (default: navigator.hardwareConcurrency,
+   * or the CPU count under Node, at most 8). Ignored by 'simd', which runs on one thread.
+   */
+  threads?: number;
+  /**
+   * 'simd-threads' needs SharedArrayBuffer, i.e. a crossOriginIsolated page (COOP + COEP
+   * headers). Default: 'simd-threads' when available, else 'simd'.
+   */
+  variant?: Variant;
+  /** Where tagnet-<variant>.mjs/.wasm live (default: the directory of tagnet.js). */
+  baseUrl?: string | URL;
+}
+
+/** Bytes of a picture or a model file. */
+export type Bytes = Uint8Array | Uint8ClampedArray | ArrayBuffer;
+
+export interface LayerInfo {
+  name: string;
+  /** Keras class name: "Conv2D", "Dense", "BatchNormalization", ... */
+  type: string;
+  trainable: boolean;
+  params: number;
+  /** Per sample, e.g. [96, 96, 32]. */
+  outputShape: number[];
+}
+
+export interface ModelInfo {
+  /** One name per probability that classify() returns. */
+  labels: string[];
+  /** [H, W, C]; C = 3 is RGB, 1 grey. */
+  inputShape: [number, number, number];
+  /** "smallervggnet", "fashionnet", "catsdogs", or "" when the file does not say. */
+  architecture: string;
+  /** "softmax" (single-label), "sigmoid" (multi-label) or "logit" (two classes, one logit). */
+  head: 'softmax' | 'sigmoid' | 'logit';
+  labelMode: 'single' | 'multi';
+  params: number;
+  trainableParams: number;
+  layers: LayerInfo[];
+  /** The model file's free-form metadata. */
+  metadata: Record<string, unknown>;
+}
+
+export interface BatchItem {
+  /** (height, width, 4) bytes, e.g. ImageData.data. */
+  rgba: Bytes;
+  width: number;
+  height: number;
+}
+
+export interface AugmentOptions {
+  /** Degrees, as Keras' rotation_range. */
+  rotation?: number;
+  /** Fraction of the width when < 1, else pixels (width_shift_range). */
+  widthShift?: number;
+  heightShift?: number;
+  /** Degrees (shear_range). */
+  shear?: number;
+  /** Zoom factors drawn from [1 - zoom, 1 + zoom] per axis (zoom_range). */
+  zoom?: number;
+  hflip?: boolean;
+  fill?: 'nearest' | 'constant' | 'reflect' | 'wrap';
+  /** The value outside the picture for fill 'constant', in [0, 1]. */
+  cval?: number;
+}
+
+export interface TrainerOptions {
+  /** Adam's learning rate (default 1e-3). */
+  lr?: number;
+  /** Keras' time-based decay: lr / (1 + decay * iterations) (default 0). */
+  decay?: number;
+  /** Epochs that fit() runs and after which step() reports done (default 1). */
+  epochs?: number;
+  batchSize?: number;
+  /** Seeds shuffling, augmentation and dropout (default 0). */
+  seed?: number;
+  /** No augmentation unless a range is given. */
+  augment?: AugmentOptions;
+}
+
+export interface StepResult {
+  /** Running means over the current epoch. */
+  loss: number;
+  accuracy: number;
+  /** The loss of this batch alone. */
+  batchLoss: number;
+  /** 1-based epoch and step within it. */
+  epoch: number;
+  step: number;
+  steps: number;
+  epochEnd: boolean;
+  /** The last step of the last requested epoch. */
+  done: boolean;
+}
+
+/** Called after each batch; return false to stop after it. */
+export type OnStep = (step: number, steps: number, loss: number, accuracy: number) => boolean | void;
+
+export interface RunOptions {
+  /** Aborting stops training before the next batch. */
+  signal?: AbortSignal;
+}
+
+export declare class Trainer {
+  private constructor();
+  readonly options: Required<TrainerOptions> & { augment: Required<AugmentOptions> };
+  /**
+   * Adds a labelled picture, resized to the model's input now. `labels` has one value per
+   * model output: one-hot for a softmax head, 0/1 per label for a sigmoid head, one 0/1 value
+   * for a logit head.
+   */
+  addExample(rgba: Bytes, width: number, height: number, labels: Float32Array | number[]): void;
+  /** Examples added so far. */
+  readonly size: number;
+  /** Trains on one batch (Adam). Pictures added mid-epoch join at the next epoch. */
+  step(): StepResult;
+  /** Runs to the end of the current epoch, yielding to the event loop between batches. */
+  runEpoch(onStep?: OnStep, options?: RunOptions): Promise<StepResult | null>;
+  /** Runs the remaining epochs of options.epochs. */
+  fit(onStep?: OnStep, options?: RunOptions): Promise<StepResult | null>;
+  /** Frees the examples and optimizer state. Must be called. */
+  delete(): void;
+}
+
+export declare class Model {
+  private constructor();
+  info(): ModelInfo;
+  /**
+   * Probabilities, one per label, for an RGBA picture of any size: resized to the model's
+   * input (area averaging when shrinking, bilinear when enlarging) and scaled to [0, 1], as
+   * the native build does. A logit head gives [1 - p, p].
+   */
+  classify(rgba: Bytes, width: number, height: number): Float32Array;
+  /** N pictures: N * labels probabilities, row by row. Throws for an empty batch. */
+  classifyBatch(items: BatchItem[]): Float32Array;
+  /** The model as .tagnet file bytes (loadable natively and by loadModel). */
+  save(): Uint8Array;
+  /**
+   * Replaces the classifier head with a new Dense layer for `labels` (sigmoid outputs when
+   * multiLabel, else softmax); the layers below keep their weights. Stores the labels in the
+   * model's metadata. Trainers created before must be replaced.
+   */
+  replaceHead(labels: string[], multiLabel: boolean, options?: { seed?: number }): void;
+  /** Layers [0, upToLayer) stop training, the others train (see info().layers). */
+  freeze(upToLayer: number): void;
+  createTrainer(options?: TrainerOptions): Trainer;
+  /** Frees the model. Must be called. */
+  delete(): void;
+}
+
+export interface Tagnet {
+  readonly variant: Variant;
+  readonly threads: number;
+  /** E.g. "backend hwy, 4 threads". */
+  readonly engine: string;
+  /** Throws TagnetError, with the reason, for bytes that are not a usable model. */
+  loadModel(bytes: Bytes): Model;
+  /**
+   * A new, randomly initialised network with one output per label. head "logit" takes two
+   * labels and gives one output. The Model must be deleted.
+   */
+  createModel(architecture: 'fashionnet' | 'smallervggnet' | 'catsdogs',
+              options: { labels: string[]; head?: 'softmax' | 'sigmoid' | 'logit'; seed?: number }): Model;
+  /** Size of the wasm linear memory in bytes: grows on demand, never shrinks. */
+  heapBytes(): number;
+  /** Bytes currently allocated inside the heap (allocated and not yet freed). */
+  heapInUse(): number;
+  /**
+   * Ends the engine's threads and the module's workers. Needed only to let a Node process exit
+   * after using 'simd-threads'; the module cannot be used afterwards.
+   */
+  dispose(): void;
+}
+
+export declare function createTagnet(options?: CreateOptions): Promise<Tagnet>;

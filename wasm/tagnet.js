@@ -1,0 +1,439 @@
+// tagnet in WebAssembly: load a .tagnet model, classify RGBA pictures, fine-tune, save.
+//
+//   import { createTagnet } from './tagnet.js';
+//   const tagnet = await createTagnet();                 // picks 'simd-threads' when it can
+//   const model = tagnet.loadModel(new Uint8Array(await (await fetch('m.tagnet')).arrayBuffer()));
+//   const probs = model.classify(imageData.data, imageData.width, imageData.height);
+//   model.delete();                                       // frees the model's wasm memory
+//
+// Every object this module hands out that holds wasm memory (Model, Trainer) must be released
+// with delete(); a threaded module's workers end with tagnet.dispose().
+//
+// Emscripten modules built beside this file: tagnet-simd.mjs (SIMD128, one thread) and
+// tagnet-simd-threads.mjs (SIMD128 + pthreads; needs SharedArrayBuffer, i.e. a
+// crossOriginIsolated page in browsers).
+
+const onNode = typeof process === 'object' && typeof process.versions === 'object' &&
+               typeof process.versions.node === 'string';
+
+/** An error reported by the tagnet core (bad model bytes, wrong image size, ...). */
+export class TagnetError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'TagnetError';
+  }
+}
+
+export const VARIANTS = Object.freeze(['simd', 'simd-threads']);
+
+function threadsAvailable() {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  return onNode || globalThis.crossOriginIsolated === true;
+}
+
+// The default engine size: every hardware thread, up to 8 (each is a Worker holding its own
+// instance of the module, and the networks' layers stop scaling well beyond that).
+async function hardwareThreads() {
+  let n;
+  if (onNode) {
+    const os = await import('node:os');
+    n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  } else {
+    n = globalThis.navigator?.hardwareConcurrency || 4;
+  }
+  return Math.max(1, Math.min(8, n));
+}
+
+// Lets other tasks (UI events, a cancel button) run between training steps.
+function yieldToEventLoop() {
+  if (onNode) return new Promise((resolve) => setImmediate(resolve));
+  if (typeof MessageChannel === 'function') {
+    return new Promise((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => { channel.port1.close(); resolve(); };
+      channel.port2.postMessage(null);
+    });
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function asBytes(data, what) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof Uint8ClampedArray || data instanceof Int8Array) {
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new TagnetError(`${what} must be a Uint8Array, Uint8ClampedArray or ArrayBuffer`);
+}
+
+function checkSize(width, height) {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new TagnetError(`image size must be positive integers, got ${width}x${height}`);
+  }
+}
+
+/**
+ * Loads one of the two module variants and starts its engine.
+ * options.threads: engine threads for 'simd-threads' (default: hardware threads).
+ * options.variant: 'simd' | 'simd-threads' (default: 'simd-threads' when SharedArrayBuffer is
+ *   usable, else 'simd').
+ * options.baseUrl: where the .mjs/.wasm files are (default: beside this file).
+ */
+export async function createTagnet(options = {}) {
+  const variant = options.variant ?? (threadsAvailable() ? 'simd-threads' : 'simd');
+  if (!VARIANTS.includes(variant)) {
+    throw new TagnetError(`unknown variant '${variant}' (${VARIANTS.join(', ')})`);
+  }
+  if (variant === 'simd-threads' && !threadsAvailable()) {
+    throw new TagnetError("the 'simd-threads' variant needs SharedArrayBuffer " +
+                          '(a crossOriginIsolated page); use the \'simd\' variant');
+  }
+  let threads = 1;
+  if (variant === 'simd-threads') {
+    threads = options.threads ?? await hardwareThreads();
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new TagnetError(`threads must be a positive integer, got ${threads}`);
+    }
+  }
+  const base = options.baseUrl !== undefined ? new URL(options.baseUrl, import.meta.url)
+                                             : new URL('./', import.meta.url);
+  const name = `tagnet-${variant}`;
+  const moduleArgs = {
+    // Read by the module's start-up (-sPTHREAD_POOL_SIZE): one worker per extra engine thread.
+    tagnetWorkers: threads - 1,
+  };
+  if (onNode) {
+    // Node's fetch() cannot read file: URLs; hand the module its binary instead.
+    const fs = await import('node:fs');
+    const url = await import('node:url');
+    moduleArgs.wasmBinary = fs.readFileSync(url.fileURLToPath(new URL(`${name}.wasm`, base)));
+  }
+  const factory = (await import(new URL(`${name}.mjs`, base).href)).default;
+  const mod = await factory(moduleArgs);
+  if (!mod.init(threads)) {
+    const message = mod.takeError();
+    mod.PThread?.terminateAllThreads();
+    throw new TagnetError(message);
+  }
+  return new Tagnet(mod, variant, threads);
+}
+
+class Tagnet {
+  constructor(mod, variant, threads) {
+    this._mod = mod;
+    /** 'simd' or 'simd-threads'. */
+    this.variant = variant;
+    /** Engine threads (1 for 'simd'). */
+    this.threads = threads;
+  }
+
+  /** "backend hwy, 4 threads" */
+  get engine() { return this._mod.engineDescription(); }
+
+  /** Bytes of wasm linear memory; it grows when needed and never shrinks. */
+  heapBytes() { return this._mod.heapBytes(); }
+
+  /** Parses a .tagnet file. Throws TagnetError for bytes that are not a usable model. */
+  loadModel(bytes) {
+    const data = asBytes(bytes, 'model bytes');
+    const model = new this._mod.Model();
+    const ok = this._withBytes(data, (ptr) => model.load(ptr, data.length));
+    if (!ok) {
+      model.delete();
+      this._fail();
+    }
+    return new Model(this, model);
+  }
+
+  /**
+   * A new, randomly initialised network: architecture "fashionnet", "smallervggnet" or
+   * "catsdogs", one output per label; head "softmax" (default), "sigmoid" or "logit" (2 labels).
+   */
+  createModel(architecture, { labels, head = 'softmax', seed = 0 } = {}) {
+    if (!Array.isArray(labels)) throw new TagnetError('createModel: labels must be an array of strings');
+    const model = new this._mod.Model();
+    if (!model.create(String(architecture), JSON.stringify(labels), String(head), seed)) {
+      model.delete();
+      this._fail();
+    }
+    return new Model(this, model);
+  }
+
+  /** Bytes currently allocated in the heap (malloc'd and not freed). */
+  heapInUse() { return this._mod.heapInUse(); }
+
+  /**
+   * Stops the engine's threads and terminates the module's workers (threaded variant). Only
+   * needed to let a Node process exit; the module is unusable afterwards.
+   */
+  dispose() {
+    if (!this._mod) return;
+    this._mod.init(0);   // a single-threaded engine: joins the pool's threads
+    this._mod.PThread?.terminateAllThreads();
+    this._mod = null;
+  }
+
+  // ---- internals shared with Model and Trainer ----
+
+  _fail() {
+    throw new TagnetError(this._mod.takeError() || 'unknown tagnet error');
+  }
+
+  _check(ok) {
+    if (!ok) this._fail();
+  }
+
+  _buffer() {
+    // A threaded module's views go stale when another thread grows memory; read the buffer
+    // from the memory object each time.
+    return this._mod.wasmMemory ? this._mod.wasmMemory.buffer : this._mod.HEAPU8.buffer;
+  }
+
+  _malloc(bytes) {
+    const ptr = this._mod._malloc(Math.max(1, bytes));
+    if (!ptr) throw new TagnetError(`out of memory allocating ${bytes} bytes`);
+    return ptr;
+  }
+
+  // Copies `data` into the heap for the duration of fn(ptr).
+  _withBytes(data, fn) {
+    const ptr = this._malloc(data.length);
+    try {
+      new Uint8Array(this._buffer(), ptr, data.length).set(data);
+      return fn(ptr);
+    } finally {
+      this._mod._free(ptr);
+    }
+  }
+
+  _copyFloats(ptr, count) {
+    return new Float32Array(this._buffer(), ptr, count).slice();
+  }
+}
+
+export class Model {
+  constructor(tagnet, handle) {
+    this._t = tagnet;
+    this._m = handle;
+  }
+
+  _handle() {
+    if (!this._m) throw new TagnetError('the model was deleted');
+    return this._m;
+  }
+
+  /**
+   * {labels, inputShape: [H, W, C], architecture, head, labelMode, params, trainableParams,
+   *  layers: [{name, type, trainable, params, outputShape}], metadata}
+   */
+  info() {
+    const json = this._handle().info();
+    if (!json) this._t._fail();
+    return JSON.parse(json);
+  }
+
+  /** One probability per label for an RGBA picture of width x height. */
+  classify(rgba, width, height) {
+    const m = this._handle();
+    const data = asBytes(rgba, 'rgba');
+    checkSize(width, height);
+    this._t._check(this._t._withBytes(data, (ptr) => m.classify(ptr, data.length, width, height)));
+    return this._t._copyFloats(m.outputData(), m.outputSize());
+  }
+
+  /** Probabilities of several pictures, (N, labels) row-major. */
+  classifyBatch(items) {
+    const m = this._handle();
+    if (!Array.isArray(items) || items.length === 0) {
+      throw new TagnetError('classifyBatch: the batch is empty');
+    }
+    const pictures = items.map((it, i) => {
+      if (!it || typeof it !== 'object') throw new TagnetError(`classifyBatch: item ${i} is not {rgba, width, height}`);
+      checkSize(it.width, it.height);
+      return { data: asBytes(it.rgba, `classifyBatch: item ${i} rgba`), width: it.width, height: it.height };
+    });
+    const total = pictures.reduce((s, p) => s + p.data.length, 0);
+    const t = this._t;
+    const pixels = t._malloc(total);
+    let dims = 0;
+    try {
+      dims = t._malloc(pictures.length * 12);
+      const heap = t._buffer();
+      const u8 = new Uint8Array(heap, pixels, total);
+      const u32 = new Uint32Array(heap, dims, pictures.length * 3);
+      let offset = 0;
+      pictures.forEach((p, i) => {
+        u8.set(p.data, offset);
+        offset += p.data.length;
+        u32[3 * i] = p.data.length;
+        u32[3 * i + 1] = p.width;
+        u32[3 * i + 2] = p.height;
+      });
+      t._check(m.classifyBatch(pixels, dims, pictures.length));
+    } finally {
+      t._mod._free(pixels);
+      if (dims) t._mod._free(dims);
+    }
+    return t._copyFloats(m.outputData(), m.outputSize());
+  }
+
+  /** The model as .tagnet file bytes. */
+  save() {
+    const m = this._handle();
+    this._t._check(m.save());
+    try {
+      return new Uint8Array(this._t._buffer(), m.bytesData(), m.bytesSize()).slice();
+    } finally {
+      m.releaseBytes();
+    }
+  }
+
+  /**
+   * Replaces the classifier head with a new one for `labels`: sigmoid outputs when multiLabel,
+   * else softmax. The layers below keep their weights.
+   */
+  replaceHead(labels, multiLabel, { seed = 0 } = {}) {
+    if (!Array.isArray(labels)) throw new TagnetError('replaceHead: labels must be an array of strings');
+    this._t._check(this._handle().replaceHead(JSON.stringify(labels), !!multiLabel, seed));
+  }
+
+  /** Layers [0, upToLayer) stop training; the rest train. */
+  freeze(upToLayer) {
+    if (!Number.isInteger(upToLayer)) throw new TagnetError('freeze: the layer index must be an integer');
+    this._t._check(this._handle().freeze(upToLayer));
+  }
+
+  /** A fine-tuning session on this model (Adam). See Trainer. */
+  createTrainer(options = {}) {
+    const a = options.augment ?? {};
+    const o = {
+      lr: options.lr ?? 1e-3,
+      decay: options.decay ?? 0,
+      epochs: options.epochs ?? 1,
+      batchSize: options.batchSize ?? 32,
+      seed: options.seed ?? 0,
+      augment: {
+        rotation: a.rotation ?? 0,
+        widthShift: a.widthShift ?? 0,
+        heightShift: a.heightShift ?? 0,
+        shear: a.shear ?? 0,
+        zoom: a.zoom ?? 0,
+        hflip: !!a.hflip,
+        fill: a.fill ?? 'nearest',
+        cval: a.cval ?? 0,
+      },
+    };
+    for (const k of ['lr', 'decay', 'seed']) {
+      if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw new TagnetError(`createTrainer: ${k} must be a finite number`);
+    }
+    for (const k of ['epochs', 'batchSize']) {
+      if (!Number.isInteger(o[k])) throw new TagnetError(`createTrainer: ${k} must be an integer`);
+    }
+    for (const k of ['rotation', 'widthShift', 'heightShift', 'shear', 'zoom', 'cval']) {
+      if (typeof o.augment[k] !== 'number' || !Number.isFinite(o.augment[k])) {
+        throw new TagnetError(`createTrainer: augment.${k} must be a finite number`);
+      }
+    }
+    if (typeof o.augment.fill !== 'string') throw new TagnetError('createTrainer: augment.fill must be a string');
+    const handle = new this._t._mod.Trainer();
+    if (!handle.init(this._handle(), o)) {
+      handle.delete();
+      this._t._fail();
+    }
+    return new Trainer(this._t, handle, o);
+  }
+
+  /** Frees the model. A Trainer created from it keeps working until it is deleted too. */
+  delete() {
+    if (this._m) {
+      this._m.delete();
+      this._m = null;
+    }
+  }
+}
+
+export class Trainer {
+  constructor(tagnet, handle, options) {
+    this._t = tagnet;
+    this._h = handle;
+    this.options = options;
+  }
+
+  _handle() {
+    if (!this._h) throw new TagnetError('the trainer was deleted');
+    return this._h;
+  }
+
+  /**
+   * Adds a labelled picture; `labels` has one value per model output (one-hot for single-label
+   * heads, 0/1 per label for multi-label heads). The picture is resized to the model's input.
+   */
+  addExample(rgba, width, height, labels) {
+    const h = this._handle();
+    const data = asBytes(rgba, 'rgba');
+    checkSize(width, height);
+    const target = labels instanceof Float32Array ? labels : Float32Array.from(labels ?? []);
+    const t = this._t;
+    const tp = t._malloc(target.length * 4);
+    try {
+      new Float32Array(t._buffer(), tp, target.length).set(target);
+      t._check(t._withBytes(data, (ptr) => h.addExample(ptr, data.length, width, height, tp, target.length)));
+    } finally {
+      t._mod._free(tp);
+    }
+  }
+
+  /** Examples added so far. */
+  get size() { return this._handle().size(); }
+
+  /**
+   * Trains on one batch: {loss, accuracy (running means over the epoch), batchLoss, epoch,
+   * step, steps, epochEnd, done}.
+   */
+  step() {
+    const h = this._handle();
+    this._t._check(h.step());
+    return h.result();
+  }
+
+  /**
+   * Runs the rest of the current epoch. onStep(step, steps, loss, accuracy) is called after
+   * each batch; returning false from it, or aborting `signal`, stops after that batch.
+   * Resolves to the last step's result (null when stopped before any step).
+   */
+  async runEpoch(onStep, { signal } = {}) {
+    let last = null;
+    for (;;) {
+      if (signal?.aborted) return last;
+      last = this.step();
+      const more = onStep ? onStep(last.step, last.steps, last.loss, last.accuracy) : true;
+      if (last.epochEnd || more === false) return last;
+      await yieldToEventLoop();
+    }
+  }
+
+  /** Runs epochs until options.epochs are done (or stopped, as runEpoch). */
+  async fit(onStep, { signal } = {}) {
+    let last = null;
+    let stopped = false;
+    const report = (...args) => {
+      const more = onStep ? onStep(...args) : true;
+      if (more === false) stopped = true;
+      return more;
+    };
+    for (;;) {
+      const r = await this.runEpoch(report, { signal });
+      if (r) last = r;
+      if (!r || !r.epochEnd || r.done || stopped || signal?.aborted) return last;
+      await yieldToEventLoop();
+    }
+  }
+
+  /** Frees the trainer's examples and optimizer state. */
+  delete() {
+    if (this._h) {
+      this._h.delete();
+      this._h = null;
+    }
+  }
+}
