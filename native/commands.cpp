@@ -36,9 +36,7 @@ void on_sigint(int) {
 }
 
 std::unique_ptr<Engine> make_engine(const EngineArgs& a) {
-  auto e = std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
-  std::fprintf(stderr, "tagnet: %s\n", e->describe().c_str());
-  return e;
+  return std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
 }
 
 FillMode fill_from_name(const std::string& s) {
@@ -135,6 +133,7 @@ Augment AugmentArgs::to_augment() const {
 int cmd_train(const TrainArgs& a) {
   const bool fmnist = a.dataset == "fashion-mnist";
   const auto engine = make_engine(a.engine);
+  std::fprintf(stderr, "tagnet: %s\n", engine->describe().c_str());
   const Context ctx{engine.get(), false, nullptr, 0};
   const int epochs = a.epochs > 0 ? a.epochs : fmnist ? 5 : 75;
   if (a.checkpoint != "best" && a.checkpoint != "last")

@@ -40,6 +40,8 @@ bool guarded(F&& f) {
   try {
     f();
     return true;
+  } catch (const std::bad_alloc&) {
+    g_error = "out of memory (the WebAssembly heap is limited to 2 GB)";
   } catch (const std::exception& e) {
     g_error = e.what();
   } catch (...) {

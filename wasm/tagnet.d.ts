@@ -29,6 +29,8 @@ export interface CreateOptions {
   variant?: Variant;
   /** Where tagnet-<variant>.mjs/.wasm live (default: the directory of tagnet.js). */
   baseUrl?: string | URL;
+  /** The variant's .wasm bytes, when already at hand (otherwise fetched from baseUrl). */
+  wasmBinary?: ArrayBuffer | Uint8Array;
 }
 
 /** Bytes of a picture or a model file. */

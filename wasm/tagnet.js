@@ -78,6 +78,7 @@ function checkSize(width, height) {
  * options.variant: 'simd' | 'simd-threads' (default: 'simd-threads' when SharedArrayBuffer is
  *   usable, else 'simd').
  * options.baseUrl: where the .mjs/.wasm files are (default: beside this file).
+ * options.wasmBinary: the variant's .wasm bytes, when the caller has them already.
  */
 export async function createTagnet(options = {}) {
   const variant = options.variant ?? (threadsAvailable() ? 'simd-threads' : 'simd');
@@ -102,11 +103,20 @@ export async function createTagnet(options = {}) {
     // Read by the module's start-up (-sPTHREAD_POOL_SIZE): one worker per extra engine thread.
     tagnetWorkers: threads - 1,
   };
-  if (onNode) {
-    // Node's fetch() cannot read file: URLs; hand the module its binary instead.
+  // The module gets its binary from here rather than loading it itself: Emscripten 3.1 cannot
+  // fetch it from a module Worker (it recognises only windows and classic workers), and Node's
+  // fetch() cannot read file: URLs.
+  const wasmUrl = new URL(`${name}.wasm`, base);
+  if (options.wasmBinary !== undefined) {
+    moduleArgs.wasmBinary = options.wasmBinary;
+  } else if (onNode) {
     const fs = await import('node:fs');
     const url = await import('node:url');
-    moduleArgs.wasmBinary = fs.readFileSync(url.fileURLToPath(new URL(`${name}.wasm`, base)));
+    moduleArgs.wasmBinary = fs.readFileSync(url.fileURLToPath(wasmUrl));
+  } else {
+    const response = await fetch(wasmUrl);
+    if (!response.ok) throw new TagnetError(`cannot load ${wasmUrl}: HTTP ${response.status}`);
+    moduleArgs.wasmBinary = await response.arrayBuffer();
   }
   const factory = (await import(new URL(`${name}.mjs`, base).href)).default;
   const mod = await factory(moduleArgs);

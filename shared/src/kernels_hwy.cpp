@@ -44,6 +44,8 @@ constexpr size_t kFlatGrain = 4096;
 // Rows summed in float before folding into double: short enough that float rounding stays
 // near one ulp, long enough that the fold is a small fraction of the work.
 constexpr size_t kBlockRows = 32;
+// Dynamic load balancing granularity of ParallelFor.
+constexpr size_t kChunksPerThread = 4;
 // Target elements per reduction chunk (batch norm statistics).
 constexpr size_t kChunkWork = size_t{1} << 15;
 
@@ -52,14 +54,22 @@ size_t PoolThreads(const Exec& e) {
 }
 
 // fn(begin, end) over [0, n) in chunks of multiples of `grain`; `work` is the number of
-// elements touched, which decides whether the pool is used.
+// elements touched, which decides whether the pool is used. A few chunks per thread, handed
+// out dynamically, so a thread that gets descheduled does not hold up the whole op.
 template <class Fn>
 void ParallelFor(const Exec& e, size_t n, size_t grain, size_t work, const Fn& fn) {
-  if (PoolThreads(e) <= 1 || work < kMinParallelWork) {
+  const size_t threads = PoolThreads(e);
+  if (threads <= 1 || work < kMinParallelWork || n <= grain) {
     fn(size_t{0}, n);
-  } else {
-    e.pool->run(n, grain, fn);
+    return;
   }
+  const size_t units = (n + grain - 1) / grain;
+  const size_t tasks = std::min(units, kChunksPerThread * threads);
+  e.pool->run_tasks(tasks, [&](size_t t) {
+    const size_t b = units * t / tasks * grain;
+    const size_t end = std::min(n, units * (t + 1) / tasks * grain);
+    if (b < end) fn(b, end);
+  });
 }
 
 template <class Fn>
