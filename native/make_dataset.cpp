@@ -459,7 +459,7 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
   return write_atomically(out, overwrite, [&](const fs::path& root) {
     MakeDatasetReport report;
     for (size_t k = 0; k < std::size(kKinds); ++k) {
-      const fs::path dir = root / kKinds[k].name;
+      const fs::path dir = root / "dataset" / kKinds[k].name;
       fs::create_directories(dir);
       for (int i = 0; i < per_class; ++i) {
         Rng rng = stream(seed, (uint64_t(k + 1) << 32) | uint64_t(i));
@@ -467,7 +467,7 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
         const uint8_t* src = train.images.pixels.data() + picks[k][i] * kSide * kSide;
         save_jpeg((dir / numbered(i, "jpg")).string(), render(src, size, look, rng), kJpegQuality);
       }
-      report.per_folder.emplace_back(kKinds[k].name, size_t(per_class));
+      report.per_folder.emplace_back(std::string("dataset/") + kKinds[k].name, size_t(per_class));
       report.images += size_t(per_class);
     }
 

@@ -1,10 +1,10 @@
 // Picture folders made from Fashion-MNIST, standing in for the photo collections two tutorials
 // download, so that both can be followed without a network:
 //
-//   make_fashion_color  the multi-label clothing set (colour + garment per folder):
-//                       black_jeans blue_dress blue_jeans blue_shirt red_dress red_shirt, plus
-//                       examples/ with unseen test pictures, among them the combination
-//                       black_dress that no training folder holds.
+//   make_fashion_color  the multi-label clothing set laid out like the tutorial's project:
+//                       dataset/{black_jeans blue_dress blue_jeans blue_shirt red_dress red_shirt}
+//                       (colour + garment per folder) and examples/ with unseen test pictures,
+//                       among them the combination black_dress that no training folder holds.
 //   make_two_class      the overfitting tutorial's two-class set:
 //                       train/{pullover,coat} (1,000 each), validation/{pullover,coat} (500 each).
 //

@@ -54,13 +54,11 @@ int count_lines(const std::string& s) { return static_cast<int>(std::count(s.beg
 
 TEST(Cli, FolderPipelineEndToEnd) {
   const std::string d = temp_dir("pipeline");
-  const std::string data = d + "/clothes", model = d + "/m.tagnet";
-  Result r = run("make-dataset fashion-color " + data + " --per-class 40 --seed 3");
+  const std::string data = d + "/clothes/dataset", model = d + "/m.tagnet";
+  Result r = run("make-dataset fashion-color " + d + "/clothes --per-class 40 --seed 3");
   ASSERT_EQ(r.status, 0) << r.out;
   ASSERT_TRUE(fs::exists(data + "/red_dress"));
-  ASSERT_TRUE(fs::exists(data + "/examples/black_dress_01.jpg"));
-  // examples/ holds loose pictures and would be taken as a class: train on a copy without it.
-  fs::rename(data + "/examples", d + "/examples");
+  ASSERT_TRUE(fs::exists(d + "/clothes/examples/black_dress_01.jpg"));
 
   r = run("preview --dataset " + data + " --out " + d + "/preview.png --count 8 --augmented 4");
   ASSERT_EQ(r.status, 0) << r.out;
@@ -90,13 +88,13 @@ TEST(Cli, FolderPipelineEndToEnd) {
   EXPECT_EQ(ev["per_label"].size(), 6u);
   EXPECT_TRUE(ev["per_label"].contains("dress"));
 
-  const nlohmann::json cl = run_json("classify --model " + model + " --image " + d + "/examples --json");
+  const nlohmann::json cl = run_json("classify --model " + model + " --image " + d + "/clothes/examples --json");
   ASSERT_EQ(cl.size(), 21u);
   for (const auto& c : cl) {
     EXPECT_EQ(c["probabilities"].size(), 6u);
     EXPECT_TRUE(c.contains("unseen_combination"));
   }
-  r = run("classify --model " + model + " --image " + d + "/examples/red_dress_01.jpg --output " + d +
+  r = run("classify --model " + model + " --image " + d + "/clothes/examples/red_dress_01.jpg --output " + d +
           "/annotated.png");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("dress: "), std::string::npos) << r.out;

@@ -24,8 +24,9 @@ namespace {
 const std::string kFmnist = "/usr/share/datasets/fashion-mnist";
 constexpr int kPerClass = 8;
 constexpr int kSize = 48;
-const std::vector<std::string> kFolders = {"black_jeans", "blue_dress", "blue_jeans",
-                                           "blue_shirt",  "red_dress",  "red_shirt"};
+const std::vector<std::string> kFolders = {"dataset/black_jeans", "dataset/blue_dress",
+                                           "dataset/blue_jeans",  "dataset/blue_shirt",
+                                           "dataset/red_dress",   "dataset/red_shirt"};
 
 bool have_fmnist() { return fs::exists(kFmnist + "/train-images-idx3-ubyte.gz"); }
 
@@ -123,9 +124,7 @@ TEST_F(MakeDataset, FoldersCountsAndPictureSizes) {
   std::vector<std::string> dirs;
   for (const auto& e : fs::directory_iterator(out)) dirs.push_back(e.path().filename().string());
   std::sort(dirs.begin(), dirs.end());
-  std::vector<std::string> want = kFolders;
-  want.push_back("examples");
-  std::sort(want.begin(), want.end());
+  const std::vector<std::string> want = {"dataset", "examples"};
   EXPECT_EQ(dirs, want);
 
   ASSERT_EQ(report.per_folder.size(), 7u);
@@ -185,7 +184,7 @@ TEST_F(MakeDataset, SameSeedSameBytesOtherSeedOtherBytes) {
 TEST_F(MakeDataset, GarmentColourMatchesTheFolder) {
   const fs::path& out = shared_dataset();
   for (const std::string& folder : kFolders) {
-    const bool red = folder.rfind("red_", 0) == 0, blue = folder.rfind("blue_", 0) == 0;
+    const bool red = folder.rfind("dataset/red_", 0) == 0, blue = folder.rfind("dataset/blue_", 0) == 0;
     if (!red && !blue) continue;
     for (const auto& e : fs::directory_iterator(out / folder)) {
       const auto g = garment_colour(tagnet::load_image(e.path().string()));
@@ -211,14 +210,14 @@ TEST_F(MakeDataset, RefusesANonEmptyDirectoryUnlessOverwriting) {
 
   make_fashion_color(out.string(), kFmnist, 1, kPerClass, kSize, /*overwrite=*/true);
   EXPECT_FALSE(fs::exists(out / "keep.txt"));
-  EXPECT_EQ(count_files(out / "red_dress"), size_t(kPerClass));
+  EXPECT_EQ(count_files(out / "dataset/red_dress"), size_t(kPerClass));
   EXPECT_EQ(count_files(root_), 1u);
 
   // An empty directory is taken without overwrite.
   const fs::path empty = root_ / "empty";
   fs::create_directories(empty);
   make_fashion_color(empty.string(), kFmnist, 1, kPerClass, kSize);
-  EXPECT_EQ(count_files(empty / "blue_shirt"), size_t(kPerClass));
+  EXPECT_EQ(count_files(empty / "dataset/blue_shirt"), size_t(kPerClass));
 }
 
 TEST_F(MakeDataset, FailureLeavesNothingBehind) {

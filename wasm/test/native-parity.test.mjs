@@ -18,6 +18,13 @@ for (const variant of variants) {
     });
     after(() => tagnet?.dispose());
 
+    test('the engine runs tagnet\'s own kernels on the requested threads', () => {
+      const threads = variant === 'simd-threads' ? 2 : 1;
+      assert.equal(tagnet.variant, variant);
+      assert.equal(tagnet.threads, threads);
+      assert.equal(tagnet.engine, `backend hwy, ${threads} thread${threads > 1 ? 's' : ''}`);
+    });
+
     for (const name of ['smallervggnet', 'fashionnet', 'fashionnet_logit']) {
       test(`${name}: classify matches native outputs`, (t) => {
         const expected = ref.model(name);
