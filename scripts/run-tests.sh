@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds tagnet in both native configurations (XNNPACK on, and the project's own kernels
-# only, which is what the WASM build runs) and runs the whole test suite on each.
+# only, which is what the WASM build runs) and runs the whole test suite on each; then builds
+# both WebAssembly variants and runs the Node tests against the native outputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -10,3 +11,4 @@ for preset in native-release native-noxnnpack; do
   cmake --build --preset "$preset" -j "$jobs"
   ctest --preset "$preset" -j "$jobs"
 done
+TAGNET_WASM_REFERENCE="$PWD/build/native-release/tagnet_wasm_reference" wasm/run-tests.sh

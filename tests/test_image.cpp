@@ -92,6 +92,51 @@ std::vector<uint8_t> gif_bytes(bool two_frames) {
   return g;
 }
 
+// A PNG around a given zlib stream, split into IDAT chunks of `chunk` bytes. The CRCs are
+// left zero: stb does not check them.
+std::vector<uint8_t> png_with_idat(int w, int h, int depth, int color_type,
+                                   const std::vector<uint8_t>& zlib, size_t chunk) {
+  std::vector<uint8_t> p = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  auto be32 = [&](uint32_t v) {
+    for (int i = 3; i >= 0; --i) p.push_back(uint8_t(v >> (8 * i)));
+  };
+  auto add_chunk = [&](const char* type, const uint8_t* d, size_t n) {
+    be32(uint32_t(n));
+    p.insert(p.end(), type, type + 4);
+    p.insert(p.end(), d, d + n);
+    be32(0);
+  };
+  const uint8_t ihdr[13] = {uint8_t(w >> 24), uint8_t(w >> 16), uint8_t(w >> 8), uint8_t(w),
+                            uint8_t(h >> 24), uint8_t(h >> 16), uint8_t(h >> 8), uint8_t(h),
+                            uint8_t(depth),   uint8_t(color_type), 0, 0, 0};
+  add_chunk("IHDR", ihdr, 13);
+  for (size_t at = 0; at < zlib.size(); at += chunk)
+    add_chunk("IDAT", zlib.data() + at, std::min(chunk, zlib.size() - at));
+  add_chunk("IEND", nullptr, 0);
+  return p;
+}
+
+// zlib with stored (uncompressed) blocks: the worst case for compressed size.
+std::vector<uint8_t> zlib_stored(const std::vector<uint8_t>& raw) {
+  std::vector<uint8_t> z = {0x78, 0x01};
+  size_t at = 0;
+  do {
+    const size_t n = std::min<size_t>(65535, raw.size() - at);
+    z.push_back(at + n == raw.size() ? 1 : 0);
+    z.insert(z.end(), {uint8_t(n), uint8_t(n >> 8), uint8_t(~n), uint8_t(~n >> 8)});
+    z.insert(z.end(), raw.begin() + at, raw.begin() + at + n);
+    at += n;
+  } while (at < raw.size());
+  uint32_t a = 1, b = 0;
+  for (uint8_t v : raw) {
+    a = (a + v) % 65521;
+    b = (b + a) % 65521;
+  }
+  const uint32_t adler = (b << 16) | a;
+  for (int i = 3; i >= 0; --i) z.push_back(uint8_t(adler >> (8 * i)));
+  return z;
+}
+
 Image decode(const std::vector<uint8_t>& b) { return tagnet::decode_image(b.data(), b.size(), "mem"); }
 
 std::string error_of(const std::vector<uint8_t>& b, const std::string& origin = "pic") {
@@ -221,6 +266,86 @@ TEST(Decode, HugeDimensionsRefusedFromTheHeader) {
   bmp[18] = 0x00; bmp[19] = 0x50; bmp[20] = 0; bmp[21] = 0;  // width 20480
   e = error_of(bmp, "wide.bmp");
   EXPECT_TRUE(starts_with(e, "wide.bmp: image too large (20480x4")) << e;
+}
+
+// Deflate of n >= 1 zero bytes at the best ratio: a literal, then (length 258, distance 1)
+// matches, 13 bits per 258 bytes, then literals for the rest; one fixed-Huffman block.
+std::vector<uint8_t> zlib_of_zeros(size_t n) {
+  std::vector<uint8_t> z = {0x78, 0x01};
+  uint32_t acc = 0;
+  int bits = 0;
+  auto put = [&](uint32_t v, int len, bool huffman) {
+    for (int i = 0; i < len; ++i) {
+      const uint32_t bit = huffman ? (v >> (len - 1 - i)) & 1 : (v >> i) & 1;  // codes MSB first
+      acc |= bit << bits;
+      if (++bits == 8) {
+        z.push_back(uint8_t(acc));
+        acc = 0;
+        bits = 0;
+      }
+    }
+  };
+  put(1, 1, false);     // final block
+  put(1, 2, false);     // fixed Huffman
+  put(0x30, 8, true);   // literal 0
+  size_t done = 1;
+  for (; done + 258 <= n; done += 258) {
+    put(0xC5, 8, true);  // length 258
+    put(0, 5, true);     // distance 1
+  }
+  for (; done < n; ++done) put(0x30, 8, true);
+  put(0, 7, true);  // end of block
+  if (bits) z.push_back(uint8_t(acc));
+  const uint32_t b = uint32_t(n % 65521);
+  for (uint32_t v : {b >> 8, b, 0u, 1u}) z.push_back(uint8_t(v));  // Adler-32 of zeros
+  return z;
+}
+
+// stb_image 2.27 writes past its tables for a Huffman table of more than 256 codes.
+TEST(Decode, OversizedJpegHuffmanTableIsRefused) {
+  std::vector<uint8_t> jpg = tagnet::encode_jpeg(gradient(16, 16), 90);
+  size_t dht = 0;
+  for (size_t i = 2; i + 1 < jpg.size() && !dht; ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xC4) dht = i;
+  ASSERT_GT(dht, 0u);
+  for (int i = 0; i < 16; ++i) jpg[dht + 5 + i] = 0xFF;  // code counts after length and class
+  const std::string e = error_of(jpg, "huff.jpg");
+  EXPECT_EQ(e, "huff.jpg: truncated or corrupt image (bad JPEG Huffman table)");
+}
+
+// A 1x1 picture whose pixel stream inflates to megabytes: refused, not inflated.
+TEST(Decode, ZlibBombIsRefused) {
+  const std::vector<uint8_t> zlib = zlib_of_zeros(size_t(8) << 20);
+  ASSERT_LT(zlib.size(), size_t(60000));
+  const std::string e = error_of(png_with_idat(1, 1, 8, 2, zlib, 8192), "bomb.png");
+  EXPECT_TRUE(starts_with(e, "bomb.png: truncated or corrupt image (")) << e;
+  // An honest stream for the same picture decodes, also through the fixed-Huffman path.
+  EXPECT_EQ(decode(png_with_idat(1, 1, 8, 2, zlib_of_zeros(4), 8192)).rgb,
+            (std::vector<uint8_t>{0, 0, 0}));
+  EXPECT_EQ(decode(png_with_idat(1, 1, 8, 2, zlib_stored({0, 1, 2, 3}), 8192)).rgb,
+            (std::vector<uint8_t>{1, 2, 3}));
+}
+
+// The allocation cap must leave room for the largest honest case: 16-bit RGBA that does not
+// compress at all, in many small IDAT chunks (stb grows their buffer by doubling).
+TEST(Decode, IncompressibleSixteenBitRgba) {
+  const int w = 700, h = 500;
+  std::vector<uint8_t> raw;
+  raw.reserve(size_t(h) * (w * 8 + 1));
+  tagnet::Rng rng(8);
+  for (int y = 0; y < h; ++y) {
+    raw.push_back(0);  // filter: none
+    for (int i = 0; i < w * 8; ++i) raw.push_back(uint8_t(rng.below(256)));
+  }
+  const Image im = decode(png_with_idat(w, h, 16, 6, zlib_stored(raw), 8192));
+  ASSERT_EQ(im.width, w);
+  ASSERT_EQ(im.height, h);
+  // 16 bits become 8 (the high byte); alpha is dropped.
+  for (int i : {0, 1, 2, 12345, w * h - 1}) {
+    const int y = i / w, x = i % w;
+    for (int c = 0; c < 3; ++c)
+      EXPECT_EQ(im.rgb[size_t(i) * 3 + c], raw[size_t(y) * (w * 8 + 1) + 1 + x * 8 + c * 2]);
+  }
 }
 
 // Every truncation and thousands of random corruptions of each format either decode to a

@@ -36,6 +36,8 @@ constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 constexpr size_t kColFloats = size_t(96) << 10;
 // Output pixels per implicit-GEMM task: enough to amortise padding the input rows.
 constexpr int kBandPixels = 256;
+// Output pixels per backward-filter micro-kernel call (its K dimension).
+constexpr int kFilterPixels = 64;
 // Below this many flops a convolution runs on the calling thread only.
 constexpr double kMinParallelFlops = 1 << 21;
 
@@ -83,9 +85,35 @@ void BiasAct(float* y, long rows, int K, const float* b, Act act) {
   }
 }
 
-// Column sums of dy (rows, K) added into acc (K).
+// Column sums of dy (rows, K) added into acc (K), accumulated in registers a few vectors of
+// columns at a time rather than through memory.
 void AddColumnSums(const float* dy, long rows, int K, float* acc) {
-  for (long r = 0; r < rows; ++r) AddN(dy + r * K, acc, K);
+  const D d;
+  int k = 0;
+  for (; k + 4 * kL <= K; k += 4 * kL) {
+    auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+    const float* p = dy + k;
+    for (long r = 0; r < rows; ++r, p += K) {
+      s0 = hn::Add(s0, hn::LoadU(d, p));
+      s1 = hn::Add(s1, hn::LoadU(d, p + kL));
+      s2 = hn::Add(s2, hn::LoadU(d, p + 2 * kL));
+      s3 = hn::Add(s3, hn::LoadU(d, p + 3 * kL));
+    }
+    hn::StoreU(hn::Add(s0, hn::LoadU(d, acc + k)), d, acc + k);
+    hn::StoreU(hn::Add(s1, hn::LoadU(d, acc + k + kL)), d, acc + k + kL);
+    hn::StoreU(hn::Add(s2, hn::LoadU(d, acc + k + 2 * kL)), d, acc + k + 2 * kL);
+    hn::StoreU(hn::Add(s3, hn::LoadU(d, acc + k + 3 * kL)), d, acc + k + 3 * kL);
+  }
+  for (; k + kL <= K; k += kL) {
+    auto s0 = hn::Zero(d);
+    for (long r = 0; r < rows; ++r) s0 = hn::Add(s0, hn::LoadU(d, dy + r * K + k));
+    hn::StoreU(hn::Add(s0, hn::LoadU(d, acc + k)), d, acc + k);
+  }
+  for (; k < K; ++k) {
+    float s0 = 0.0f;
+    for (long r = 0; r < rows; ++r) s0 += dy[r * K + k];
+    acc[k] += s0;
+  }
 }
 
 // Walks output pixels p = ((n*OH + oh)*OW + ow) in order.
@@ -339,16 +367,24 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
         g0 = dy_pad;
         ldg = kp;
       }
-      const int nseg = oh1 - oh0;
-      for (int j = 0; j < nseg; ++j) seg[j].len = d.OW;
-      for (int tile = 0; tile < tiles; ++tile) {
-        const int r0 = tile * mr;
-        for (int j = 0; j < nseg; ++j) seg[j].a = buf + static_cast<size_t>(j) * d.SH * g.row_floats;
-        for (int s = 0; s < slivers; ++s) {
-          for (int j = 0; j < nseg; ++j) seg[j].b = g0 + (static_cast<long>(j) * d.OW) * ldg + s * nr;
-          gemm::kernel(seg.data(), nseg, &ro[tile * 8], static_cast<long>(d.SW) * d.C, ldg,
-                       acc + static_cast<size_t>(r0) * K + s * nr, K, std::min(mr, R - r0),
-                       std::min(nr, K - s * nr), true);
+      // Output rows are taken a few at a time so that one call's A and B rows stay in L1
+      // while all tiles and slivers pass over them.
+      const int block = std::max(1, std::min(oh1 - oh0, kFilterPixels / d.OW));
+      for (int j0 = oh0; j0 < oh1; j0 += block) {
+        const int nseg = std::min(block, oh1 - j0);
+        for (int j = 0; j < nseg; ++j) {
+          seg[j].a = buf + static_cast<size_t>(j0 - oh0 + j) * d.SH * g.row_floats;
+          seg[j].len = d.OW;
+        }
+        const float* gb = g0 + static_cast<long>(j0 - oh0) * d.OW * ldg;
+        for (int tile = 0; tile < tiles; ++tile) {
+          const int r0 = tile * mr;
+          for (int s = 0; s < slivers; ++s) {
+            for (int j = 0; j < nseg; ++j) seg[j].b = gb + static_cast<long>(j) * d.OW * ldg + s * nr;
+            gemm::kernel(seg.data(), nseg, &ro[tile * 8], static_cast<long>(d.SW) * d.C, ldg,
+                         acc + static_cast<size_t>(r0) * K + s * nr, K, std::min(mr, R - r0),
+                         std::min(nr, K - s * nr), true);
+          }
         }
       }
     }
@@ -372,7 +408,7 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
   const int threads = Threads(e, 2.0 * P * R * d.K);
   if (IsPointwise(d)) {
     // x (P, C) is the patch matrix already.
-    const gemm::PackedB wt = PackShared(R, d.K, gemm::default_kc(R), w, 1, R, e, threads);
+    const gemm::PackedB wt = PackShared(R, d.K, gemm::default_kc(R, d.K), w, 1, R, e, threads);
     const int rows = ChunkRows(R, P);
     const long chunks = (P + rows - 1) / rows;
     const auto task = [&](size_t t) {
@@ -444,7 +480,7 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
     ForwardImplicit(t, dy, bp, dx, true, nullptr, Act::kNone, e, threads);
     return;
   }
-  const gemm::PackedB wp = PackShared(d.K, R, gemm::default_kc(d.K), w, R, 1, e, threads);
+  const gemm::PackedB wp = PackShared(d.K, R, gemm::default_kc(d.K, R), w, R, 1, e, threads);
   if (IsPointwise(d)) {
     // dx (P, C) += dY (P, K) * W (K, C); pixels are independent, so any row split works.
     const int rows = ChunkRows(R, P);

@@ -13,6 +13,7 @@
 #ifndef HWY_DISABLE_PCLMUL_AES
 #define HWY_DISABLE_PCLMUL_AES
 #endif
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -42,6 +43,11 @@ constexpr int kMR = 6;
 constexpr int kNR = 2 * kL;
 // KC x NR floats of B (16 KiB at NR = 16) sit in L1 next to the streamed A rows.
 constexpr int kKCMax = 256;
+constexpr int kKCNarrow = 2048;
+constexpr int kFewSlivers = 4;
+constexpr int kPrefetchRows = 16;
+// Up to this many A tiles per M block, B slivers go in the outer loop.
+constexpr int kFewTiles = 8;
 // MC x KC floats of A are packed at a time when A needs packing.
 constexpr int kMC = 32 * kMR;
 // A block of B (KC x NC) stays in L2 (2 MB per core here) while all A tiles of an M block
@@ -60,8 +66,11 @@ constexpr int kDirectBMaxM = 4 * kMR;
 constexpr long kMaxDirectColStride = 1024;
 
 // Splits K into equal blocks of at most kKCMax rows; pack_b and gemm_st must agree on it.
-int kc_for(int K) {
-  const int blocks = (K + kKCMax - 1) / kKCMax;
+// With few B columns the B block is small whatever KC is, and a long KC lets A rows stream
+// from memory in long runs.
+int kc_for(int K, int N) {
+  const int max_kc = (N + kNR - 1) / kNR <= kFewSlivers ? kKCNarrow : kKCMax;
+  const int blocks = (K + max_kc - 1) / max_kc;
   return (K + blocks - 1) / blocks;
 }
 
@@ -201,14 +210,27 @@ void PackBBlock(int kb, int nb, const float* B, long rsb, long csb, float* HWY_R
   const D d;
   float* edge = dst + static_cast<size_t>(full) * kb * kNR;
   if (rest) std::memset(edge, 0, sizeof(float) * kNR * kb);
-  for (int k = 0; k < kb; ++k) {
-    const float* src = B + k * rsb;
-    for (int t = 0; t < full; ++t) {
-      float* o = dst + (static_cast<size_t>(t) * kb + k) * kNR;
-      hn::StoreU(hn::LoadU(d, src + t * kNR), d, o);
-      hn::StoreU(hn::LoadU(d, src + t * kNR + kL), d, o + kL);
+  // A few rows at a time, sliver by sliver: the rows stream in order, and each sliver gets a
+  // run of consecutive cache lines instead of one line per row at a large, aliasing stride.
+  constexpr int kRows = 8;
+  for (int k0 = 0; k0 < kb; k0 += kRows) {
+    const int k1 = std::min(kb, k0 + kRows);
+    // Rows of a wide B are often far apart in memory; ask for a later group of rows early.
+    if (kPrefetchRows > 0) {
+      for (int k = k0 + kPrefetchRows; k < std::min(kb, k1 + kPrefetchRows); ++k)
+        for (int j = 0; j < nb; j += 64 / static_cast<int>(sizeof(float)))
+          hwy::Prefetch(B + k * rsb + j);
     }
-    for (int j = 0; j < rest; ++j) edge[k * kNR + j] = src[full * kNR + j];
+    for (int t = 0; t < full; ++t) {
+      const float* src = B + k0 * rsb + t * kNR;
+      float* o = dst + (static_cast<size_t>(t) * kb + k0) * kNR;
+      for (int k = k0; k < k1; ++k, src += rsb, o += kNR) {
+        hn::StoreU(hn::LoadU(d, src), d, o);
+        hn::StoreU(hn::LoadU(d, src + kL), d, o + kL);
+      }
+    }
+    for (int k = k0; k < k1; ++k)
+      for (int j = 0; j < rest; ++j) edge[k * kNR + j] = B[k * rsb + full * kNR + j];
   }
 }
 
@@ -269,7 +291,7 @@ void Driver(int M, int N, int K, const float* A, long rsa, long csa, const BSour
         for (int j = 0; j < N; ++j) C[i * rsc + j * csc] = 0.0f;
     return;
   }
-  const int kc = B.mode == BMode::kPacked ? B.kc : kc_for(K);
+  const int kc = B.mode == BMode::kPacked ? B.kc : kc_for(K, N);
   const bool pack_a = ShouldPackA(rsa, csa);
   const int mc = std::min(kMC, (M + kMR - 1) / kMR * kMR);
   const int slivers = (N + kNR - 1) / kNR;
@@ -312,11 +334,9 @@ void Driver(int M, int N, int K, const float* A, long rsa, long csa, const BSour
           PackATile(last_m, kb, a_src + (tiles - 1) * kMR * rsa, rsa, csa, a_edge);
         }
         const long direct_ro[kMR] = {0, rsa, 2 * rsa, 3 * rsa, 4 * rsa, 5 * rsa};
-        for (int t = 0; t < tiles; ++t) {
+        // A tile t: its rows, row offsets and K stride.
+        const auto a_tile = [&](int t, Segment& seg, const long*& ro, long& aks) {
           const int m = t + 1 < tiles ? kMR : last_m;
-          Segment seg{nullptr, nullptr, 0};
-          const long* ro;
-          long aks;
           if (pack_a) {
             seg.a = a_block + static_cast<size_t>(t) * kMR * kb;
             ro = packed_ro;
@@ -330,30 +350,55 @@ void Driver(int M, int N, int K, const float* A, long rsa, long csa, const BSour
             ro = direct_ro;
             aks = csa;
           }
-          seg.len = kb;
-          float* c_row = C + (i0 + t * kMR) * rsc;
+          return m;
+        };
+        // B sliver s: its rows and row stride.
+        const auto b_sliver = [&](int s, Segment& seg) -> long {
+          switch (B.mode) {
+            case BMode::kPacked:
+              seg.b = B.p + static_cast<size_t>(k0) * B.total_slivers * kNR +
+                      static_cast<size_t>(B.s_first + s) * kb * kNR;
+              return kNR;
+            case BMode::kPackBlocks:
+              seg.b = b_block + static_cast<size_t>(s - s_begin) * kb * kNR;
+              return kNR;
+            case BMode::kDirect:
+              if ((s + 1) * kNR <= N) {
+                seg.b = B.p + k0 * B.rsb + s * kNR;
+                return B.rsb;
+              }
+              seg.b = b_block;
+              return kNR;
+          }
+          return kNR;
+        };
+        Segment seg{nullptr, nullptr, kb};
+        const long* ro = packed_ro;
+        long aks = kMR;
+        if (tiles <= kFewTiles) {
+          // Few A tiles: they all stay in L1, so keep each B sliver there across them.
           for (int s = s_begin; s < s_end; ++s) {
             const int j0 = s * kNR;
             const int nb = std::min(kNR, N - j0);
-            long bks = kNR;
-            switch (B.mode) {
-              case BMode::kPacked:
-                seg.b = B.p + static_cast<size_t>(k0) * B.total_slivers * kNR +
-                        static_cast<size_t>(B.s_first + s) * kb * kNR;
-                break;
-              case BMode::kPackBlocks:
-                seg.b = b_block + static_cast<size_t>(s - s_begin) * kb * kNR;
-                break;
-              case BMode::kDirect:
-                if (nb == kNR) {
-                  seg.b = B.p + k0 * B.rsb + j0;
-                  bks = B.rsb;
-                } else {
-                  seg.b = b_block;
-                }
-                break;
+            const long bks = b_sliver(s, seg);
+            for (int t = 0; t < tiles; ++t) {
+              const int m = a_tile(t, seg, ro, aks);
+              KernelTile(&seg, 1, ro, aks, bks, C + (i0 + t * kMR) * rsc + j0 * csc, rsc, csc, m,
+                         nb, acc, c_tmp);
             }
-            KernelTile(&seg, 1, ro, aks, bks, c_row + j0 * csc, rsc, csc, m, nb, acc, c_tmp);
+          }
+        } else {
+          // Many A tiles: keep one in L1 while the B block streams from L2; C is then written
+          // row tile by row tile, in long runs.
+          for (int t = 0; t < tiles; ++t) {
+            const int m = a_tile(t, seg, ro, aks);
+            float* c_row = C + (i0 + t * kMR) * rsc;
+            for (int s = s_begin; s < s_end; ++s) {
+              const int j0 = s * kNR;
+              const long bks = b_sliver(s, seg);
+              KernelTile(&seg, 1, ro, aks, bks, c_row + j0 * csc, rsc, csc, m,
+                         std::min(kNR, N - j0), acc, c_tmp);
+            }
           }
         }
       }
@@ -396,7 +441,7 @@ struct Buffer {
 
 int tile_m() { return kMR; }
 int tile_n() { return kNR; }
-int default_kc(int K) { return kc_for(K); }
+int default_kc(int K, int N) { return kc_for(K, N); }
 
 float* scratch(Slot slot, size_t floats) {
   thread_local Buffer buffers[kSlotCount];
@@ -525,7 +570,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
     return;
   }
   // Split M: B is packed once, cooperatively, in column blocks that bound the shared buffer.
-  const int kc = gemm::kc_for(K);
+  const int kc = gemm::kc_for(K, N);
   const int nc_max =
       std::max(kNR, static_cast<int>(gemm::kMaxSharedB / static_cast<size_t>(K)) / kNR * kNR);
   for (int j0 = 0; j0 < N; j0 += nc_max) {

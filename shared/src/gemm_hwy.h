@@ -36,8 +36,8 @@ struct PackedB {
   int kc;           // rows per K block
   int s_first = 0;  // a gemm_st call reads its N columns starting at this sliver
 };
-// The default K block for a K-row B (what gemm_st uses when it packs B itself).
-int default_kc(int K);
+// The default K block for a B (K, N) (what gemm_st uses when it packs B itself).
+int default_kc(int K, int N);
 size_t packed_b_floats(int K, int N);
 // Packs the slivers [s_begin, s_end) of B (K, N), so several threads can pack disjoint ranges;
 // columns past N are zero-filled. dst holds packed_b_floats(K, N) floats.

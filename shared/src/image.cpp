@@ -5,6 +5,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,6 +34,22 @@
 #define STBI_WRITE_NO_STDIO
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
+
+// Every allocation stb_image makes goes through a per-thread cap set from the picture's
+// header, so a compressed stream that inflates far beyond the pixels (a zlib bomb) fails
+// instead of taking memory without bound.
+namespace tagnet {
+namespace {
+thread_local size_t g_stbi_alloc_cap = ~size_t(0);
+void* capped_malloc(size_t n) { return n > g_stbi_alloc_cap ? nullptr : std::malloc(n); }
+void* capped_realloc(void* p, size_t n) {
+  return n > g_stbi_alloc_cap ? nullptr : std::realloc(p, n);
+}
+}  // namespace
+}  // namespace tagnet
+#define STBI_MALLOC(n) tagnet::capped_malloc(n)
+#define STBI_REALLOC(p, n) tagnet::capped_realloc(p, n)
+#define STBI_FREE(p) std::free(p)
 
 #if defined(__clang__)
 #pragma clang diagnostic push
@@ -72,6 +89,25 @@ namespace {
 
 // Files larger than this are not pictures we could decode anyway (stb takes an int length).
 constexpr size_t kMaxFileBytes = size_t(1) << 30;
+
+// Sets the allocation cap for the stb calls in its scope.
+class AllocCap {
+ public:
+  explicit AllocCap(size_t bytes) { g_stbi_alloc_cap = bytes; }
+  ~AllocCap() { g_stbi_alloc_cap = ~size_t(0); }
+  AllocCap(const AllocCap&) = delete;
+  AllocCap& operator=(const AllocCap&) = delete;
+};
+
+// Header parsing needs only stb's decoder state (tens of kilobytes).
+constexpr size_t kHeaderAllocCap = size_t(4) << 20;
+
+// No single buffer of a w x h picture needs 16 bytes per pixel: 16-bit RGBA is 8, and the
+// compressed PNG data, at most that when incompressible, sits in a buffer grown by doubling.
+// The margins cover padding to whole JPEG blocks and stb's fixed-size state.
+size_t pixel_alloc_cap(int w, int h) {
+  return size_t(16) * size_t(w + 64) * size_t(h + 64) + (size_t(1) << 20);
+}
 
 // The format by its signature, as stb tells them apart.
 const char* sniff_format(const uint8_t* d, size_t n) {
@@ -220,8 +256,11 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin) 
   if (format[0] == 'J' && !jpeg_huffman_counts_ok(data, size))
     throw ImageError(origin + ": truncated or corrupt image (bad JPEG Huffman table)");
   int w = 0, h = 0, comp = 0;
-  if (!stbi_info_from_memory(data, len, &w, &h, &comp))
-    throw ImageError(origin + ": truncated or corrupt image (bad " + format + " header)");
+  {
+    AllocCap cap(kHeaderAllocCap);
+    if (!stbi_info_from_memory(data, len, &w, &h, &comp))
+      throw ImageError(origin + ": truncated or corrupt image (bad " + format + " header)");
+  }
   auto check_dims = [&](int iw, int ih) {
     if (iw <= 0 || ih <= 0 || iw > kMaxImageSide || ih > kMaxImageSide ||
         int64_t(iw) * ih > kMaxImagePixels)
@@ -230,7 +269,11 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin) 
                        std::to_string(kMaxImagePixels >> 20) + " Mpixel)");
   };
   check_dims(w, h);
-  stbi_uc* px = stbi_load_from_memory(data, len, &w, &h, &comp, 3);
+  stbi_uc* px;
+  {
+    AllocCap cap(pixel_alloc_cap(w, h));
+    px = stbi_load_from_memory(data, len, &w, &h, &comp, 3);
+  }
   if (!px) throw ImageError(origin + ": truncated or corrupt image (bad " + format + " data)");
   Image im;
   try {

@@ -57,6 +57,7 @@ struct Exec {
 void gemm_ref(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
               long csb, float* C, long ldc, bool accumulate);
 
+// Forward kernels take b == null for layers without a bias.
 void conv2d_forward_ref(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
                         float* y);
 void conv2d_backward_data_ref(const ConvDims& d, const float* dy, const float* w, float* dx);
