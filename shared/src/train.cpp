@@ -44,7 +44,10 @@ std::vector<Progress> fit(Model& model, BatchSource& train, BatchSource* val, Op
     rng.shuffle(order);
     double loss_sum = 0, correct = 0, total = 0;
     size_t seen = 0;
-    Progress pr{epoch, o.epochs, 0, steps, 0, 0};
+    Progress pr{};
+    pr.epoch = epoch;
+    pr.epochs = o.epochs;
+    pr.steps = steps;
     for (size_t s = 0; s < steps; ++s) {
       if (o.stop && o.stop->load()) return history;
       const size_t b = s * B, e = std::min(order.size(), b + B);

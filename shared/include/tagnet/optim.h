@@ -58,7 +58,6 @@ class Adam : public Optimizer {
 
  private:
   float beta1_, beta2_, epsilon_;
-  float step_size_ = 0;
   FloatBuffer m_, v_;
 };
 
