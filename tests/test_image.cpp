@@ -537,8 +537,9 @@ TEST(Resize, BadArguments) {
 // --- Model input ---
 
 TEST(Input, RgbAndGrey) {
-  const Image im = grey_image(2, 1, {0, 255});
-  Image c = im;
+  Image c;
+  c.width = 2;
+  c.height = 1;
   c.rgb = {255, 0, 0, 10, 20, 30};
   std::vector<float> x(6);
   tagnet::image_to_input(c, 1, 2, 3, x.data());

@@ -6,6 +6,12 @@
 
 #include "tagnet/image.h"
 
+// The same seed must give the same pixels natively and in WASM, which has no fused
+// multiply-add: keep GCC from fusing under -march=haswell.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 namespace tagnet {
 
 namespace {

@@ -17,6 +17,12 @@
 #define TAGNET_GETPID getpid
 #endif
 
+// Float arithmetic here (resizing, stb's JPEG encoder) must round the same natively and in
+// WASM, which has no fused multiply-add: keep GCC from fusing under -march=haswell.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 // Only the formats we promise: stb's TGA reader has no signature and would take random bytes
 // for a picture. Static linkage keeps these copies of stb private to this file. stb's failure
 // strings are off because one of them is assembled in a static buffer, a data race when
