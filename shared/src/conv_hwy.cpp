@@ -1,12 +1,15 @@
-// Convolution and dense kernels on the packed GEMM of gemm_hwy.cpp.
+// Convolution and dense kernels on the micro-kernel and packed GEMM of gemm_hwy.cpp.
 //
-// Convolutions are lowered to GEMM over P = N*OH*OW output pixels and R = KH*KW*C patch
-// entries. The patch matrix (im2col) is never built whole: each pool task builds a few hundred
-// rows into its own L2-sized scratch and multiplies them right away, so the 40 MB a full
-// im2col of a large layer would take never leaves the cache hierarchy's fast levels.
-//   forward:          Y (P, K)     = Xcol (P, R) * W^T (R, K)       + bias, ReLU
-//   backward data:    dXcol (P, R) = dY (P, K) * W (K, R), then col2im adds into dx
-//   backward filter:  dW^T (R, K)  = Xcol^T (R, P) * dY (P, K), per-thread partial sums
+// A convolution is a GEMM over P = N*OH*OW output pixels, K output channels and R = KH*KW*C
+// patch entries, but no patch matrix (im2col, 40 MB for the largest layer at batch 32) is
+// built. Pool tasks own bands of output rows; a task zero-pads the input rows its band reads
+// into an L2-sized scratch, and the micro-kernel reads patches from there in place (implicit
+// GEMM, see ForwardImplicit):
+//   forward:          Y (P, K)  = Xcol (P, R) * W^T (R, K), bias and ReLU fused into the store
+//   backward data:    stride 1: dx += the forward convolution of dy with the flipped kernel;
+//                     otherwise dXcol (P, R) = dY (P, K) * W (K, R) chunk by chunk, then col2im
+//   backward filter:  dW^T (R, K) = Xcol^T (R, P) * dY (P, K), per-thread partial sums
+// Dense layers call gemm_hwy with transposed operands expressed through strides.
 // GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
 // target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
 #ifndef HWY_DISABLE_PCLMUL_AES
@@ -15,6 +18,8 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -175,6 +180,7 @@ bool IsPointwise(const ConvDims& d) {
 bool UseTransposedConv(const ConvDims& d) {
   const int nr = gemm::tile_n();
   return d.SH == 1 && d.SW == 1 && d.PT < d.KH && d.PB < d.KH && d.PL < d.KW && d.PR < d.KW &&
+         d.OH == d.H + d.PT + d.PB - d.KH + 1 && d.OW == d.W + d.PL + d.PR - d.KW + 1 &&
          !IsPointwise(d) && 4 * d.C >= 3 * gemm::b_slivers(d.C) * nr;
 }
 
@@ -215,8 +221,11 @@ struct Bands {
   int count;          // bands per image
   int rows;           // padded input rows per band
   size_t row_floats;  // floats per padded input row
-  explicit Bands(const ConvDims& d) {
+  Bands(const ConvDims& d, int threads) {
     band = std::max(1, std::min(d.OH, (kBandPixels + d.OW - 1) / d.OW));
+    // Small batches: cut images finer so that every thread gets a few tasks.
+    const int per_image = d.N > 0 ? (4 * threads + d.N - 1) / d.N : 1;
+    if (threads > 1 && d.N > 0 && per_image > 1) band = std::min(band, std::max(1, d.OH / per_image));
     count = (d.OH + band - 1) / band;
     rows = (band - 1) * d.SH + d.KH;
     // PL zeros, the W input pixels, then zeros as far as the last window reaches.
@@ -253,7 +262,7 @@ void ForwardImplicit(const ConvDims& d, const float* in, const float* bp, float*
   const int K = d.K;
   const int mr = gemm::tile_m(), nr = gemm::tile_n();
   const int slivers = gemm::b_slivers(K);
-  const Bands g(d);
+  const Bands g(d, threads);
   const int span = d.KW * d.C;
   const auto task = [&](size_t t) {
     const int n = static_cast<int>(t / g.count);
@@ -317,8 +326,9 @@ void ForwardImplicit(const ConvDims& d, const float* in, const float* bp, float*
 
 // dW^T (R, K) = Xcol^T (R, P) * dY (P, K), implicit in both operands: an A tile is MR patch
 // entries r (any mix of kernel rows, via the row offsets), a segment is one output row of
-// pixels, and B is dY read in place. Each part accumulates a contiguous range of bands into
-// its own partial dW^T and column sums of dY; the caller adds the parts up.
+// pixels, and B is dY read in place. Every thread that takes part accumulates its bands into
+// its own partial dW^T (R, K) followed by the column sums of dY (K); parts (at most `threads`
+// entries) receives one pointer per such partial, and the caller adds them up.
 void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool with_db,
                     std::vector<float*>& parts, const Exec& e, int threads) {
   const int R = d.R();
@@ -326,7 +336,7 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
   const int mr = gemm::tile_m(), nr = gemm::tile_n();
   const int slivers = gemm::b_slivers(K);
   const int tiles = (R + mr - 1) / mr;
-  const Bands g(d);
+  const Bands g(d, threads);
   const int span = d.KW * d.C;
   // Row offsets of every A tile in the padded buffer; rows past R repeat the last entry.
   std::vector<long> ro(static_cast<size_t>(tiles) * 8);
@@ -341,15 +351,25 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
   const bool pad_dy = kp != K;
   const size_t part_floats = static_cast<size_t>(R) * K + K;
   const size_t tasks = static_cast<size_t>(d.N) * g.count;
-  const auto part = [&](size_t p) {
+  // Each thread sums into its own partial, zeroed and registered by the thread's first task
+  // of this call; tasks are handed out dynamically, so a descheduled thread does not hold
+  // up the others.
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = ++calls;
+  std::atomic<int> registered{0};
+  const auto task = [&](size_t t) {
+    thread_local uint64_t joined = 0;
     float* acc = gemm::scratch(gemm::kSlotPartial, part_floats);
-    parts[p] = acc;
-    std::fill(acc, acc + part_floats, 0.0f);
+    if (joined != call) {
+      joined = call;
+      std::fill(acc, acc + part_floats, 0.0f);
+      parts[registered++] = acc;
+    }
     float* acc_db = acc + static_cast<size_t>(R) * K;
     float* buf = gemm::scratch(gemm::kSlotCol, g.floats() + (pad_dy ? g.band * d.OW * kp : 0));
     float* dy_pad = buf + g.floats();
     std::vector<gemm::Segment> seg(g.band);
-    for (size_t t = tasks * p / threads; t < tasks * (p + 1) / threads; ++t) {
+    {
       const int n = static_cast<int>(t / g.count);
       const int oh0 = static_cast<int>(t % g.count) * g.band;
       const int oh1 = std::min(d.OH, oh0 + g.band);
@@ -390,12 +410,11 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
     }
   };
   if (threads > 1) {
-    e.pool->run(threads, 1, [&](size_t b, size_t end) {
-      for (size_t p = b; p < end; ++p) part(p);
-    });
+    e.pool->run_tasks(tasks, task);
   } else {
-    part(0);
+    for (size_t t = 0; t < tasks; ++t) task(t);
   }
+  parts.resize(registered);
 }
 
 }  // namespace
@@ -535,14 +554,14 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
     float* out = dw + static_cast<size_t>(k) * R;
     const float* src = parts[0] + k;
     for (int r = 0; r < R; ++r) out[r] = src[static_cast<size_t>(r) * K];
-    for (int t = 1; t < threads; ++t) {
+    for (size_t t = 1; t < parts.size(); ++t) {
       src = parts[t] + k;
       for (int r = 0; r < R; ++r) out[r] += src[static_cast<size_t>(r) * K];
     }
   }
   if (db) {
     std::copy(parts[0] + static_cast<size_t>(R) * K, parts[0] + part_floats, db);
-    for (int t = 1; t < threads; ++t) AddN(parts[t] + static_cast<size_t>(R) * K, db, K);
+    for (size_t t = 1; t < parts.size(); ++t) AddN(parts[t] + static_cast<size_t>(R) * K, db, K);
   }
 }
 

@@ -1,11 +1,15 @@
 // Packed fp32 GEMM in the GotoBLAS/BLIS style, written with Highway (static dispatch) so the same
 // code builds for AVX2+FMA natively and for WASM SIMD128.
 //
-// Loop nest of gemm_st: K in KC blocks (B block of KC rows stays in L2), M in MC blocks (A block
-// in L2), then NR-wide B slivers (KC x NR, in L1) against MR-row A tiles, with an MR x NR tile of
-// C held in registers by the micro-kernel. The micro-kernel reads A through two strides, so a
-// row-major A (stride 1 along K) or a column-major A (stride 1 along M) is used in place; A is
-// only repacked when neither stride is 1 or when the stride along K would thrash the cache.
+// The micro-kernel keeps an MR x NR tile of C (6 x 2 vectors) in registers. It reads B as
+// NR-wide rows (packed slivers, or B in place) and A through per-row offsets and a K stride,
+// so a row-major A, a column-major A and the patches of an image (conv_hwy.cpp) are all read
+// in place; A is only repacked when neither of its strides is 1 or the K stride is huge.
+// Loop nest of gemm_st: N in NC blocks, K in KC blocks (B block of KC x NC packed into L2), M in
+// MC blocks; inside, either each A tile stays in L1 while the B block streams past it (C is
+// then written in long row runs), or, with few A tiles, each B sliver stays in L1 instead.
+// gemm_hwy splits N across threads (each packs its own B columns) or, when A is the larger
+// operand, splits M after packing B once for all threads.
 #include "gemm_hwy.h"
 
 // GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
@@ -20,6 +24,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <utility>
 #include <vector>
@@ -41,10 +46,13 @@ constexpr int kMR = 6;
 // Two vectors per row: 6 x 2 accumulators + 2 B vectors + 1 broadcast fit the 16 registers
 // of both AVX2 and SIMD128.
 constexpr int kNR = 2 * kL;
-// KC x NR floats of B (16 KiB at NR = 16) sit in L1 next to the streamed A rows.
+// K block: an A tile (MR x KC) and a B sliver (KC x NR) fit L1 together.
 constexpr int kKCMax = 256;
+// With at most kFewSlivers B slivers the B block is small whatever KC is, and a K block of up
+// to kKCNarrow lets A rows stream from memory in long runs.
 constexpr int kKCNarrow = 2048;
 constexpr int kFewSlivers = 4;
+// Rows ahead that PackBBlock prefetches.
 constexpr int kPrefetchRows = 16;
 // Up to this many A tiles per M block, B slivers go in the outer loop.
 constexpr int kFewTiles = 8;
@@ -54,6 +62,8 @@ constexpr int kMC = 32 * kMR;
 // sweep it; NC is at least kNCMin columns and grows when KC is short.
 constexpr int kNCMin = 256;
 constexpr int kBBlockFloats = 128 << 10;
+// Work chunks per thread when gemm_hwy splits M or N.
+constexpr int kChunksPerThread = 4;
 // Below this many flops the pool's wake-up costs more than a second core saves.
 constexpr double kMinParallelFlops = 1 << 21;
 // gemm_hwy packs a shared B in N blocks of at most this many floats.
@@ -65,9 +75,7 @@ constexpr int kDirectBMaxM = 4 * kMR;
 // A column-major A is read in place up to this stride along K (floats).
 constexpr long kMaxDirectColStride = 1024;
 
-// Splits K into equal blocks of at most kKCMax rows; pack_b and gemm_st must agree on it.
-// With few B columns the B block is small whatever KC is, and a long KC lets A rows stream
-// from memory in long runs.
+// Splits K into equal blocks; a PackedB records the split it was packed with.
 int kc_for(int K, int N) {
   const int max_kc = (N + kNR - 1) / kNR <= kFewSlivers ? kKCNarrow : kKCMax;
   const int blocks = (K + max_kc - 1) / max_kc;
@@ -560,10 +568,19 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
   // Splitting N makes every thread read all of A; splitting M makes every thread need all of
   // B. Split the dimension whose shared operand is the smaller one, if it has enough tiles.
   const bool split_n = slivers >= threads && (M <= N || mt < threads);
+  // A few chunks per thread, handed out dynamically: a thread that loses its core for a while
+  // (other processes, a busy browser tab) does not hold up the whole product.
+  const auto chunked = [&](int units, const std::function<void(int, int)>& fn) {
+    const int chunks = std::min(units, gemm::kChunksPerThread * threads);
+    pool->run_tasks(chunks, [&](size_t c) {
+      fn(static_cast<int>(static_cast<long>(units) * c / chunks),
+         static_cast<int>(static_cast<long>(units) * (c + 1) / chunks));
+    });
+  };
   if (split_n) {
-    pool->run(slivers, 1, [&](size_t b, size_t end) {
-      const int j0 = static_cast<int>(b) * kNR;
-      const int j1 = std::min(N, static_cast<int>(end) * kNR);
+    chunked(slivers, [&](int s0, int s1) {
+      const int j0 = s0 * kNR;
+      const int j1 = std::min(N, s1 * kNR);
       gemm::gemm_st(M, j1 - j0, K, A, rsa, csa, B + j0 * csb, rsb, csb, C + j0 * csc, rsc, csc,
                     accumulate);
     });
@@ -586,10 +603,12 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
       gemm::pack_b(K, nc, kc, bsrc, rsb, csb, bp, 0, nc_slivers);
     }
     float* cblock = C + j0 * csc;
-    pool->run(M, kMR, [&](size_t b, size_t end) {
+    chunked(mt, [&](int t0, int t1) {
+      const int i0 = t0 * kMR;
+      const int i1 = std::min(M, t1 * kMR);
       const gemm::PackedB pb{bp, K, nc, kc, 0};
-      gemm::gemm_st(static_cast<int>(end - b), nc, K, A + b * rsa, rsa, csa, pb,
-                    cblock + b * rsc, rsc, csc, accumulate);
+      gemm::gemm_st(i1 - i0, nc, K, A + i0 * rsa, rsa, csa, pb, cblock + i0 * rsc, rsc, csc,
+                    accumulate);
     });
   }
 }

@@ -54,8 +54,8 @@ void gemm_st(int M, int N, int K, const float* A, long rsa, long csa, const floa
 
 // The micro-kernel, for callers that assemble the K dimension from pieces (implicit-GEMM
 // convolution): C tile (MR, NR) (+)= sum over segments s of A_s (MR, len_s) * B_s (len_s, NR),
-// where A_s(i, k) = a_s[ro[i] + k*aks] and B_s(k, j) = b_s[k*bks + j]. Only the top-left
-// (m, n) corner of the tile is stored, C(i, j) at c[i*rsc + j], as
+// where A_s(i, k) = a_s[ro[i] + k*aks] (ro has MR entries) and B_s(k, j) = b_s[k*bks + j].
+// Only the top-left (m, n) corner of the tile is stored, C(i, j) at c[i*rsc + j], as
 // relu?(C_old (if accumulate) + sum + bias (n floats, if not null)). Every B_s row must have
 // NR readable floats and every ro[i] must address readable rows, also for i >= m.
 struct Segment {

@@ -73,8 +73,9 @@ void Model::build(uint64_t seed) {
     // Each tensor starts on a 64-byte boundary in the arena.
     for (auto& p : l->params()) total += round_up(p.shape.numel(), 16);
   }
-  params_.assign(total, 0.f);
-  grads_.assign(total, 0.f);
+  // 16 spare floats: XNNPACK may read up to 16 bytes past the last weight tensor.
+  params_.assign(total + 16, 0.f);
+  grads_.assign(total + 16, 0.f);
   Rng rng(seed);
   size_t off = 0;
   for (auto& l : layers_) {

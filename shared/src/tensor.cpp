@@ -83,7 +83,9 @@ void Tensor::resize(const Shape& shape) {
   }
   shape_ = shape;
   size_ = shape.numel();
-  if (storage_.size() < size_) storage_.resize(size_);
+  // XNNPACK may read up to 16 bytes past the end of an operand (XNN_EXTRA_BYTES).
+  constexpr size_t kSlack = 16 / sizeof(float);
+  if (storage_.size() < size_ + kSlack) storage_.resize(size_ + kSlack);
   data_ = storage_.data();
 }
 
