@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "commands.h"
+#include "serve.h"
+#include "transfer.h"
 #include "tagnet/architectures.h"
 #include "tagnet/bench.h"
 #include "tagnet/model.h"
@@ -97,6 +99,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_augment(train, ta.augment);
   add_engine(train, ta.engine);
+  nat::TransferTrainArgs xa;
+  nat::add_transfer_train_options(train, xa);
 
   nat::EvaluateArgs ea;
   auto* evaluate = app.add_subcommand("evaluate", "Score a model on Fashion-MNIST or a folder of pictures");
@@ -154,9 +158,21 @@ int main(int argc, char** argv) {
   bench->add_flag("--no-layers", no_layers, "Skip the per-layer table");
   add_engine(bench, be);
 
+  nat::ServeArgs sa;
+  auto* serve = nat::add_serve_command(app, sa);
+
+  // features, finetune and replace-head run from their own callbacks during parsing.
+  int transfer_exit = 0;
+  nat::add_transfer_commands(app, transfer_exit);
+
   CLI11_PARSE(app, argc, argv);
   try {
-    if (*train) return nat::cmd_train(ta);
+    if (*train) {
+      if (!xa.features.empty()) return nat::cmd_train_features(ta, xa);
+      if (ta.dataset == "fashion-mnist-2x2" || !xa.base.empty()) return nat::cmd_train_transfer(ta, xa);
+      return nat::cmd_train(ta);
+    }
+    if (*serve) return nat::cmd_serve(sa.root, sa.host, sa.port);
     if (*evaluate) return nat::cmd_evaluate(ea);
     if (*classify) return nat::cmd_classify(ca);
     if (*preview) return nat::cmd_preview(pa);
@@ -174,5 +190,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tagnet: error: %s\n", e.what());
     return 1;
   }
-  return 0;
+  return transfer_exit;
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 #include <system_error>
 
@@ -88,6 +89,50 @@ std::vector<size_t> shuffled_pool(const Split& s, const std::vector<int>& classe
       pool.push_back(i);
   rng.shuffle(pool);
   return pool;
+}
+
+// Mean picture of every Fashion-MNIST label over `s`: (10, 28, 28).
+std::vector<double> class_means(const Split& s) {
+  std::vector<double> mean(10 * kSide * kSide, 0.0);
+  std::vector<double> count(10, 0.0);
+  for (size_t i = 0; i < s.labels.size(); ++i) {
+    const uint8_t* p = s.images.pixels.data() + i * kSide * kSide;
+    double* m = mean.data() + size_t(s.labels[i] % 10) * kSide * kSide;
+    for (int k = 0; k < kSide * kSide; ++k) m[k] += p[k];
+    count[s.labels[i] % 10] += 1;
+  }
+  for (int c = 0; c < 10; ++c)
+    for (int k = 0; k < kSide * kSide; ++k) mean[size_t(c) * kSide * kSide + k] /= std::max(count[c], 1.0);
+  return mean;
+}
+
+double squared_distance(const uint8_t* p, const double* m) {
+  double d = 0;
+  for (int k = 0; k < kSide * kSide; ++k) {
+    const double e = p[k] - m[k];
+    d += e * e;
+  }
+  return d;
+}
+
+// Drops the pictures of `pool` that sit nearly as close to the mean picture of another garment's
+// Fashion-MNIST label as to their own: Fashion-MNIST holds shirts drawn like dresses and the
+// other way round, which the tutorial's product photos never show.
+std::vector<size_t> unambiguous(const Split& s, const std::vector<double>& means,
+                                const std::vector<int>& own, const std::vector<int>& others,
+                                std::vector<size_t> pool) {
+  constexpr double kMargin = 0.8;   // distance to own mean / to the nearest other, at most
+  std::vector<size_t> kept;
+  for (size_t i : pool) {
+    const uint8_t* p = s.images.pixels.data() + i * kSide * kSide;
+    const double d_own = squared_distance(p, means.data() + size_t(s.labels[i] % 10) * kSide * kSide);
+    double d_other = std::numeric_limits<double>::infinity();
+    for (int c : others)
+      if (std::find(own.begin(), own.end(), c) == own.end())
+        d_other = std::min(d_other, squared_distance(p, means.data() + size_t(c) * kSide * kSide));
+    if (std::sqrt(d_own) <= kMargin * std::sqrt(d_other)) kept.push_back(i);
+  }
+  return kept;
 }
 
 // How one picture is drawn. The garment is the Fashion-MNIST grey picture used as coverage and
@@ -343,26 +388,12 @@ std::vector<int> classes_of(Garment g) {
 // of a seeded sample (closest to their class's mean training picture) before the odd ones that
 // Fashion-MNIST also holds. Returns the sample reordered, most typical first.
 std::vector<size_t> most_typical(const Split& test, const Split& train, std::vector<size_t> pool) {
-  std::vector<double> mean(10 * kSide * kSide, 0.0);   // (10 labels, 28, 28)
-  std::vector<double> count(10, 0.0);
-  for (size_t i = 0; i < train.labels.size(); ++i) {
-    const uint8_t* p = train.images.pixels.data() + i * kSide * kSide;
-    double* m = mean.data() + size_t(train.labels[i] % 10) * kSide * kSide;
-    for (int k = 0; k < kSide * kSide; ++k) m[k] += p[k];
-    count[train.labels[i] % 10] += 1;
-  }
+  const std::vector<double> mean = class_means(train);
   pool.resize(std::min<size_t>(pool.size(), 60));
   std::vector<std::pair<double, size_t>> scored;
   for (size_t i : pool) {
     const uint8_t* p = test.images.pixels.data() + i * kSide * kSide;
-    const int label = test.labels[i] % 10;
-    const double* m = mean.data() + size_t(label) * kSide * kSide;
-    double d = 0;
-    for (int k = 0; k < kSide * kSide; ++k) {
-      const double e = p[k] - m[k] / std::max(count[label], 1.0);
-      d += e * e;
-    }
-    scored.emplace_back(d, i);
+    scored.emplace_back(squared_distance(p, mean.data() + size_t(test.labels[i] % 10) * kSide * kSide), i);
   }
   std::stable_sort(scored.begin(), scored.end(),
                    [](const auto& x, const auto& y) { return x.first < y.first; });
@@ -443,8 +474,14 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
   // black_jeans never show the same trousers.
   const Garment garments[] = {Garment::kJeans, Garment::kDress, Garment::kShirt};
   std::vector<std::vector<size_t>> picks(std::size(kKinds));
+  const std::vector<double> means = class_means(train);
+  std::vector<int> all_garment_labels;
+  for (Garment g : garments)
+    for (int c : classes_of(g)) all_garment_labels.push_back(c);
   for (Garment g : garments) {
-    const std::vector<size_t> pool = shuffled_pool(train, classes_of(g), stream(seed, 1 + int(g)));
+    const std::vector<size_t> pool =
+        unambiguous(train, means, classes_of(g), all_garment_labels,
+                    shuffled_pool(train, classes_of(g), stream(seed, 1 + int(g))));
     size_t next = 0;
     for (size_t k = 0; k < std::size(kKinds); ++k) {
       if (kKinds[k].garment != g) continue;
