@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   train->add_option("--size", ta.size, "Input height and width (default: the architecture's)");
   train->add_option("--epochs", ta.epochs, "Default 5 for Fashion-MNIST, 75 for folders");
   train->add_option("--batch-size", ta.batch)->capture_default_str()->check(CLI::PositiveNumber);
-  train->add_option("--lr", ta.lr, "Adam learning rate")->capture_default_str();
+  train->add_option("--lr", ta.lr, "Learning rate (Adam; SGD with --features)")->capture_default_str();
   train->add_option("--decay", ta.decay, "Keras time-based decay (default lr/epochs for folders)");
   train->add_option("--val-split", ta.val_split, "Validation fraction of a folder dataset")->capture_default_str();
   train->add_option("--val-dataset", ta.val_dataset, "A separate validation folder instead of a split");

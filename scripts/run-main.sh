@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the embedded default data, as the multi-label Keras tutorial does it:
-# make the fashion-color clothing dataset from Debian's Fashion-MNIST, train SmallerVGGNet on
-# it (a short configuration: 20 epochs; the tutorial's full run is `--epochs 75`), print the
-# validation metrics, and classify the unseen examples (annotated copies in build/main/annotated/).
+# The main job on the embedded default data, as the multi-label Keras tutorial does it: make the
+# fashion-color clothing dataset from Debian's Fashion-MNIST, train SmallerVGGNet on it (a short
+# configuration: 20 epochs; the tutorial's full run is `--epochs 75`), print the validation
+# metrics and classify the unseen examples (annotated copies in build/main/annotated/). Then build
+# the web page (WebAssembly, the page's compact default model, Vite) and serve it on localhost
+# with `tagnet serve`, printing the URL; Ctrl-C stops the server.
 # Extra arguments go to `tagnet train` (for example --epochs 75).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +19,5 @@ mkdir -p "$out"
   --model "$out/fashion.tagnet" --plot "$out/plot.png" --history "$out/history.json" --checkpoint best "$@"
 "$tagnet" classify --model "$out/fashion.tagnet" --image "$out/fashion-color/examples" --output "$out/annotated"
 echo "model, plot and history in $out/"
+web/build.sh
+exec "$tagnet" serve web/dist --host 127.0.0.1 --port "${TAGNET_PORT:-8080}"

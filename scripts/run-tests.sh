@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds tagnet in both native configurations (XNNPACK on, and the project's own kernels
 # only, which is what the WASM build runs) and runs the whole test suite on each; then builds
-# both WebAssembly variants and runs the Node tests against the native outputs.
+# both WebAssembly variants and runs the Node tests against the native outputs; then builds the
+# web page and runs its tests in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,3 +13,4 @@ for preset in native-release native-noxnnpack; do
   ctest --preset "$preset" -j "$jobs"
 done
 TAGNET_WASM_REFERENCE="$PWD/build/native-release/tagnet_wasm_reference" wasm/run-tests.sh
+web/run-tests.sh

@@ -1,0 +1,454 @@
+// Transfer learning pieces and the feature file: see tagnet/features.h.
+#include "tagnet/features.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <numeric>
+#include <set>
+#include <unistd.h>
+
+namespace tagnet {
+
+namespace {
+
+constexpr char kMagic[8] = {'T', 'A', 'G', 'F', 'E', 'A', 'T', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kFixedHeader = 40;
+constexpr size_t kAlign = 32;
+constexpr uint64_t kMaxJson = 64ull << 20;
+
+// CRC-32 (IEEE 802.3), the model file's checksum.
+uint32_t crc32(const uint8_t* p, size_t n) {
+  static uint32_t table[256];
+  static const bool ready = [] {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)ready;
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+// FNV-1a, 64 bits: a fingerprint with fewer accidental matches than a CRC-32.
+struct Fnv64 {
+  uint64_t h = 0xcbf29ce484222325ull;
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  }
+};
+
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+template <typename T>
+void put(std::vector<uint8_t>& out, size_t at, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out[at + i] = static_cast<uint8_t>(uint64_t(v) >> (8 * i));
+}
+
+template <typename T>
+T get(const uint8_t* p) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(p[i]) << (8 * i);
+  return static_cast<T>(v);
+}
+
+bool is_base_end(const Layer& l) {
+  return l.type() == "Flatten" || l.type() == "GlobalAveragePooling2D";
+}
+
+bool is_pool(const Layer& l) { return l.type() == "MaxPooling2D"; }
+
+// Appends a fresh layer with the configuration, name and trainable flag of `src`.
+void add_copy(Model& dst, const Layer& src, const std::string& name) {
+  auto l = Layer::from_config(src.type(), src.config());
+  l->name = name;
+  l->trainable = src.trainable;
+  dst.add(std::move(l));
+}
+
+void copy_weights(const Layer& src, Layer& dst) {
+  const auto& sp = src.params();
+  auto& dp = dst.params();
+  if (sp.size() != dp.size()) throw std::logic_error("layer copy: parameter lists differ");
+  for (size_t j = 0; j < sp.size(); ++j) {
+    if (sp[j].value.size() != dp[j].value.size()) throw std::logic_error("layer copy: parameter sizes differ");
+    std::copy(sp[j].value.data(), sp[j].value.data() + sp[j].value.size(), dp[j].value.data());
+  }
+}
+
+void require_built(const Model& m, const char* what) {
+  if (!m.built()) throw std::logic_error(std::string(what) + ": the model is not built");
+}
+
+}  // namespace
+
+size_t base_end(const Model& m) {
+  for (size_t i = 0; i < m.num_layers(); ++i)
+    if (is_base_end(m.layer(i))) {
+      if (i == 0) break;
+      return i;
+    }
+  throw std::invalid_argument(
+      "the model has no convolutional base to cut off (no Flatten or GlobalAveragePooling2D after its first layer)");
+}
+
+size_t last_block_start(const Model& m, size_t n) {
+  n = std::min(n, m.num_layers());
+  // The pooling layer that ends the last block, then the one before it.
+  size_t last_pool = n;
+  for (size_t i = n; i-- > 0;)
+    if (is_pool(m.layer(i))) {
+      last_pool = i;
+      break;
+    }
+  if (last_pool == n) return 0;
+  for (size_t i = last_pool; i-- > 0;)
+    if (is_pool(m.layer(i))) {
+      for (size_t k = i + 1; k < last_pool; ++k)
+        if (m.layer(k).type() == "Conv2D") return k;
+      return i + 1;
+    }
+  return 0;
+}
+
+Model slice_model(const Model& m, size_t begin, size_t end) {
+  require_built(m, "slice_model");
+  if (begin >= end || end > m.num_layers())
+    throw std::out_of_range("cannot take layers [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") of a model of " + std::to_string(m.num_layers()) + " layers");
+  Model out(m.layer(begin).input_shape);
+  for (size_t i = begin; i < end; ++i) add_copy(out, m.layer(i), m.layer(i).name);
+  out.build(0);
+  for (size_t i = begin; i < end; ++i) copy_weights(m.layer(i), out.layer(i - begin));
+  out.bump_param_version();
+  out.metadata() = m.metadata();
+  return out;
+}
+
+Model join_models(const Model& base, const Model& top) {
+  require_built(base, "join_models");
+  require_built(top, "join_models");
+  if (top.input_shape() != base.output_shape())
+    throw std::invalid_argument("the top model takes " + top.input_shape().str() + " but the base gives " +
+                                base.output_shape().str());
+  Model out(base.input_shape());
+  std::set<std::string> names;
+  for (size_t i = 0; i < base.num_layers(); ++i) {
+    add_copy(out, base.layer(i), base.layer(i).name);
+    names.insert(base.layer(i).name);
+  }
+  for (size_t i = 0; i < top.num_layers(); ++i) {
+    std::string name = top.layer(i).name;
+    for (int k = 1; names.count(name); ++k) name = top.layer(i).name + "_top" + (k > 1 ? std::to_string(k) : "");
+    names.insert(name);
+    add_copy(out, top.layer(i), name);
+  }
+  out.build(0);
+  for (size_t i = 0; i < base.num_layers(); ++i) copy_weights(base.layer(i), out.layer(i));
+  for (size_t i = 0; i < top.num_layers(); ++i) copy_weights(top.layer(i), out.layer(base.num_layers() + i));
+  out.bump_param_version();
+  out.metadata() = top.metadata();
+  return out;
+}
+
+size_t cut_and_add_head(Model& m, size_t cut, int outputs, Head head, uint64_t seed, bool freeze_base) {
+  require_built(m, "cut_and_add_head");
+  if (cut == 0 || cut > m.num_layers())
+    throw std::out_of_range("cannot cut a model of " + std::to_string(m.num_layers()) + " layers at layer " +
+                            std::to_string(cut) + " (keep at least one layer)");
+  if (head != Head::kLogit && outputs < 1) throw std::invalid_argument("a new head needs at least one output");
+  const Shape out = m.layer(cut - 1).output_shape;
+  m.truncate(cut);
+  if (out.rank() > 1) m.add(std::make_unique<Flatten>());
+  const size_t dense = m.num_layers();
+  // Names not taken by the base, so the model file stays loadable.
+  std::set<std::string> names;
+  for (size_t i = 0; i < m.num_layers(); ++i) names.insert(m.layer(i).name);
+  auto unique = [&](const std::string& base) {
+    std::string n = base;
+    for (int k = 1; names.count(n); ++k) n = base + "_" + std::to_string(k);
+    names.insert(n);
+    return n;
+  };
+  auto add_named = [&](std::unique_ptr<Layer> l, const std::string& base) {
+    l->name = unique(base);
+    m.add(std::move(l));
+  };
+  add_named(std::make_unique<Dense>(head == Head::kLogit ? 1 : outputs), "dense");
+  if (head == Head::kSoftmax) add_named(std::make_unique<Softmax>(), "softmax");
+  if (head == Head::kSigmoid) add_named(std::make_unique<Sigmoid>(), "sigmoid");
+  m.build(seed);
+  m.freeze_below(freeze_base ? dense : 0);
+  m.metadata()["head"] = head_name(head);
+  return dense;
+}
+
+Model make_top_model(const Shape& feature_shape, int outputs, Head head, int hidden, float dropout,
+                     uint64_t seed) {
+  if (head != Head::kLogit && outputs < 1) throw std::invalid_argument("a top model needs at least one output");
+  if (hidden < 1) throw std::invalid_argument("a top model needs at least one hidden unit");
+  Model m(feature_shape);
+  if (feature_shape.rank() > 1) m.add(std::make_unique<Flatten>());
+  m.add(std::make_unique<Dense>(hidden, Activation::kRelu));
+  if (dropout > 0) m.add(std::make_unique<Dropout>(dropout));
+  m.add(std::make_unique<Dense>(head == Head::kLogit ? 1 : outputs));
+  if (head == Head::kSoftmax) m.add(std::make_unique<Softmax>());
+  if (head == Head::kSigmoid) m.add(std::make_unique<Sigmoid>());
+  m.build(seed);
+  m.metadata()["head"] = head_name(head);
+  return m;
+}
+
+nlohmann::json base_identity(const Model& m, size_t n) {
+  require_built(m, "base_identity");
+  if (n == 0 || n > m.num_layers())
+    throw std::out_of_range("a base of " + std::to_string(n) + " layers from a model of " +
+                            std::to_string(m.num_layers()));
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < n; ++i)
+    layers.push_back({{"type", m.layer(i).type()}, {"name", m.layer(i).name}, {"config", m.layer(i).config()}});
+  Fnv64 h;
+  const std::string arch = nlohmann::json({{"input_shape", m.input_shape().dims()}, {"layers", layers}}).dump();
+  h.add(arch.data(), arch.size());
+  for (size_t i = 0; i < n; ++i)
+    for (const auto& p : m.layer(i).params()) h.add(p.value.data(), p.value.size() * sizeof(float));
+  char hex[20];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h.h));
+  return {{"layers", n},
+          {"input_shape", m.input_shape().dims()},
+          {"output_shape", m.layer(n - 1).output_shape.dims()},
+          {"architecture", layers},
+          {"fingerprint", hex}};
+}
+
+FeatureSet FeatureSet::subset(const std::vector<size_t>& indices) const {
+  FeatureSet s;
+  s.feature_shape = feature_shape;
+  s.labels = labels;
+  s.head = head;
+  s.base = base;
+  s.metadata = metadata;
+  const int N = static_cast<int>(indices.size());
+  const size_t D = feature_shape.numel();
+  const size_t F = static_cast<size_t>(outputs());
+  s.features = Tensor(feature_shape.batched(N));
+  s.targets = Tensor(Shape{N, static_cast<int>(F)});
+  for (int b = 0; b < N; ++b) {
+    const size_t i = indices[b];
+    if (i >= size()) throw std::out_of_range("feature index out of range");
+    std::memcpy(s.features.data() + b * D, features.data() + i * D, D * sizeof(float));
+    std::memcpy(s.targets.data() + b * F, targets.data() + i * F, F * sizeof(float));
+  }
+  return s;
+}
+
+std::vector<uint8_t> FeatureSet::save_bytes() const {
+  const size_t N = size();
+  if (N == 0) throw std::logic_error("cannot save an empty feature set");
+  if (features.shape() != feature_shape.batched(static_cast<int>(N)))
+    throw std::logic_error("feature set: features " + features.shape().str() + " do not match the feature shape " +
+                           feature_shape.str());
+  if (targets.rank() != 2 || static_cast<size_t>(targets.dim(0)) != N)
+    throw std::logic_error("feature set: targets " + targets.shape().str() + " do not match " + std::to_string(N) +
+                           " examples");
+  if (!labels.empty() && labels.size() != static_cast<size_t>(outputs()) &&
+      !(head == Head::kLogit && labels.size() == 2))
+    throw std::logic_error("feature set: " + std::to_string(labels.size()) + " label names for " +
+                           std::to_string(outputs()) + " outputs");
+  const size_t fbytes = features.size() * sizeof(float), tbytes = targets.size() * sizeof(float);
+  const size_t toff = round_up(fbytes, kAlign);
+  const size_t data_bytes = round_up(toff + tbytes, kAlign);
+  nlohmann::json header = {
+      {"format", "tagnet-features"},
+      {"count", N},
+      {"feature_shape", feature_shape.dims()},
+      {"outputs", outputs()},
+      {"labels", labels},
+      {"head", head_name(head)},
+      {"base", base},
+      {"metadata", metadata},
+      {"tensors",
+       {{{"name", "features"}, {"dtype", "f32"}, {"shape", features.shape().dims()}, {"offset", 0}},
+        {{"name", "targets"}, {"dtype", "f32"}, {"shape", targets.shape().dims()}, {"offset", toff}}}}};
+  const std::string json = header.dump();
+  const size_t data_start = round_up(kFixedHeader + json.size(), kAlign);
+  std::vector<uint8_t> out(data_start + data_bytes, 0);
+  std::memcpy(out.data(), kMagic, 8);
+  std::memcpy(out.data() + kFixedHeader, json.data(), json.size());
+  // Little-endian hosts only (x86, ARM, WASM), so float bytes are written as they are.
+  std::memcpy(out.data() + data_start, features.data(), fbytes);
+  std::memcpy(out.data() + data_start + toff, targets.data(), tbytes);
+  put<uint32_t>(out, 8, kVersion);
+  put<uint32_t>(out, 12, crc32(reinterpret_cast<const uint8_t*>(json.data()), json.size()));
+  put<uint64_t>(out, 16, json.size());
+  put<uint64_t>(out, 24, data_bytes);
+  put<uint32_t>(out, 32, crc32(out.data() + data_start, data_bytes));
+  put<uint32_t>(out, 36, 0);
+  return out;
+}
+
+void FeatureSet::save(const std::string& path) const {
+  const std::vector<uint8_t> bytes = save_bytes();
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
+                  ::fsync(::fileno(f)) == 0;
+  const int err = errno;
+  if (std::fclose(f) != 0 || !ok) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": write failed (" + std::strerror(err) + ")");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot rename into place (" + std::strerror(e) + ")");
+  }
+}
+
+FeatureSet FeatureSet::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FeatureFileError(path + ": cannot open (" + std::strerror(errno) + ")");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw FeatureFileError(path + ": read error");
+  return load_bytes(bytes.data(), bytes.size(), path);
+}
+
+FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::string& origin) {
+  auto fail = [&](const std::string& what) { return FeatureFileError(origin + ": " + what); };
+  if (size < kFixedHeader)
+    throw fail("not a tagnet feature file (" + std::to_string(size) + " bytes, shorter than the header)");
+  if (std::memcmp(data, kMagic, 8) != 0) {
+    if (std::memcmp(data, "TAGNET\0\0", 8) == 0) throw fail("this is a tagnet model, not a feature file");
+    throw fail("not a tagnet feature file (wrong magic bytes)");
+  }
+  const uint32_t version = get<uint32_t>(data + 8);
+  if (version != kVersion)
+    throw fail("unsupported feature file version " + std::to_string(version) + " (this tagnet reads version " +
+               std::to_string(kVersion) + ")");
+  const uint64_t json_bytes = get<uint64_t>(data + 16);
+  const uint64_t data_bytes = get<uint64_t>(data + 24);
+  if (json_bytes == 0 || json_bytes > kMaxJson || kFixedHeader + json_bytes > size)
+    throw fail("truncated or corrupt header (header length " + std::to_string(json_bytes) + ", file " +
+               std::to_string(size) + " bytes)");
+  const size_t data_start = round_up(kFixedHeader + json_bytes, kAlign);
+  if (data_start > size || data_bytes != size - data_start)
+    throw fail("truncated or corrupt file: expected " + std::to_string(data_start) + " + " +
+               std::to_string(data_bytes) + " bytes, found " + std::to_string(size));
+  if (get<uint32_t>(data + 36) != 0) throw fail("corrupt header (reserved field is not zero)");
+  for (size_t i = kFixedHeader + json_bytes; i < data_start; ++i)
+    if (data[i] != 0) throw fail("corrupt header (padding is not zero)");
+  const uint8_t* jp = data + kFixedHeader;
+  if (crc32(jp, json_bytes) != get<uint32_t>(data + 12)) throw fail("corrupt header (checksum mismatch)");
+  if (crc32(data + data_start, data_bytes) != get<uint32_t>(data + 32))
+    throw fail("corrupt feature data (checksum mismatch)");
+
+  try {
+    const nlohmann::json h = nlohmann::json::parse(jp, jp + json_bytes);
+    if (h.value("format", "") != "tagnet-features") throw fail("header is not a tagnet feature header");
+    FeatureSet s;
+    const uint64_t count = h.at("count").get<uint64_t>();
+    const std::vector<int> fdims = h.at("feature_shape").get<std::vector<int>>();
+    const int outputs = h.at("outputs").get<int>();
+    if (count == 0 || count > (1u << 30)) throw fail("bad example count " + std::to_string(count));
+    if (fdims.empty() || fdims.size() > 3) throw fail("bad feature shape in header");
+    for (int d : fdims)
+      if (d <= 0 || d > 1 << 20) throw fail("bad feature shape in header");
+    if (outputs < 1 || outputs > 1 << 20) throw fail("bad output count " + std::to_string(outputs));
+    s.feature_shape = Shape(fdims);
+    s.labels = h.at("labels").get<std::vector<std::string>>();
+    s.head = head_from_name(h.at("head").get<std::string>());
+    if (!s.labels.empty() && s.labels.size() != static_cast<size_t>(outputs) &&
+        !(s.head == Head::kLogit && s.labels.size() == 2))
+      throw fail(std::to_string(s.labels.size()) + " label names for " + std::to_string(outputs) + " outputs");
+    s.base = h.value("base", nlohmann::json::object());
+    s.metadata = h.value("metadata", nlohmann::json::object());
+
+    std::map<std::string, const nlohmann::json*> table;
+    for (auto& t : h.at("tensors")) table[t.at("name").get<std::string>()] = &t;
+    auto read_tensor = [&](const std::string& name, Tensor& dst) {
+      auto it = table.find(name);
+      if (it == table.end()) throw fail("tensor '" + name + "' is missing");
+      const auto& t = *it->second;
+      if (t.at("dtype").get<std::string>() != "f32")
+        throw fail("tensor '" + name + "' has unsupported dtype " + t.at("dtype").dump());
+      const Shape shape(t.at("shape").get<std::vector<int>>());
+      if (shape != dst.shape())
+        throw fail("tensor '" + name + "' has shape " + shape.str() + ", expected " + dst.shape().str());
+      const uint64_t off = t.at("offset").get<uint64_t>();
+      const uint64_t nbytes = dst.size() * sizeof(float);
+      if (off % kAlign != 0 || off > data_bytes || nbytes > data_bytes - off)
+        throw fail("tensor '" + name + "' lies outside the data section (offset " + std::to_string(off) + ")");
+      std::memcpy(dst.data(), data + data_start + off, nbytes);
+    };
+    // Sizes are checked against the data section before anything is allocated.
+    const uint64_t need = (count * s.feature_shape.numel() + count * static_cast<uint64_t>(outputs)) * sizeof(float);
+    if (need > data_bytes)
+      throw fail("the data section holds " + std::to_string(data_bytes) + " bytes, the header describes " +
+                 std::to_string(need));
+    s.features = Tensor(s.feature_shape.batched(static_cast<int>(count)));
+    s.targets = Tensor(Shape{static_cast<int>(count), outputs});
+    read_tensor("features", s.features);
+    read_tensor("targets", s.targets);
+    return s;
+  } catch (const FeatureFileError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw fail(std::string("bad header: ") + e.what());
+  }
+}
+
+FeatureSet extract_features(Model& base, BatchSource& data, int batch_size, const Context& ctx,
+                            const std::function<void(size_t, size_t)>& on_batch) {
+  require_built(base, "extract_features");
+  const size_t N = data.size();
+  if (N == 0) throw std::invalid_argument("no examples to extract features from");
+  FeatureSet s;
+  s.feature_shape = base.output_shape();
+  s.features = Tensor(s.feature_shape.batched(static_cast<int>(N)));
+  const size_t D = s.feature_shape.numel();
+  const size_t B = static_cast<size_t>(std::max(1, batch_size));
+  Context ic = ctx;
+  ic.training = false;
+  Rng rng(0);
+  Tensor x, y;
+  for (size_t b = 0; b < N; b += B) {
+    const size_t e = std::min(N, b + B);
+    std::vector<size_t> idx(e - b);
+    std::iota(idx.begin(), idx.end(), b);
+    data.fill(idx, x, y, rng, false);
+    const Tensor& out = base.forward(x, ic);
+    std::memcpy(s.features.data() + b * D, out.data(), out.size() * sizeof(float));
+    const int F = static_cast<int>(y.size() / idx.size());
+    if (b == 0) s.targets = Tensor(Shape{static_cast<int>(N), F});
+    std::memcpy(s.targets.data() + b * size_t(F), y.data(), y.size() * sizeof(float));
+    if (on_batch) on_batch(e, N);
+  }
+  return s;
+}
+
+void FeatureSource::fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng&, bool) {
+  const int B = static_cast<int>(indices.size());
+  const size_t D = set_.feature_shape.numel();
+  const size_t F = static_cast<size_t>(set_.outputs());
+  x.resize(set_.feature_shape.batched(B));
+  y.resize({B, static_cast<int>(F)});
+  for (int b = 0; b < B; ++b) {
+    const size_t i = indices[b];
+    if (i >= set_.size()) throw std::out_of_range("feature index out of range");
+    std::memcpy(x.data() + b * D, set_.features.data() + i * D, D * sizeof(float));
+    std::memcpy(y.data() + b * F, set_.targets.data() + i * F, F * sizeof(float));
+  }
+}
+
+}  // namespace tagnet

@@ -1,0 +1,107 @@
+// Pictures from files, the clipboard and the camera, as RGBA pixels for the engine.
+import { looksLikeModel } from './modelfile';
+import type { RgbaImage } from './protocol';
+
+/** A file that could not be used as a picture; the message names it and says why. */
+export class NotAnImageError extends Error {
+  constructor(name: string, reason = 'not an image') {
+    super(`${name}: ${reason}`);
+    this.name = 'NotAnImageError';
+  }
+}
+
+export interface Picture extends RgbaImage {
+  rgba: Uint8ClampedArray;
+  name: string;
+  /** The pixels as a PNG, for thumbnails and for keeping in IndexedDB. */
+  blob: Blob;
+}
+
+// Larger pictures are shrunk before they reach the engine: the networks see 64-150 pixels,
+// and the engine would otherwise copy megabytes per picture. Augmentation's zoom and shifts
+// need little more than the network's input.
+export const MAX_SIDE = 256;
+
+function fitWithin(width: number, height: number, maxSide: number): [number, number] {
+  const scale = Math.min(1, maxSide / Math.max(width, height));
+  return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+}
+
+async function fromSource(source: CanvasImageSource, width: number, height: number, name: string,
+                          maxSide: number): Promise<Picture> {
+  const [w, h] = fitWithin(width, height, maxSide);
+  const canvas = new OffscreenCanvas(w, h);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  if (!ctx) throw new NotAnImageError(name, 'cannot draw the picture');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(source, 0, 0, w, h);
+  const data = ctx.getImageData(0, 0, w, h);
+  const blob = await canvas.convertToBlob({ type: 'image/png' });
+  return { rgba: data.data, width: w, height: h, name, blob };
+}
+
+/** Decodes an image file (any format the browser reads); throws NotAnImageError otherwise. */
+export async function decodePicture(file: Blob, name: string, maxSide = MAX_SIDE): Promise<Picture> {
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
+    throw new NotAnImageError(name, looksLikeModel(head)
+      ? 'not an image (it is a tagnet model: open it with "Open model file")'
+      : 'not an image');
+  }
+  try {
+    return await fromSource(bitmap, bitmap.width, bitmap.height, name, maxSide);
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** The current frame of a playing video. */
+export function captureFrame(video: HTMLVideoElement, name: string, maxSide = MAX_SIDE): Promise<Picture> {
+  if (!video.videoWidth || !video.videoHeight) throw new NotAnImageError(name, 'the camera has no picture yet');
+  return fromSource(video, video.videoWidth, video.videoHeight, name, maxSide);
+}
+
+/** Files from a drop or a paste, pictures and others alike (errors are reported per file). */
+export function filesOf(data: DataTransfer | null): File[] {
+  if (!data) return [];
+  if (data.files && data.files.length) return [...data.files];
+  const out: File[] = [];
+  for (const item of data.items ?? []) {
+    if (item.kind !== 'file') continue;
+    const f = item.getAsFile();
+    if (f) out.push(f);
+  }
+  return out;
+}
+
+/** A webcam preview: start() asks for the camera, stop() releases it. */
+export class Camera {
+  private stream: MediaStream | null = null;
+
+  constructor(readonly video: HTMLVideoElement) {}
+
+  get active(): boolean {
+    return this.stream !== null;
+  }
+
+  async start(): Promise<void> {
+    if (this.stream) return;
+    if (!navigator.mediaDevices?.getUserMedia) throw new Error('this browser gives no camera access here');
+    this.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    this.video.srcObject = this.stream;
+    await this.video.play();
+  }
+
+  stop(): void {
+    this.stream?.getTracks().forEach((t) => t.stop());
+    this.stream = null;
+    this.video.srcObject = null;
+  }
+
+  capture(name: string): Promise<Picture> {
+    return captureFrame(this.video, name);
+  }
+}

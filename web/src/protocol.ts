@@ -1,0 +1,114 @@
+// Messages between the page and the Web Worker that runs the WebAssembly engine (worker.ts);
+// bridge.ts wraps them in promises.
+import type { TrainPart } from './predict';
+import type { ModelInfo, TrainerOptions, Variant } from './tagnet-types';
+
+/** An RGBA picture: (height, width, 4) bytes. */
+export interface RgbaImage {
+  rgba: Uint8ClampedArray | Uint8Array;
+  width: number;
+  height: number;
+}
+
+export interface InitRequest {
+  /** Absolute URL of the directory with tagnet.js and the module variants. */
+  wasmBase: string;
+  variant?: Variant;
+  threads?: number;
+}
+
+export interface InitResult {
+  variant: Variant;
+  threads: number;
+  engine: string;
+  crossOriginIsolated: boolean;
+  /** Milliseconds the worker spent loading and starting the module. */
+  startMs: number;
+}
+
+export interface TrainExample extends RgbaImage {
+  /** One value per output: 0/1 per label (multi-label) or one-hot (single-label). */
+  target: number[];
+}
+
+export interface TrainRequest {
+  labels: string[];
+  multiLabel: boolean;
+  /** Replace the classifier head with a new one for `labels` (else keep training the current one). */
+  newHead: boolean;
+  part: TrainPart;
+  options: TrainerOptions;
+  examples: TrainExample[];
+  /** Label sets of the examples (multi-label), stored in the model as "combinations". */
+  combinations: string[][];
+}
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  steps: number;
+  loss: number;
+  accuracy: number;
+  epochEnd: boolean;
+  elapsedMs: number;
+}
+
+export interface TrainResult {
+  /** The fine-tuned model file (also the worker's current model). */
+  bytes: Uint8Array;
+  info: ModelInfo;
+  stopped: boolean;
+  /** Training was stopped before its first batch: the model is the one before. */
+  reverted: boolean;
+  steps: number;
+  elapsedMs: number;
+  trainableParams: number;
+}
+
+export interface BenchRequest {
+  architecture: string;
+  labels: string[];
+  seconds: number;
+}
+
+export interface BenchResult {
+  engine: string;
+  variant: Variant;
+  threads: number;
+  params: number;
+  classify_b1_ms: number;
+  classify_b32_images_per_s: number;
+  train_b32_images_per_s: number;
+  train_b32_step_ms: number;
+  heap_bytes: number;
+}
+
+export type Request =
+  | ({ type: 'init' } & InitRequest)
+  | { type: 'load'; bytes: Uint8Array }
+  | { type: 'classify'; images: RgbaImage[] }
+  | ({ type: 'train' } & TrainRequest)
+  | { type: 'stop' }
+  | ({ type: 'bench' } & BenchRequest);
+
+export interface Results {
+  init: InitResult;
+  load: ModelInfo;
+  classify: Float32Array[];
+  train: TrainResult;
+  stop: boolean;
+  bench: BenchResult;
+}
+
+/** Page -> worker. */
+export interface RequestMessage {
+  id: number;
+  request: Request;
+}
+
+/** Worker -> page. */
+export type ResponseMessage =
+  | { id: number; kind: 'result'; result: unknown }
+  | { id: number; kind: 'error'; error: { name: string; message: string } }
+  | { id: number; kind: 'progress'; progress: TrainProgress };

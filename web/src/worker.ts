@@ -1,0 +1,237 @@
+// The Web Worker that owns the WebAssembly engine, so that classifying and training never block
+// the page (the threaded module also blocks its calling thread while its workers compute,
+// which a page's main thread must not do). One request runs at a time, in arrival order;
+// 'stop' is answered at once and ends a running training after its current batch.
+import { rewriteMetadata } from './modelfile';
+import { freezeIndex } from './predict';
+import type {
+  BenchRequest, BenchResult, InitRequest, InitResult, Request, RequestMessage, ResponseMessage,
+  RgbaImage, TrainProgress, TrainRequest, TrainResult,
+} from './protocol';
+import type { Model, ModelInfo, Tagnet } from './tagnet-types';
+
+interface WorkerScope {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onmessage: ((event: MessageEvent<RequestMessage>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+
+type TagnetModule = typeof import('../../wasm/tagnet.js');
+
+let tagnet: Tagnet | null = null;
+let model: Model | null = null;
+let modelBytes: Uint8Array | null = null;
+let stopRequested = false;
+
+// Lets queued messages ('stop') in between training batches.
+function yieldToMessages(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+function need<T>(value: T | null, what: string): T {
+  if (value === null) throw new Error(`${what} is not loaded yet`);
+  return value;
+}
+
+async function init(r: InitRequest): Promise<InitResult> {
+  const t0 = performance.now();
+  const mod = (await import(/* @vite-ignore */ new URL('tagnet.js', r.wasmBase).href)) as TagnetModule;
+  tagnet?.dispose();
+  tagnet = await mod.createTagnet({ variant: r.variant, threads: r.threads, baseUrl: r.wasmBase });
+  return {
+    variant: tagnet.variant,
+    threads: tagnet.threads,
+    engine: tagnet.engine,
+    crossOriginIsolated: (self as unknown as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
+    startMs: performance.now() - t0,
+  };
+}
+
+function load(bytes: Uint8Array): ModelInfo {
+  const t = need(tagnet, 'the engine');
+  const next = t.loadModel(bytes);   // throws for bytes that are not a model: the old one stays
+  model?.delete();
+  model = next;
+  modelBytes = bytes;
+  return model.info();
+}
+
+function classify(images: RgbaImage[]): Float32Array[] {
+  const m = need(model, 'a model');
+  const labels = m.info().labels.length;
+  const out: Float32Array[] = [];
+  // Batches of 16 keep the activations of large requests within a modest heap.
+  for (let i = 0; i < images.length; i += 16) {
+    const chunk = images.slice(i, i + 16);
+    const probs = m.classifyBatch(chunk);
+    for (let k = 0; k < chunk.length; ++k) out.push(probs.slice(k * labels, (k + 1) * labels));
+  }
+  return out;
+}
+
+async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Promise<TrainResult> {
+  const m = need(model, 'a model');
+  const before = need(modelBytes, 'a model');
+  if (r.examples.length === 0) throw new Error('add some pictures to train on first');
+  stopRequested = false;
+  const t0 = performance.now();
+  if (r.newHead) m.replaceHead(r.labels, r.multiLabel, { seed: r.options.seed ?? 0 });
+  const info = m.info();
+  if (info.labels.length !== r.labels.length || info.labels.some((l, i) => l !== r.labels[i])) {
+    throw new Error(`the model's labels (${info.labels.join(', ')}) are not the ones to train`);
+  }
+  m.freeze(freezeIndex(info.layers, r.part));
+  const trainableParams = m.info().trainableParams;
+  const trainer = m.createTrainer(r.options);
+  let steps = 0;
+  let stopped = false;
+  try {
+    for (const ex of r.examples) trainer.addExample(ex.rgba, ex.width, ex.height, ex.target);
+    for (;;) {
+      await yieldToMessages();
+      if (stopRequested) {
+        stopped = true;
+        break;
+      }
+      const s = trainer.step();
+      ++steps;
+      progress({
+        epoch: s.epoch, epochs: trainer.options.epochs, step: s.step, steps: s.steps,
+        loss: s.loss, accuracy: s.accuracy, epochEnd: s.epochEnd, elapsedMs: performance.now() - t0,
+      });
+      if (s.done) break;
+    }
+  } finally {
+    trainer.delete();
+  }
+  if (steps === 0) {
+    // Nothing trained: a replaced head would be random, so the model goes back to what it was.
+    const restored = load(before);
+    return { bytes: before, info: restored, stopped, reverted: true, steps, elapsedMs: performance.now() - t0,
+             trainableParams };
+  }
+  const epochsDone = stopped ? undefined : trainer.options.epochs;
+  const bytes = rewriteMetadata(m.save(), (md) => {
+    const out: Record<string, unknown> = { ...md };
+    // Metrics and history describe the training the model came from, not this one.
+    delete out.metrics;
+    delete out.history;
+    if (r.multiLabel && r.combinations.length) {
+      out.combinations = r.combinations.map((c) => [...c].sort());
+    } else {
+      delete out.combinations;
+    }
+    out.fine_tuned = {
+      examples: r.examples.length, steps, epochs: epochsDone ?? null, stopped, part: r.part,
+      new_head: r.newHead, lr: r.options.lr ?? 1e-3, batch_size: r.options.batchSize ?? 32,
+      augment: r.options.augment ?? null, trainable_params: trainableParams,
+      date: new Date().toISOString(),
+    };
+    return out;
+  });
+  const finalInfo = load(bytes);
+  return { bytes, info: finalInfo, stopped, reverted: false, steps, elapsedMs: performance.now() - t0,
+           trainableParams };
+}
+
+// Median milliseconds per call of fn over `seconds` (at least 3 calls) after one warm-up call.
+function time(fn: () => void, seconds: number, min = 3): number {
+  fn();
+  const runs: number[] = [];
+  const start = performance.now();
+  while (runs.length < min || performance.now() - start < seconds * 1000) {
+    const t0 = performance.now();
+    fn();
+    runs.push(performance.now() - t0);
+  }
+  runs.sort((a, b) => a - b);
+  return runs[runs.length >> 1];
+}
+
+function picture(seed: number, size = 96): RgbaImage {
+  const rgba = new Uint8Array(size * size * 4);
+  let s = seed >>> 0;
+  for (let i = 0; i < rgba.length; ++i) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    rgba[i] = (i & 3) === 3 ? 255 : s >>> 24;
+  }
+  return { rgba, width: size, height: size };
+}
+
+// The measurements of wasm/bench.mjs, in a browser worker.
+function bench(r: BenchRequest): BenchResult {
+  const t = need(tagnet, 'the engine');
+  const m = t.createModel(r.architecture as 'smallervggnet', { labels: r.labels, head: 'sigmoid', seed: 1 });
+  const size = m.info().inputShape[0];
+  const pics = Array.from({ length: 32 }, (_, i) => picture(i + 1, size));
+  const trainer = m.createTrainer({ lr: 1e-3, batchSize: 32, seed: 1 });
+  try {
+    const one = pics[0];
+    const b1 = time(() => m.classify(one.rgba, one.width, one.height), r.seconds);
+    const b32 = time(() => m.classifyBatch(pics), r.seconds);
+    pics.forEach((p, i) => trainer.addExample(p.rgba, p.width, p.height, r.labels.map((_, k) => (i >> k) & 1)));
+    const step = time(() => trainer.step(), r.seconds * 2);
+    return {
+      engine: t.engine, variant: t.variant, threads: t.threads, params: m.info().params,
+      classify_b1_ms: b1,
+      classify_b32_images_per_s: 32000 / b32,
+      train_b32_images_per_s: 32000 / step,
+      train_b32_step_ms: step,
+      heap_bytes: t.heapBytes(),
+    };
+  } finally {
+    trainer.delete();
+    m.delete();
+  }
+}
+
+function errorOf(e: unknown): { name: string; message: string } {
+  if (e instanceof Error) return { name: e.name, message: e.message };
+  return { name: 'Error', message: String(e) };
+}
+
+async function handle(id: number, r: Request): Promise<void> {
+  const reply = (result: unknown, transfer: Transferable[] = []) =>
+    scope.postMessage({ id, kind: 'result', result } satisfies ResponseMessage, transfer);
+  switch (r.type) {
+    case 'init':
+      return reply(await init(r));
+    case 'load':
+      return reply(load(r.bytes));
+    case 'classify': {
+      const rows = classify(r.images);
+      return reply(rows, rows.map((p) => p.buffer));
+    }
+    case 'train': {
+      const result = await train(r, (progress) =>
+        scope.postMessage({ id, kind: 'progress', progress } satisfies ResponseMessage));
+      // The bytes stay the worker's current model file: send a copy.
+      return reply({ ...result, bytes: result.bytes.slice() });
+    }
+    case 'bench':
+      return reply(bench(r));
+    case 'stop':
+      stopRequested = true;
+      return reply(true);
+  }
+}
+
+let queue: Promise<void> = Promise.resolve();
+
+scope.onmessage = (event) => {
+  const { id, request } = event.data;
+  const run = () => handle(id, request).catch((e) =>
+    scope.postMessage({ id, kind: 'error', error: errorOf(e) } satisfies ResponseMessage));
+  if (request.type === 'stop') {
+    void run();
+  } else {
+    queue = queue.then(run);
+  }
+};

@@ -1,0 +1,245 @@
+// Fine-tuning in the page: new labels, 60 pictures, the head and the last convolution block
+// trained for 10 epochs with augmentation (timed), the chart and the before/after comparison,
+// the predictions changing, the downloaded model file (checked natively when the CLI is at
+// hand), everything still there after a reload, and stopping a training part-way.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  bundledExamples, cardPredictions, launch, newPage, openApp, pageServer, repoRoot, screenshot, waitReady,
+} from './helpers.mjs';
+
+const dataset = process.env.TAGNET_WEB_DATASET ?? path.join(repoRoot, 'build/web/model/fashion-color/dataset');
+
+function pictures(folder, count, skip = 0) {
+  const dir = path.join(dataset, folder);
+  return fs.readdirSync(dir).sort().slice(skip, skip + count).map((f) => path.join(dir, f));
+}
+
+async function addLabel(page, name) {
+  await page.fill('#label-name', name);
+  await page.press('#label-name', 'Enter');
+  await page.locator(`#teach-labels [data-label="${name}"]`).waitFor();
+}
+
+async function addPictures(page, label, files) {
+  const before = await page.locator('#examples .card').count();
+  await page.check(`#target-labels input[value="${label}"]`);
+  await page.setInputFiles('#teach-files', files);
+  await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n, before + files.length);
+}
+
+describe('fine-tune', () => {
+  let server;
+  let browser;
+  let page;
+  before(async () => {
+    assert.ok(fs.existsSync(dataset), `${dataset} is missing (web/run-tests.sh makes it)`);
+    server = await pageServer();
+    browser = await launch();
+    page = await newPage(browser.context);
+    await openApp(page, server.url);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test('teach two new classes from 60 pictures; the predictions change', async (t) => {
+    // Start from the model's labels (the page offers them), switch to one class per picture
+    // and replace them with two new classes.
+    await page.check('input[name="mode"][value="single"]');
+    for (const label of ['black', 'blue', 'dress', 'jeans', 'red', 'shirt']) {
+      await page.click(`#teach-labels [data-label="${label}"] button`);
+    }
+    await addLabel(page, 'trousers');
+    await addLabel(page, 'top');
+    await addPictures(page, 'trousers', [...pictures('blue_jeans', 15), ...pictures('black_jeans', 15)]);
+    await addPictures(page, 'top', [...pictures('red_shirt', 10), ...pictures('blue_shirt', 10),
+                                    ...pictures('red_dress', 5), ...pictures('blue_dress', 5)]);
+    assert.equal(await page.locator('#examples .card').count(), 60);
+
+    for (const file of ['blue_jeans_01.jpg', 'red_shirt_01.jpg', 'black_jeans_01.jpg', 'blue_shirt_01.jpg']) {
+      await page.click(`.example-button[data-file="${file}"]`);
+      await cardPredictions(page, file);
+    }
+    assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['black', 'jeans']);
+
+    await page.check('input[name="part"][value="block"]');
+    await page.fill('#epochs', '10');
+    await page.fill('#batch-size', '16');
+    await page.check('#augment');
+    await screenshot(page, '04-teach-ready');
+    await page.click('#train');
+    // Mid-training: the chart is live and the page still answers.
+    await page.waitForFunction(() => /Epoch [3-9]\//.test(document.getElementById('train-text').textContent));
+    assert.equal(await page.evaluate(() => 1 + 1), 2);
+    await screenshot(page, '05-training');
+    await page.waitForFunction(() => window.tagnetPage.lastTraining !== null, null, { timeout: 120_000 });
+    const training = await page.evaluate(() => window.tagnetPage.lastTraining);
+    t.diagnostic(`fine-tuning 60 pictures, 10 epochs, head + last block (${training.trainableParams} parameters), ` +
+                 `augmentation: ${(training.elapsedMs / 1000).toFixed(1)} s, ${training.steps} batches`);
+    assert.equal(training.stopped, false);
+    assert.equal(training.steps, 40);
+    // The count offered next to the choice is the count that trained.
+    assert.equal(await page.textContent('.hint[data-part="block"]'),
+                 `(${training.trainableParams.toLocaleString('en-US')} trainable parameters)`);
+
+    const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
+    assert.deepEqual(labels, ['trousers', 'top']);
+    t.diagnostic(`blue_jeans_01.jpg: ${await cardPredictions(page, 'blue_jeans_01.jpg')}`);
+    assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
+    assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), ['top']);
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['top']);
+    // The chart drew every batch, and the comparison shows before and after.
+    assert.ok(await page.locator('#chart canvas').count() > 0);
+    const rows = await page.$$eval('#compare-rows tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+    assert.equal(rows.length, 4);
+    const jeans = rows.find((r) => r[0].includes('black_jeans_01'));
+    assert.match(jeans[1], /black .*jeans|jeans .*black/);
+    assert.match(jeans[2], /^trousers /);
+    assert.match(await page.textContent('#results .card[data-name="black_jeans_01.jpg"] .before'), /Before training: .*jeans/);
+    await screenshot(page, '06-trained');
+  });
+
+  test('the trained model downloads as a .tagnet file the native CLI reads', async (t) => {
+    const downloading = page.waitForEvent('download');
+    await page.click('#download-trained');
+    const download = await downloading;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-dl-'));
+    try {
+      const file = path.join(dir, download.suggestedFilename());
+      await download.saveAs(file);
+      const bytes = fs.readFileSync(file);
+      assert.equal(bytes.subarray(0, 6).toString('latin1'), 'TAGNET');
+      const tagnet = process.env.TAGNET;
+      if (!tagnet || !fs.existsSync(tagnet)) {
+        t.diagnostic('TAGNET is not set: the native check is skipped');
+        return;
+      }
+      const example = bundledExamples().find((e) => e.file === 'black_jeans_01.jpg');
+      const out = JSON.parse(execFileSync(tagnet, ['classify', '--model', file, '--image', example.path, '--json'],
+                                          { encoding: 'utf8' }));
+      t.diagnostic(`native: ${JSON.stringify(out.probabilities)}`);
+      assert.deepEqual(out.predicted, ['trousers']);
+      // The page's probability for the same picture agrees with the native one (up to the
+      // browser's and the CLI's JPEG decoders).
+      const web = await page.$eval('#results .card[data-name="black_jeans_01.jpg"] .prob[data-label="trousers"] .prob-value',
+                                   (el) => Number.parseFloat(el.textContent) / 100);
+      assert.ok(Math.abs(web - out.probabilities.trousers) < 0.01, `web ${web}, native ${out.probabilities.trousers}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the fine-tuned model is right on pictures it was not taught with', async (t) => {
+    // 20 pictures of each of four folders, after the ones taught above.
+    const heldOut = [
+      ...['blue_jeans', 'black_jeans'].flatMap((f) => pictures(f, 20, 15).map((p) => [p, 'trousers'])),
+      ...['red_shirt', 'blue_shirt'].flatMap((f) => pictures(f, 20, 10).map((p) => [p, 'top'])),
+    ];
+    const before = await page.locator('#results .card').count();
+    // Copies with names of their own: the cards are found by file name.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-held-out-'));
+    try {
+      const files = heldOut.map(([file, label], i) => {
+        const copy = path.join(dir, `held-out-${String(i).padStart(2, '0')}-${label}.jpg`);
+        fs.copyFileSync(file, copy);
+        return copy;
+      });
+      await page.setInputFiles('#classify-files', files);
+      await page.waitForFunction((n) => document.querySelectorAll('#results .card[data-predicted]').length === n,
+                                 before + files.length, { timeout: 60_000 });
+      const predicted = await page.$$eval('#results .card[data-name^="held-out-"]', (cards) =>
+        cards.map((c) => [c.dataset.name, c.dataset.predicted]));
+      const right = predicted.filter(([name, p]) => name.endsWith(`-${p}.jpg`)).length;
+      t.diagnostic(`${right} of ${heldOut.length} held-out pictures right`);
+      assert.ok(right >= 76, `${right} of ${heldOut.length} held-out pictures right`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a reload keeps the trained model and the teaching pictures', async () => {
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
+    assert.deepEqual(labels, ['trousers', 'top']);
+    assert.match(await page.textContent('#model-info'), /fine-tuned\.tagnet/);
+    await page.waitForFunction(() => document.querySelectorAll('#examples .card').length === 60);
+    assert.deepEqual(await page.$$eval('#teach-labels .label-item', (els) => els.map((e) => e.dataset.label)),
+                     ['trousers', 'top']);
+    assert.equal(await page.$eval('input[name="mode"][value="single"]', (el) => el.checked), true);
+    await page.click('.example-button[data-file="red_dress_01.jpg"]');
+    assert.deepEqual(await cardPredictions(page, 'red_dress_01.jpg'), ['top']);
+  });
+
+  test('Stop ends a training part-way and leaves a usable model', async () => {
+    await page.fill('#epochs', '200');
+    await page.click('#train');
+    await page.waitForFunction(() => /Epoch 2\//.test(document.getElementById('train-text').textContent));
+    const t0 = Date.now();
+    await page.click('#stop');
+    await page.waitForFunction(() => window.tagnetPage.lastTraining?.stopped === true, null, { timeout: 15_000 });
+    t.diagnostic(`stopped ${Date.now() - t0} ms after the click`);
+    assert.match(await page.textContent('#train-text'), /^Stopped/);
+    await page.locator('#train:not([disabled])').waitFor();
+    await page.click('.example-button[data-file="black_jeans_01.jpg"]');
+    await page.waitForFunction(() => document.querySelectorAll('#results .card[data-name="black_jeans_01.jpg"]').length === 1);
+    assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
+    await page.fill('#epochs', '10');
+  });
+
+  test('several labels per picture: the label combinations of the pictures go into the model', async () => {
+    // From the default model, whose features know colours (the trousers/top model's last block
+    // has learnt to ignore them).
+    await page.click('#default-model');
+    await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
+    await page.click('#clear-examples');
+    await page.waitForFunction(() => document.querySelectorAll('#examples .card').length === 0);
+    await page.check('input[name="mode"][value="multi"]');
+    for (const label of ['trousers', 'top']) await page.click(`#teach-labels [data-label="${label}"] button`);
+    await addLabel(page, 'blue');
+    await addLabel(page, 'trousers');
+    const choose = async (labels) => {
+      for (const l of ['blue', 'trousers']) await page.setChecked(`#target-labels input[value="${l}"]`, labels.includes(l));
+    };
+    const add = async (labels, files) => {
+      await choose(labels);
+      const before = await page.locator('#examples .card').count();
+      await page.setInputFiles('#teach-files', files);
+      await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n, before + files.length);
+    };
+    await add(['blue', 'trousers'], pictures('blue_jeans', 10));
+    await add(['trousers'], pictures('black_jeans', 10));
+    await add(['blue'], pictures('blue_shirt', 10));
+    await add([], pictures('red_shirt', 10));   // neither label
+    await page.check('input[name="part"][value="head"]');
+    await page.click('#train');
+    await page.waitForFunction(() => window.tagnetPage.lastTraining?.examples === 40 && !window.tagnetPage.lastTraining.stopped,
+                               null, { timeout: 60_000 });
+    const model = await page.evaluate(() => window.tagnetPage.model);
+    assert.equal(model.head, 'sigmoid');
+    assert.deepEqual(model.labels, ['blue', 'trousers']);
+    assert.deepEqual(model.metadata.combinations.map((c) => c.join('+')).sort(), ['blue', 'blue+trousers', 'trousers']);
+    await page.click('#clear-results');
+    for (const file of ['black_jeans_01.jpg', 'blue_shirt_01.jpg', 'red_shirt_01.jpg']) {
+      await page.click(`.example-button[data-file="${file}"]`);
+    }
+    assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue']);
+    assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), []);
+    await screenshot(page, '10-multi-label');
+  });
+
+  test('Use the default model goes back to it', async () => {
+    await page.click('#default-model');
+    await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
+    assert.match(await page.textContent('#model-info'), /default\.tagnet/);
+    assert.deepEqual(page.problems, []);
+  });
+});

@@ -1,0 +1,113 @@
+// Shared set-up of the browser tests: the server, Debian's Chromium through playwright-core,
+// screenshots.
+//
+// Environment (all optional; web/run-tests.sh sets them):
+//   TAGNET_WEB_URL        the page, served by `tagnet serve` (default: web/dist served here,
+//                         with the same headers)
+//   TAGNET_WEB_DIST       the built page (default: web/dist)
+//   TAGNET_WEB_ARTIFACTS  where screenshots go (default: build/web-test-artifacts)
+//   CHROMIUM              the browser (default: /usr/bin/chromium)
+//   TAGNET_WEB_DEBUG      when set, the pages' console goes to stderr
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+import { startStaticServer } from './static-server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const webDir = path.resolve(here, '..');
+export const repoRoot = path.resolve(webDir, '..');
+export const distDir = path.resolve(process.env.TAGNET_WEB_DIST ?? path.join(webDir, 'dist'));
+export const artifactsDir = path.resolve(process.env.TAGNET_WEB_ARTIFACTS ??
+                                         path.join(repoRoot, 'build', 'web-test-artifacts'));
+
+export const CHROMIUM_FLAGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--disable-quic',
+  // getUserMedia answers with Chromium's generated test video, without asking.
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+];
+
+/** The page's URL: TAGNET_WEB_URL, or dist/ served here with the isolation headers. */
+export async function pageServer() {
+  if (process.env.TAGNET_WEB_URL) {
+    const url = process.env.TAGNET_WEB_URL.endsWith('/') ? process.env.TAGNET_WEB_URL : `${process.env.TAGNET_WEB_URL}/`;
+    return { url, close: async () => {} };
+  }
+  return startStaticServer({ root: distDir, isolate: true });
+}
+
+/** A headless Chromium with a fresh profile; close() removes the profile. */
+export async function launch(options = {}) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport: { width: 1200, height: 900 },
+    acceptDownloads: true,
+    ...options,
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A page of `context` whose console errors and page errors are collected in page.problems. */
+export async function newPage(context) {
+  const page = context.pages()[0] ?? await context.newPage();
+  page.problems = [];
+  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.problems.push(`console: ${m.text()}`);
+    if (process.env.TAGNET_WEB_DEBUG) process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
+  });
+  return page;
+}
+
+/** Opens the page and waits until its engine and model are ready. */
+export async function openApp(page, url, { timeout = 60_000 } = {}) {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await waitReady(page, timeout);
+}
+
+export async function waitReady(page, timeout = 60_000) {
+  await page.waitForFunction(() => document.body.dataset.ready === 'true' || document.body.dataset.failed === 'true',
+                             null, { timeout });
+  const failed = await page.evaluate(() => document.body.dataset.failed === 'true');
+  if (failed) {
+    const status = await page.textContent('#engine-status');
+    throw new Error(`the page did not start: ${status}; ${page.problems.join('; ')}`);
+  }
+}
+
+export async function screenshot(page, name, { fullPage = true } = {}) {
+  fs.mkdirSync(artifactsDir, { recursive: true });
+  const file = path.join(artifactsDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage });
+  // After a full-page capture Chromium may shift a page left scrolled to its end between the
+  // press and the release of the next click, which then lands on another element.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  return file;
+}
+
+/** The picture files of dist/examples with the labels in their names. */
+export function bundledExamples() {
+  return JSON.parse(fs.readFileSync(path.join(distDir, 'examples', 'index.json'), 'utf8'))
+    .map((e) => ({ ...e, path: path.join(distDir, 'examples', e.file) }));
+}
+
+/** The labels highlighted on a result card, in the page's order. */
+export async function cardPredictions(page, name) {
+  const card = page.locator(`#results .card[data-name="${name}"]`);
+  await card.locator('.probs').waitFor();
+  const predicted = await card.getAttribute('data-predicted');
+  return predicted ? predicted.split(',') : [];
+}
