@@ -9,13 +9,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#if defined(_WIN32)
-#include <process.h>
-#define TAGNET_GETPID _getpid
-#else
-#include <unistd.h>
-#define TAGNET_GETPID getpid
-#endif
 
 // Float arithmetic here (resizing, stb's JPEG encoder) must round the same natively and in
 // WASM, which has no fused multiply-add: keep GCC from fusing under -march=haswell.
@@ -44,6 +37,8 @@
 // Every allocation stb_image makes goes through a per-thread cap set from the picture's
 // header, so a compressed stream that inflates far beyond the pixels (a zlib bomb) fails
 // instead of taking memory without bound.
+#include "file_io.h"
+
 namespace tagnet {
 namespace {
 thread_local size_t g_stbi_alloc_cap = ~size_t(0);
@@ -139,26 +134,6 @@ void append_bytes(void* context, void* data, int size) {
   out->insert(out->end(), p, p + size);
 }
 
-// Writes beside the target and renames, so readers never see a half-written picture.
-void write_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(static_cast<long>(TAGNET_GETPID()));
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  int err = ok ? 0 : errno;
-  if (std::fclose(f) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot write (" + std::strerror(err) + ")");
-  }
-}
 
 // Source taps of one output coordinate along one axis: (index, weight) pairs summing to 1.
 struct AxisTaps {
@@ -361,7 +336,7 @@ void save_png(const std::string& path, const Image& image) {
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
-  write_atomic(path, bytes);
+  write_file_atomic(path, bytes);
 }
 
 void save_jpeg(const std::string& path, const Image& image, int quality) {
@@ -371,7 +346,7 @@ void save_jpeg(const std::string& path, const Image& image, int quality) {
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
-  write_atomic(path, bytes);
+  write_file_atomic(path, bytes);
 }
 
 Image resize_image(const Image& image, int width, int height) {
