@@ -12,6 +12,8 @@
 #include <set>
 #include <unistd.h>
 
+#include "file_io.h"
+
 namespace tagnet {
 
 namespace {
@@ -22,22 +24,6 @@ constexpr size_t kFixedHeader = 40;
 constexpr size_t kAlign = 32;
 constexpr uint64_t kMaxJson = 64ull << 20;
 
-// CRC-32 (IEEE 802.3), the model file's checksum.
-uint32_t crc32(const uint8_t* p, size_t n) {
-  static uint32_t table[256];
-  static const bool ready = [] {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      table[i] = c;
-    }
-    return true;
-  }();
-  (void)ready;
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 // FNV-1a, 64 bits: a fingerprint with fewer accidental matches than a CRC-32.
 struct Fnv64 {
@@ -48,19 +34,7 @@ struct Fnv64 {
   }
 };
 
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
-template <typename T>
-void put(std::vector<uint8_t>& out, size_t at, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) out[at + i] = static_cast<uint8_t>(uint64_t(v) >> (8 * i));
-}
-
-template <typename T>
-T get(const uint8_t* p) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= uint64_t(p[i]) << (8 * i);
-  return static_cast<T>(v);
-}
 
 bool is_base_end(const Layer& l) {
   return l.type() == "Flatten" || l.type() == "GlobalAveragePooling2D";
@@ -288,39 +262,24 @@ std::vector<uint8_t> FeatureSet::save_bytes() const {
   // Little-endian hosts only (x86, ARM, WASM), so float bytes are written as they are.
   std::memcpy(out.data() + data_start, features.data(), fbytes);
   std::memcpy(out.data() + data_start + toff, targets.data(), tbytes);
-  put<uint32_t>(out, 8, kVersion);
-  put<uint32_t>(out, 12, crc32(reinterpret_cast<const uint8_t*>(json.data()), json.size()));
-  put<uint64_t>(out, 16, json.size());
-  put<uint64_t>(out, 24, data_bytes);
-  put<uint32_t>(out, 32, crc32(out.data() + data_start, data_bytes));
-  put<uint32_t>(out, 36, 0);
+  put_le<uint32_t>(out, 8, kVersion);
+  put_le<uint32_t>(out, 12, crc32(reinterpret_cast<const uint8_t*>(json.data()), json.size()));
+  put_le<uint64_t>(out, 16, json.size());
+  put_le<uint64_t>(out, 24, data_bytes);
+  put_le<uint32_t>(out, 32, crc32(out.data() + data_start, data_bytes));
+  put_le<uint32_t>(out, 36, 0);
   return out;
 }
 
 void FeatureSet::save(const std::string& path) const {
   const std::vector<uint8_t> bytes = save_bytes();
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
-  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-                  ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  if (std::fclose(f) != 0 || !ok) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": write failed (" + std::strerror(err) + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot rename into place (" + std::strerror(e) + ")");
-  }
+  write_file_atomic(path, bytes);
 }
 
 FeatureSet FeatureSet::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FeatureFileError(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw FeatureFileError(path + ": read error");
+  std::vector<uint8_t> bytes;
+  std::string error;
+  if (!read_file(path, bytes, error)) throw FeatureFileError(path + ": " + error);
   return load_bytes(bytes.data(), bytes.size(), path);
 }
 
@@ -332,12 +291,12 @@ FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::s
     if (std::memcmp(data, "TAGNET\0\0", 8) == 0) throw fail("this is a tagnet model, not a feature file");
     throw fail("not a tagnet feature file (wrong magic bytes)");
   }
-  const uint32_t version = get<uint32_t>(data + 8);
+  const uint32_t version = get_le<uint32_t>(data + 8);
   if (version != kVersion)
     throw fail("unsupported feature file version " + std::to_string(version) + " (this tagnet reads version " +
                std::to_string(kVersion) + ")");
-  const uint64_t json_bytes = get<uint64_t>(data + 16);
-  const uint64_t data_bytes = get<uint64_t>(data + 24);
+  const uint64_t json_bytes = get_le<uint64_t>(data + 16);
+  const uint64_t data_bytes = get_le<uint64_t>(data + 24);
   if (json_bytes == 0 || json_bytes > kMaxJson || kFixedHeader + json_bytes > size)
     throw fail("truncated or corrupt header (header length " + std::to_string(json_bytes) + ", file " +
                std::to_string(size) + " bytes)");
@@ -345,12 +304,12 @@ FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::s
   if (data_start > size || data_bytes != size - data_start)
     throw fail("truncated or corrupt file: expected " + std::to_string(data_start) + " + " +
                std::to_string(data_bytes) + " bytes, found " + std::to_string(size));
-  if (get<uint32_t>(data + 36) != 0) throw fail("corrupt header (reserved field is not zero)");
+  if (get_le<uint32_t>(data + 36) != 0) throw fail("corrupt header (reserved field is not zero)");
   for (size_t i = kFixedHeader + json_bytes; i < data_start; ++i)
     if (data[i] != 0) throw fail("corrupt header (padding is not zero)");
   const uint8_t* jp = data + kFixedHeader;
-  if (crc32(jp, json_bytes) != get<uint32_t>(data + 12)) throw fail("corrupt header (checksum mismatch)");
-  if (crc32(data + data_start, data_bytes) != get<uint32_t>(data + 32))
+  if (crc32(jp, json_bytes) != get_le<uint32_t>(data + 12)) throw fail("corrupt header (checksum mismatch)");
+  if (crc32(data + data_start, data_bytes) != get_le<uint32_t>(data + 32))
     throw fail("corrupt feature data (checksum mismatch)");
 
   try {
