@@ -9,7 +9,11 @@
 //   backward data:    stride 1: dx += the forward convolution of dy with the flipped kernel;
 //                     otherwise dXcol (P, R) = dY (P, K) * W (K, R) chunk by chunk, then col2im
 //   backward filter:  dW^T (R, K) = Xcol^T (R, P) * dY (P, K), per-thread partial sums
-// Dense layers call gemm_hwy with transposed operands expressed through strides.
+// 3x3 stride-1 forward convolutions with enough channels run as Winograd F(2x2, 3x3) instead
+// (winograd_hwy.cpp), 2.25x fewer multiply-adds. The forward pass keeps its packed or
+// transformed weights in the layer's OpState until Exec::param_version changes.
+// Dense layers call gemm_hwy with transposed operands expressed through strides, except the
+// forward pass of a few rows, which is a set of dot products (DenseDots).
 // GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
 // target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
 #ifndef HWY_DISABLE_PCLMUL_AES
@@ -20,12 +24,16 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "gemm_hwy.h"
 #include "kernels.h"
 #include "thread_pool.h"
+#include "winograd_hwy.h"
 
 namespace tagnet {
 namespace kern {
@@ -196,10 +204,9 @@ int Threads(const Exec& e, double flops) {
   return e.pool->threads();
 }
 
-// Packs B (K, N) once, in parallel when it is large, into the calling thread's kSlotConvB.
-gemm::PackedB PackShared(int K, int N, int kc, const float* B, long rsb, long csb,
-                         const Exec& e, int threads) {
-  float* dst = gemm::scratch(gemm::kSlotConvB, gemm::packed_b_floats(K, N));
+// Packs B (K, N) into dst (packed_b_floats(K, N) floats), in parallel when it is large.
+void PackInto(int K, int N, int kc, const float* B, long rsb, long csb, float* dst,
+              const Exec& e, int threads) {
   const int slivers = gemm::b_slivers(N);
   if (threads > 1 && static_cast<double>(K) * N >= 65536.0) {
     e.pool->run(slivers, 1, [&](size_t b, size_t end) {
@@ -208,7 +215,70 @@ gemm::PackedB PackShared(int K, int N, int kc, const float* B, long rsb, long cs
   } else {
     gemm::pack_b(K, N, kc, B, rsb, csb, dst, 0, slivers);
   }
+}
+
+// Packs B (K, N) once into the calling thread's kSlotConvB.
+gemm::PackedB PackShared(int K, int N, int kc, const float* B, long rsb, long csb,
+                         const Exec& e, int threads) {
+  float* dst = gemm::scratch(gemm::kSlotConvB, gemm::packed_b_floats(K, N));
+  PackInto(K, N, kc, B, rsb, csb, dst, e, threads);
   return gemm::PackedB{dst, K, N, kc, 0};
+}
+
+// A forward convolution's weights in the layout its path reads (packed W^T, or Winograd's
+// transformed weights), kept in the layer's OpState: inference reuses them until the kernel
+// pointer, the parameter version or the shape changes.
+class ConvState final : public OpState {
+ public:
+  enum Mode : int { kPointwise, kImplicit, kWinograd };
+  struct Key {
+    const float* w;
+    uint64_t version;
+    int C, K, KH, KW;
+    Mode mode;
+    bool operator==(const Key& o) const {
+      return w == o.w && version == o.version && C == o.C && K == o.K && KH == o.KH &&
+             KW == o.KW && mode == o.mode;
+    }
+  };
+
+  ~ConvState() override { std::free(data_); }
+
+  // The weights for `key`, made by fill(dst) into `floats` 64-byte aligned floats unless the
+  // cached ones were made for the same key.
+  template <typename Fill>
+  const float* get(const Key& key, size_t floats, Fill&& fill) {
+    if (valid_ && key_ == key) return data_;
+    valid_ = false;
+    if (floats > size_) {
+      std::free(data_);
+      data_ = nullptr;
+      size_ = 0;
+      const size_t bytes = (std::max<size_t>(floats, 16) * sizeof(float) + 63) / 64 * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!data_) throw std::bad_alloc();
+      size_ = bytes / sizeof(float);
+    }
+    fill(data_);
+    key_ = key;
+    valid_ = true;
+    return data_;
+  }
+
+ private:
+  Key key_{};
+  bool valid_ = false;
+  float* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+ConvState& conv_state(OpStatePtr& state) {
+  auto* s = dynamic_cast<ConvState*>(state.get());
+  if (!s) {
+    state = std::make_unique<ConvState>();
+    s = static_cast<ConvState*>(state.get());
+  }
+  return *s;
 }
 
 // Implicit GEMM. A task owns a band of output rows of one image and zero-pads the input rows
@@ -417,6 +487,89 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
   parts.resize(registered);
 }
 
+// Up to this many rows of x, a dense forward pass is a set of dot products rather than a
+// GEMM: the micro-kernel would fill only N of its NR columns, so at batch 1 it did 2*NR times
+// the necessary arithmetic, while the dot products stream the weights once at memory speed.
+constexpr int kDotMaxRows = 4;
+// Rows of W per dot-product block; every W vector loaded serves all rows of x in the block.
+constexpr int kDotRowsW = 4;
+// W rows per pool task: a few hundred KB of weights, enough to amortise handing out a task.
+constexpr int kDotTaskRows = 32;
+
+// y[n*O + r] = dot(W row r, x row n) for r < kRowsW rows of W (I floats apart) and n < kRowsX
+// rows of x (I floats apart).
+template <int kRowsW, int kRowsX>
+HWY_INLINE void DotBlock(int I, int O, const float* HWY_RESTRICT w, const float* HWY_RESTRICT x,
+                         float* HWY_RESTRICT y) {
+  const D d;
+  // Two partial sums per pair when there is one row of x, to keep enough additions in flight.
+  constexpr int kSplit = kRowsX == 1 ? 2 : 1;
+  hn::Vec<D> acc[kSplit][kRowsW][kRowsX];
+  for (int u = 0; u < kSplit; ++u)
+    for (int r = 0; r < kRowsW; ++r)
+      for (int n = 0; n < kRowsX; ++n) acc[u][r][n] = hn::Zero(d);
+  int i = 0;
+  for (; i + kSplit * kL <= I; i += kSplit * kL) {
+    for (int u = 0; u < kSplit; ++u) {
+      const int at = i + u * kL;
+      hn::Vec<D> xv[kRowsX];
+      for (int n = 0; n < kRowsX; ++n) xv[n] = hn::LoadU(d, x + static_cast<size_t>(n) * I + at);
+      for (int r = 0; r < kRowsW; ++r) {
+        const auto wv = hn::LoadU(d, w + static_cast<size_t>(r) * I + at);
+        for (int n = 0; n < kRowsX; ++n) acc[u][r][n] = hn::MulAdd(wv, xv[n], acc[u][r][n]);
+      }
+    }
+  }
+  for (int r = 0; r < kRowsW; ++r) {
+    for (int n = 0; n < kRowsX; ++n) {
+      auto v = acc[0][r][n];
+      for (int u = 1; u < kSplit; ++u) v = hn::Add(v, acc[u][r][n]);
+      float s = hn::GetLane(hn::SumOfLanes(d, v));
+      const float* wr = w + static_cast<size_t>(r) * I;
+      const float* xr = x + static_cast<size_t>(n) * I;
+      for (int j = i; j < I; ++j) s += wr[j] * xr[j];
+      y[static_cast<size_t>(n) * O + r] = s;
+    }
+  }
+}
+
+// y (N, O) = x (N, I) * W^T for N <= kDotMaxRows, W (O, I) read in place.
+void DenseDots(int N, int I, int O, const float* x, const float* w, float* y, const Exec& e) {
+  // Rows of x two at a time against each block of W, so that W comes from memory once and
+  // from cache for the other pairs.
+  const auto rows = [&](int o0, int o1) {
+    for (int o = o0; o < o1;) {
+      const bool block = o + kDotRowsW <= o1;
+      const float* wo = w + static_cast<size_t>(o) * I;
+      for (int n0 = 0; n0 < N; n0 += 2) {
+        const float* xn = x + static_cast<size_t>(n0) * I;
+        float* yn = y + static_cast<size_t>(n0) * O + o;
+        const bool pair = n0 + 1 < N;
+        if (block && pair) {
+          DotBlock<kDotRowsW, 2>(I, O, wo, xn, yn);
+        } else if (block) {
+          DotBlock<kDotRowsW, 1>(I, O, wo, xn, yn);
+        } else if (pair) {
+          DotBlock<1, 2>(I, O, wo, xn, yn);
+        } else {
+          DotBlock<1, 1>(I, O, wo, xn, yn);
+        }
+      }
+      o += block ? kDotRowsW : 1;
+    }
+  };
+  const int threads = Threads(e, 2.0 * N * I * O);
+  const int tasks = (O + kDotTaskRows - 1) / kDotTaskRows;
+  if (threads > 1 && tasks > 1) {
+    e.pool->run_tasks(tasks, [&](size_t t) {
+      const int o0 = static_cast<int>(t) * kDotTaskRows;
+      rows(o0, std::min(O, o0 + kDotTaskRows));
+    });
+  } else {
+    rows(0, O);
+  }
+}
+
 }  // namespace
 
 void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
@@ -425,9 +578,23 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
   const long P = static_cast<long>(d.N) * d.OH * d.OW;
   if (P <= 0 || d.K <= 0) return;
   const int threads = Threads(e, 2.0 * P * R * d.K);
+  ConvState& st = conv_state(state);
+  if (wino::applies(d)) {
+    const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kWinograd};
+    const float* u = st.get(key, wino::weight_floats(d.C, d.K), [&](float* dst) {
+      wino::transform_weights(d.C, d.K, w, dst, e, threads);
+    });
+    wino::forward(d, x, u, b, act, y, e, threads);
+    return;
+  }
   if (IsPointwise(d)) {
     // x (P, C) is the patch matrix already.
-    const gemm::PackedB wt = PackShared(R, d.K, gemm::default_kc(R, d.K), w, 1, R, e, threads);
+    const int kc = gemm::default_kc(R, d.K);
+    const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kPointwise};
+    const float* packed = st.get(key, gemm::packed_b_floats(R, d.K), [&](float* dst) {
+      PackInto(R, d.K, kc, w, 1, R, dst, e, threads);
+    });
+    const gemm::PackedB wt{packed, R, d.K, kc, 0};
     const int rows = ChunkRows(R, P);
     const long chunks = (P + rows - 1) / rows;
     const auto task = [&](size_t t) {
@@ -445,8 +612,10 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
     return;
   }
   // W (K, R) read as W^T (R, K): row stride 1, column stride R; one K block.
-  const gemm::PackedB wt = PackShared(R, d.K, R, w, 1, R, e, threads);
-  ForwardImplicit(d, x, wt.data, y, false, b, act, e, threads);
+  const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kImplicit};
+  const float* wt = st.get(key, gemm::packed_b_floats(R, d.K),
+                           [&](float* dst) { PackInto(R, d.K, R, w, 1, R, dst, e, threads); });
+  ForwardImplicit(d, x, wt, y, false, b, act, e, threads);
 }
 
 void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w, float* dx,
@@ -567,8 +736,12 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
 
 void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
                        float* y, OpStatePtr& state, const Exec& e) {
-  // Y (N, O) = X (N, I) * W^T (I, O); gemm_hwy turns it around when W is the bigger operand.
-  gemm_hwy(N, O, I, x, I, 1, w, 1, I, y, O, false, e);
+  if (N > 0 && N <= kDotMaxRows && O > 0) {
+    DenseDots(N, I, O, x, w, y, e);
+  } else {
+    // Y (N, O) = X (N, I) * W^T (I, O); gemm_hwy turns it around when W is the bigger operand.
+    gemm_hwy(N, O, I, x, I, 1, w, 1, I, y, O, false, e);
+  }
   BiasAct(y, N, O, b, act);
 }
 

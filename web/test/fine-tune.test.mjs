@@ -178,7 +178,7 @@ describe('fine-tune', () => {
     assert.deepEqual(await cardPredictions(page, 'red_dress_01.jpg'), ['top']);
   });
 
-  test('Stop ends a training part-way and leaves a usable model', async () => {
+  test('Stop ends a training part-way and leaves a usable model', async (t) => {
     await page.fill('#epochs', '200');
     await page.click('#train');
     await page.waitForFunction(() => /Epoch 2\//.test(document.getElementById('train-text').textContent));

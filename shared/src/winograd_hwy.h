@@ -1,0 +1,31 @@
+// Winograd F(2x2, 3x3) forward convolution on the micro-kernel of gemm_hwy.cpp. Private to the
+// core; conv2d_forward_hwy decides when to use it and caches the transformed weights.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels.h"
+
+namespace tagnet {
+namespace kern {
+namespace wino {
+
+// Whether a forward convolution should run as Winograd F(2x2, 3x3): 3x3 kernel, stride 1, an
+// output size that matches the padding (any padding), and enough channels and output pixels
+// that 2.25x fewer multiply-adds outweigh the transforms.
+bool applies(const ConvDims& d);
+
+// Floats of the transformed weights of a (K, 3, 3, C) kernel.
+size_t weight_floats(int C, int K);
+
+// u (weight_floats(C, K) floats, 64-byte aligned) = the transformed weights of w (K, 3, 3, C);
+// threads > 1 splits the work over e.pool.
+void transform_weights(int C, int K, const float* w, float* u, const Exec& e, int threads);
+
+// y (N, OH, OW, K) = act(conv(x) + b), b may be null; u from transform_weights.
+void forward(const ConvDims& d, const float* x, const float* u, const float* b, Act act, float* y,
+             const Exec& e, int threads);
+
+}  // namespace wino
+}  // namespace kern
+}  // namespace tagnet

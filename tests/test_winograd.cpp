@@ -1,0 +1,309 @@
+// The `hwy` backend's Winograd F(2x2, 3x3) forward convolution against the double-precision
+// reference: which shapes take it, border tiles of odd and even sizes under any padding,
+// channel counts off the vector width, bias and ReLU, one and two threads, and the cached
+// transformed (or packed) weights, which must follow a parameter change announced through
+// Exec::param_version or a new weight pointer, and only then. Also the dense forward pass for
+// a few rows (batch-1 inference), which runs as dot products instead of a GEMM.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "kernel_tester.h"
+#include "kernels.h"
+#include "thread_pool.h"
+#include "winograd_hwy.h"
+
+namespace tagnet::kern {
+namespace {
+
+using ktest::Buf;
+using ktest::MakeConvDims;
+using ktest::NaNs;
+using ktest::Rng;
+
+ThreadPool& Pool(int threads) {
+  static ThreadPool one(1), two(2);
+  return threads == 1 ? one : two;
+}
+
+Exec ExecOn(int threads, uint64_t version) {
+  Exec e;
+  e.pool = &Pool(threads);
+  e.param_version = version;
+  return e;
+}
+
+// Winograd rounds differently from a direct sum (its transforms scale values up and down), so
+// the bound is relative to the output's scale rather than to each element.
+constexpr double kRtol = 1e-5;
+
+::testing::AssertionResult CloseToScale(const Buf& got, const Buf& want) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << "size mismatch";
+  if (!got.GuardsIntact()) return ::testing::AssertionFailure() << "wrote outside the buffer";
+  double ss = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) ss += static_cast<double>(want[i]) * want[i];
+  const double rms = want.size() ? std::sqrt(ss / want.size()) : 0.0;
+  const double allowed = kRtol * std::max(rms, 1e-6);
+  size_t bad = 0;
+  std::ostringstream msg;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(err <= allowed)) {  // also catches NaN
+      if (bad < 6) msg << "\n  [" << i << "] got " << got[i] << " want " << want[i];
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << want.size()
+                                       << " elements off by more than " << allowed
+                                       << " (output rms " << rms << ")" << msg.str();
+}
+
+struct Shape {
+  int N, H, W, C, K;
+  int PT, PL, PB, PR;
+  bool bias, relu;
+};
+
+std::string Describe(const Shape& s, int threads) {
+  std::ostringstream o;
+  o << "N=" << s.N << " H=" << s.H << " W=" << s.W << " C=" << s.C << " K=" << s.K << " pad="
+    << s.PT << "," << s.PL << "," << s.PB << "," << s.PR << " bias=" << s.bias
+    << " relu=" << s.relu << " threads=" << threads;
+  return o.str();
+}
+
+ConvDims Dims3x3(const Shape& s) {
+  return MakeConvDims(s.N, s.H, s.W, s.C, s.K, 3, 3, 1, 1, s.PT, s.PL, s.PB, s.PR);
+}
+
+// One forward call on a fresh state against the reference.
+void CheckShape(const Shape& s, int threads, uint32_t seed) {
+  SCOPED_TRACE(Describe(s, threads));
+  const ConvDims d = Dims3x3(s);
+  ASSERT_TRUE(wino::applies(d)) << "the shape should take the Winograd path";
+  Rng rng(seed);
+  const Buf x = rng.Make(static_cast<size_t>(d.N) * d.H * d.W * d.C);
+  const Buf w = rng.Make(static_cast<size_t>(d.K) * d.R());
+  const Buf b = rng.Make(d.K, -0.5f, 0.5f);
+  const float* bp = s.bias ? b.data() : nullptr;
+  const Act act = s.relu ? Act::kRelu : Act::kNone;
+  const size_t ny = static_cast<size_t>(d.N) * d.OH * d.OW * d.K;
+  Buf want = NaNs(ny), got = NaNs(ny);
+  conv2d_forward_ref(d, x.data(), w.data(), bp, act, want.data());
+  OpStatePtr state;
+  conv2d_forward_hwy(d, x.data(), w.data(), bp, act, got.data(), state, ExecOn(threads, 1));
+  EXPECT_TRUE(CloseToScale(got, want));
+}
+
+TEST(Winograd, TakesTheLargeStrideOneThreeByThreeConvolutions) {
+  // SmallerVGGNet's 3x3 'same' convolutions after the first.
+  EXPECT_TRUE(wino::applies(MakeConvDims(1, 32, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_TRUE(wino::applies(MakeConvDims(32, 32, 32, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_TRUE(wino::applies(MakeConvDims(1, 16, 16, 64, 128, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_TRUE(wino::applies(MakeConvDims(8, 16, 16, 128, 128, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_TRUE(wino::applies(MakeConvDims(2, 9, 7, 20, 24, 3, 3, 1, 1, 0, 0, 0, 0)));
+  // The 3-channel first convolution, few output channels, other kernels and strides, and
+  // outputs too small for 2x2 tiles stay on the direct path.
+  EXPECT_FALSE(wino::applies(MakeConvDims(1, 96, 96, 3, 32, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(1, 32, 32, 64, 4, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(1, 32, 32, 64, 64, 1, 1, 1, 1, 0, 0, 0, 0)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(1, 32, 32, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(1, 32, 32, 64, 64, 5, 5, 1, 1, 2, 2, 2, 2)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(1, 32, 32, 64, 64, 3, 2, 1, 1, 1, 1, 1, 1)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(4, 1, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1)));
+  EXPECT_FALSE(wino::applies(MakeConvDims(4, 3, 3, 64, 64, 3, 3, 1, 1, 0, 0, 0, 0)));
+  // Dimensions whose output size does not follow from the padding are not a convolution
+  // this path can compute.
+  ConvDims odd = MakeConvDims(1, 16, 16, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1);
+  odd.OH -= 1;
+  EXPECT_FALSE(wino::applies(odd));
+}
+
+class WinogradShapes : public ::testing::TestWithParam<int> {};
+
+TEST_P(WinogradShapes, MatchesReference) {
+  const int threads = GetParam();
+  const Shape shapes[] = {
+      // Even sizes, 'same' padding, channels a multiple of every vector width.
+      {1, 8, 8, 16, 16, 1, 1, 1, 1, true, false},
+      {2, 16, 16, 32, 64, 1, 1, 1, 1, true, true},
+      {1, 16, 16, 128, 128, 1, 1, 1, 1, false, true},
+      // Odd sizes: the last tile row and column overhang the output.
+      {2, 7, 9, 17, 19, 1, 1, 1, 1, true, false},
+      {3, 15, 15, 20, 33, 1, 1, 1, 1, false, false},
+      {1, 13, 5, 16, 17, 1, 1, 1, 1, true, true},
+      // No padding, odd and even outputs.
+      {3, 6, 5, 24, 40, 0, 0, 0, 0, true, true},
+      {2, 11, 12, 31, 16, 0, 0, 0, 0, false, false},
+      // Asymmetric padding, including more than the kernel reaches: tiles wholly in padding.
+      {2, 10, 12, 32, 24, 0, 0, 2, 2, true, false},
+      {1, 9, 8, 18, 21, 2, 0, 1, 3, true, true},
+      {2, 4, 4, 16, 16, 3, 3, 3, 3, true, false},
+      // Enough tiles for many tasks on two threads, channels off the vector width.
+      {3, 21, 19, 37, 45, 1, 1, 1, 1, true, true},
+      {1, 32, 32, 32, 64, 1, 1, 1, 1, true, false},
+  };
+  uint32_t seed = 11;
+  for (const Shape& s : shapes) CheckShape(s, threads, seed++);
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, WinogradShapes, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& i) {
+                           return std::to_string(i.param) + "_threads";
+                         });
+
+TEST(Winograd, SameResultOnOneAndTwoThreads) {
+  // Every output comes out of the same arithmetic whichever task holds its tile.
+  const ConvDims d = MakeConvDims(3, 20, 18, 48, 40, 3, 3, 1, 1, 1, 1, 1, 1);
+  ASSERT_TRUE(wino::applies(d));
+  Rng rng(5);
+  const Buf x = rng.Make(static_cast<size_t>(d.N) * d.H * d.W * d.C);
+  const Buf w = rng.Make(static_cast<size_t>(d.K) * d.R());
+  const Buf b = rng.Make(d.K);
+  const size_t ny = static_cast<size_t>(d.N) * d.OH * d.OW * d.K;
+  Buf one = NaNs(ny), two = NaNs(ny);
+  OpStatePtr s1, s2;
+  conv2d_forward_hwy(d, x.data(), w.data(), b.data(), Act::kRelu, one.data(), s1, ExecOn(1, 1));
+  conv2d_forward_hwy(d, x.data(), w.data(), b.data(), Act::kRelu, two.data(), s2, ExecOn(2, 1));
+  for (size_t i = 0; i < ny; ++i) ASSERT_EQ(one[i], two[i]) << "at " << i;
+}
+
+// Runs a sequence of forward calls of one layer on one OpState and checks each against the
+// reference computed with the weights the call is expected to use.
+class CachedWeights {
+ public:
+  CachedWeights(int C, int K, int KH, int KW, int pad) : C_(C), K_(K), KH_(KH), KW_(KW), pad_(pad) {
+    Rng rng(99);
+    w_ = rng.Make(static_cast<size_t>(K) * KH * KW * C);
+    b_ = rng.Make(K, -0.5f, 0.5f);
+  }
+  ConvDims Dims(int N, int H, int W) const {
+    return MakeConvDims(N, H, W, C_, K_, KH_, KW_, 1, 1, pad_, pad_, pad_, pad_);
+  }
+  // Overwrites the weights in place; returns the previous ones.
+  Buf Change(uint32_t seed) {
+    Buf old = w_;
+    Rng rng(seed);
+    for (size_t i = 0; i < w_.size(); ++i) w_[i] = rng.Uniform(-1.0f, 1.0f);
+    return old;
+  }
+  // Moves the weights to a new buffer with new values (allocated while the old one still
+  // exists, so at another address); returns the old values.
+  Buf Replace(uint32_t seed) {
+    Buf old = w_;
+    Rng rng(seed);
+    const Buf fresh = rng.Make(w_.size());
+    w_ = fresh;
+    return old;
+  }
+  Buf& weights() { return w_; }
+  // One call with the current weights at `version`, compared with the reference over
+  // `expected` weights.
+  ::testing::AssertionResult Call(const ConvDims& d, uint64_t version, const Buf& expected,
+                                  int threads = 2) {
+    Rng rng(static_cast<uint32_t>(1000 + calls_++));
+    const Buf x = rng.Make(static_cast<size_t>(d.N) * d.H * d.W * d.C);
+    const size_t ny = static_cast<size_t>(d.N) * d.OH * d.OW * d.K;
+    Buf want = NaNs(ny), got = NaNs(ny);
+    conv2d_forward_ref(d, x.data(), expected.data(), b_.data(), Act::kRelu, want.data());
+    conv2d_forward_hwy(d, x.data(), w_.data(), b_.data(), Act::kRelu, got.data(), state_,
+                       ExecOn(threads, version));
+    return CloseToScale(got, want);
+  }
+
+ private:
+  int C_, K_, KH_, KW_, pad_;
+  Buf w_, b_;
+  OpStatePtr state_;
+  int calls_ = 0;
+};
+
+TEST(Winograd, CachedWeightsFollowParameterVersion) {
+  CachedWeights layer(24, 20, 3, 3, 1);
+  const ConvDims d = layer.Dims(2, 10, 9);
+  ASSERT_TRUE(wino::applies(d));
+  EXPECT_TRUE(layer.Call(d, 1, layer.weights())) << "first call";
+  EXPECT_TRUE(layer.Call(d, 1, layer.weights(), 1)) << "again, one thread";
+  // Changed in place and announced: the transformed weights are remade.
+  layer.Change(7);
+  EXPECT_TRUE(layer.Call(d, 2, layer.weights())) << "after a bumped parameter version";
+  // Changed in place and not announced: the cached transform of the previous weights is what
+  // the layer runs with, which shows that the transform is not redone on every call.
+  const Buf before = layer.Change(8);
+  EXPECT_TRUE(layer.Call(d, 2, before)) << "unannounced change, cache reused";
+  EXPECT_TRUE(layer.Call(layer.Dims(1, 14, 16), 2, before)) << "other sizes, cache reused";
+  EXPECT_TRUE(layer.Call(d, 3, layer.weights())) << "announced at last";
+}
+
+TEST(Winograd, CacheFollowsThePathAndTheWeightPointer) {
+  CachedWeights layer(32, 32, 3, 3, 1);
+  const ConvDims big = layer.Dims(2, 8, 8), tiny = layer.Dims(3, 1, 1);
+  ASSERT_TRUE(wino::applies(big));
+  ASSERT_FALSE(wino::applies(tiny));
+  EXPECT_TRUE(layer.Call(big, 4, layer.weights())) << "Winograd";
+  EXPECT_TRUE(layer.Call(tiny, 4, layer.weights())) << "direct path, same version";
+  EXPECT_TRUE(layer.Call(big, 4, layer.weights())) << "Winograd again";
+  // The same version with the weights in a different buffer is a different kernel.
+  const float* cached = layer.weights().data();
+  layer.Replace(21);
+  ASSERT_NE(cached, layer.weights().data());
+  EXPECT_TRUE(layer.Call(big, 4, layer.weights())) << "new weight buffer, same version";
+}
+
+TEST(ConvForwardCache, DirectPathsFollowParameterVersion) {
+  // The 3-channel first layer (implicit GEMM) and a pointwise layer cache their packed
+  // weights the same way.
+  for (const int k : {3, 1}) {
+    SCOPED_TRACE(k == 3 ? "3x3, C=3" : "1x1");
+    CachedWeights layer(k == 3 ? 3 : 40, 24, k, k, k / 2);
+    const ConvDims d = layer.Dims(2, 12, 11);
+    ASSERT_FALSE(wino::applies(d));
+    EXPECT_TRUE(layer.Call(d, 1, layer.weights()));
+    layer.Change(3);
+    EXPECT_TRUE(layer.Call(d, 2, layer.weights())) << "after a bumped parameter version";
+    const Buf before = layer.Change(4);
+    EXPECT_TRUE(layer.Call(d, 2, before)) << "unannounced change, cache reused";
+    EXPECT_TRUE(layer.Call(d, 3, layer.weights())) << "announced at last";
+  }
+}
+
+TEST(DenseForwardFewRows, MatchesReference) {
+  // Rows of x one to five (five takes the GEMM), outputs off the 4-row blocks, inputs off
+  // the vector width, enough outputs for several pool tasks.
+  struct Case {
+    int N, I, O;
+    bool bias, relu;
+  };
+  const Case cases[] = {{1, 8192, 131, true, true}, {2, 1031, 67, true, false},
+                        {3, 67, 9, false, true},    {4, 515, 258, true, false},
+                        {4, 3, 5, true, true},      {5, 129, 70, false, false},
+                        {1, 1, 1, true, false}};
+  uint32_t seed = 40;
+  for (const int threads : {1, 2}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(::testing::Message() << "N=" << c.N << " I=" << c.I << " O=" << c.O
+                                        << " bias=" << c.bias << " relu=" << c.relu
+                                        << " threads=" << threads);
+      Rng rng(seed++);
+      const Buf x = rng.Make(static_cast<size_t>(c.N) * c.I);
+      const Buf w = rng.Make(static_cast<size_t>(c.O) * c.I);
+      const Buf b = rng.Make(c.O);
+      const float* bp = c.bias ? b.data() : nullptr;
+      const Act act = c.relu ? Act::kRelu : Act::kNone;
+      Buf want = NaNs(static_cast<size_t>(c.N) * c.O), got = NaNs(want.size());
+      dense_forward_ref(c.N, c.I, c.O, x.data(), w.data(), bp, act, want.data());
+      OpStatePtr state;
+      dense_forward_hwy(c.N, c.I, c.O, x.data(), w.data(), bp, act, got.data(), state,
+                        ExecOn(threads, 1));
+      EXPECT_TRUE(ktest::Close(got, want, c.I));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tagnet::kern
