@@ -43,7 +43,16 @@ for (const variant of variants) {
           }
           for (let s = 0; s < trainSteps; ++s) trainer.step();
         };
-        work(20, 6);   // warm-up: two epochs of 3 batches (the last one smaller)
+        // Warm-up: two epochs of 3 batches (the last one smaller), repeated until the heap in use
+        // stops changing. Each pool thread sizes its scratch the first time it draws a given
+        // task, which depends on how tasks happen to be shared out; a leak keeps growing.
+        let settled = tagnet.heapInUse();
+        for (let round = 0; round < 8; ++round) {
+          work(20, 6);
+          const now = tagnet.heapInUse();
+          if (now === settled && round > 0) break;
+          settled = now;
+        }
         const grownBefore = tagnet.heapBytes();
         const usedBefore = tagnet.heapInUse();
         work(1000, 100);
