@@ -69,19 +69,6 @@ std::string percent(float p) {
   return b;
 }
 
-nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<double>& seconds) {
-  nlohmann::json a = nlohmann::json::array();
-  for (size_t i = 0; i < h.size(); ++i) {
-    nlohmann::json e = {{"epoch", h[i].epoch}, {"loss", h[i].loss}, {"accuracy", h[i].accuracy}};
-    if (h[i].has_val) {
-      e["val_loss"] = h[i].val.loss;
-      e["val_accuracy"] = h[i].val.accuracy;
-    }
-    if (i < seconds.size()) e["seconds"] = seconds[i];
-    a.push_back(e);
-  }
-  return a;
-}
 
 // Metrics of a model on a set, by head: multi-label or multi-class reports.
 nlohmann::json detailed_metrics(Model& model, BatchSource& data, Head head, const std::vector<std::string>& labels,
@@ -116,6 +103,20 @@ nlohmann::json detailed_metrics(Model& model, BatchSource& data, Head head, cons
 std::string accuracy_name(Head h) { return h == Head::kSoftmax ? "accuracy" : "binary_accuracy"; }
 
 }  // namespace
+
+nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<double>& seconds) {
+  nlohmann::json a = nlohmann::json::array();
+  for (size_t i = 0; i < h.size(); ++i) {
+    nlohmann::json e = {{"epoch", h[i].epoch}, {"loss", h[i].loss}, {"accuracy", h[i].accuracy}};
+    if (h[i].has_val) {
+      e["val_loss"] = h[i].val.loss;
+      e["val_accuracy"] = h[i].val.accuracy;
+    }
+    if (i < seconds.size()) e["seconds"] = seconds[i];
+    a.push_back(e);
+  }
+  return a;
+}
 
 Augment AugmentArgs::to_augment() const {
   Augment a;

@@ -5,11 +5,18 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tagnet/image.h"
+#include "tagnet/train.h"
 
 namespace tagnet::native {
 
 extern std::atomic<bool> g_stop;   // set by Ctrl-C: training ends after the current batch
+
+// The per-epoch history stored in history.json and in the model file: epoch, loss, accuracy,
+// val_loss and val_accuracy when validated, and the epoch's seconds.
+nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<double>& seconds);
 
 struct EngineArgs {
   int threads = 0;

@@ -120,19 +120,6 @@ Scores score(Model& model, BatchSource& data, Head head, const std::vector<std::
   return s;
 }
 
-nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<double>& seconds) {
-  nlohmann::json a = nlohmann::json::array();
-  for (size_t i = 0; i < h.size(); ++i) {
-    nlohmann::json e = {{"epoch", h[i].epoch}, {"loss", h[i].loss}, {"accuracy", h[i].accuracy}};
-    if (h[i].has_val) {
-      e["val_loss"] = h[i].val.loss;
-      e["val_accuracy"] = h[i].val.accuracy;
-    }
-    if (i < seconds.size()) e["seconds"] = seconds[i];
-    a.push_back(e);
-  }
-  return a;
-}
 
 // fit() with Keras-style progress, Ctrl-C handling, per-epoch timing and (optionally) a model
 // saved after every epoch so an interrupted run leaves one.
