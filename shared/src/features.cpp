@@ -20,9 +20,7 @@ namespace {
 
 constexpr char kMagic[8] = {'T', 'A', 'G', 'F', 'E', 'A', 'T', '\0'};
 constexpr uint32_t kVersion = 1;
-constexpr size_t kFixedHeader = 40;
-constexpr size_t kAlign = 32;
-constexpr uint64_t kMaxJson = 64ull << 20;
+constexpr size_t kAlign = kContainerAlign;
 
 
 // FNV-1a, 64 bits: a fingerprint with fewer accidental matches than a CRC-32.
@@ -255,19 +253,12 @@ std::vector<uint8_t> FeatureSet::save_bytes() const {
        {{{"name", "features"}, {"dtype", "f32"}, {"shape", features.shape().dims()}, {"offset", 0}},
         {{"name", "targets"}, {"dtype", "f32"}, {"shape", targets.shape().dims()}, {"offset", toff}}}}};
   const std::string json = header.dump();
-  const size_t data_start = round_up(kFixedHeader + json.size(), kAlign);
-  std::vector<uint8_t> out(data_start + data_bytes, 0);
-  std::memcpy(out.data(), kMagic, 8);
-  std::memcpy(out.data() + kFixedHeader, json.data(), json.size());
+  size_t data_start = 0;
+  std::vector<uint8_t> out = container_begin(kMagic, json, data_bytes, data_start);
   // Little-endian hosts only (x86, ARM, WASM), so float bytes are written as they are.
   std::memcpy(out.data() + data_start, features.data(), fbytes);
   std::memcpy(out.data() + data_start + toff, targets.data(), tbytes);
-  put_le<uint32_t>(out, 8, kVersion);
-  put_le<uint32_t>(out, 12, crc32(reinterpret_cast<const uint8_t*>(json.data()), json.size()));
-  put_le<uint64_t>(out, 16, json.size());
-  put_le<uint64_t>(out, 24, data_bytes);
-  put_le<uint32_t>(out, 32, crc32(out.data() + data_start, data_bytes));
-  put_le<uint32_t>(out, 36, 0);
+  container_seal(out, kVersion, json.size(), data_start);
   return out;
 }
 
@@ -285,32 +276,18 @@ FeatureSet FeatureSet::load(const std::string& path) {
 
 FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::string& origin) {
   auto fail = [&](const std::string& what) { return FeatureFileError(origin + ": " + what); };
-  if (size < kFixedHeader)
+  if (size < kContainerHeader)
     throw fail("not a tagnet feature file (" + std::to_string(size) + " bytes, shorter than the header)");
   if (std::memcmp(data, kMagic, 8) != 0) {
     if (std::memcmp(data, "TAGNET\0\0", 8) == 0) throw fail("this is a tagnet model, not a feature file");
     throw fail("not a tagnet feature file (wrong magic bytes)");
   }
-  const uint32_t version = get_le<uint32_t>(data + 8);
-  if (version != kVersion)
-    throw fail("unsupported feature file version " + std::to_string(version) + " (this tagnet reads version " +
-               std::to_string(kVersion) + ")");
-  const uint64_t json_bytes = get_le<uint64_t>(data + 16);
-  const uint64_t data_bytes = get_le<uint64_t>(data + 24);
-  if (json_bytes == 0 || json_bytes > kMaxJson || kFixedHeader + json_bytes > size)
-    throw fail("truncated or corrupt header (header length " + std::to_string(json_bytes) + ", file " +
-               std::to_string(size) + " bytes)");
-  const size_t data_start = round_up(kFixedHeader + json_bytes, kAlign);
-  if (data_start > size || data_bytes != size - data_start)
-    throw fail("truncated or corrupt file: expected " + std::to_string(data_start) + " + " +
-               std::to_string(data_bytes) + " bytes, found " + std::to_string(size));
-  if (get_le<uint32_t>(data + 36) != 0) throw fail("corrupt header (reserved field is not zero)");
-  for (size_t i = kFixedHeader + json_bytes; i < data_start; ++i)
-    if (data[i] != 0) throw fail("corrupt header (padding is not zero)");
-  const uint8_t* jp = data + kFixedHeader;
-  if (crc32(jp, json_bytes) != get_le<uint32_t>(data + 12)) throw fail("corrupt header (checksum mismatch)");
-  if (crc32(data + data_start, data_bytes) != get_le<uint32_t>(data + 32))
-    throw fail("corrupt feature data (checksum mismatch)");
+  ContainerView view{};
+  const std::string problem = container_check(data, size, kVersion, "feature file", "feature data", view);
+  if (!problem.empty()) throw fail(problem);
+  const uint8_t* jp = view.json;
+  const uint64_t json_bytes = view.json_bytes, data_bytes = view.data_bytes;
+  const size_t data_start = static_cast<size_t>(view.data - data);
 
   try {
     const nlohmann::json h = nlohmann::json::parse(jp, jp + json_bytes);

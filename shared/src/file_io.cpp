@@ -38,6 +38,52 @@ uint32_t crc32(const uint8_t* p, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
+std::vector<uint8_t> container_begin(const char magic[8], const std::string& json, size_t data_bytes,
+                                     size_t& data_start) {
+  data_start = round_up(kContainerHeader + json.size(), kContainerAlign);
+  std::vector<uint8_t> out(data_start + data_bytes, 0);
+  std::memcpy(out.data(), magic, 8);
+  std::memcpy(out.data() + kContainerHeader, json.data(), json.size());
+  return out;
+}
+
+void container_seal(std::vector<uint8_t>& out, uint32_t version, size_t json_bytes, size_t data_start) {
+  const size_t data_bytes = out.size() - data_start;
+  put_le<uint32_t>(out, 8, version);
+  put_le<uint32_t>(out, 12, crc32(out.data() + kContainerHeader, json_bytes));
+  put_le<uint64_t>(out, 16, json_bytes);
+  put_le<uint64_t>(out, 24, data_bytes);
+  put_le<uint32_t>(out, 32, crc32(out.data() + data_start, data_bytes));
+  put_le<uint32_t>(out, 36, 0);
+}
+
+std::string container_check(const uint8_t* data, size_t size, uint32_t expected_version, const char* file_kind,
+                            const char* data_kind, ContainerView& view) {
+  constexpr uint64_t kMaxJson = 64ull << 20;
+  const uint32_t version = get_le<uint32_t>(data + 8);
+  if (version != expected_version)
+    return std::string("unsupported ") + file_kind + " version " + std::to_string(version) +
+           " (this tagnet reads version " + std::to_string(expected_version) + ")";
+  const uint64_t json_bytes = get_le<uint64_t>(data + 16);
+  const uint64_t data_bytes = get_le<uint64_t>(data + 24);
+  if (json_bytes == 0 || json_bytes > kMaxJson || kContainerHeader + json_bytes > size)
+    return "truncated or corrupt header (header length " + std::to_string(json_bytes) + ", file " +
+           std::to_string(size) + " bytes)";
+  const size_t data_start = round_up(kContainerHeader + json_bytes, kContainerAlign);
+  if (data_start > size || data_bytes != size - data_start)
+    return "truncated or corrupt file: expected " + std::to_string(data_start) + " + " +
+           std::to_string(data_bytes) + " bytes, found " + std::to_string(size);
+  if (get_le<uint32_t>(data + 36) != 0) return "corrupt header (reserved field is not zero)";
+  for (size_t i = kContainerHeader + json_bytes; i < data_start; ++i)
+    if (data[i] != 0) return "corrupt header (padding is not zero)";
+  const uint8_t* jp = data + kContainerHeader;
+  if (crc32(jp, json_bytes) != get_le<uint32_t>(data + 12)) return "corrupt header (checksum mismatch)";
+  if (crc32(data + data_start, data_bytes) != get_le<uint32_t>(data + 32))
+    return std::string("corrupt ") + data_kind + " (checksum mismatch)";
+  view = ContainerView{jp, static_cast<size_t>(json_bytes), data + data_start, static_cast<size_t>(data_bytes)};
+  return "";
+}
+
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
   const std::string tmp = path + ".tmp-" + std::to_string(static_cast<long>(TAGNET_GETPID()));
   std::FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -27,6 +27,31 @@ T get_le(const uint8_t* p) {
   return static_cast<T>(v);
 }
 
+// The container model files and feature files share (little-endian): 8-byte magic, u32 version,
+// u32 CRC-32 of the JSON header, u64 header bytes, u64 data bytes, u32 CRC-32 of the data, u32
+// zero; then the JSON header, zero padding to a multiple of 32 bytes, and the data section.
+constexpr size_t kContainerHeader = 40;
+constexpr size_t kContainerAlign = 32;
+
+// A zeroed container with its magic and JSON header in place, room for `data_bytes`; the data
+// section starts at the returned offset. Seal it once the data is written.
+std::vector<uint8_t> container_begin(const char magic[8], const std::string& json, size_t data_bytes,
+                                     size_t& data_start);
+void container_seal(std::vector<uint8_t>& out, uint32_t version, size_t json_bytes, size_t data_start);
+
+struct ContainerView {
+  const uint8_t* json;
+  size_t json_bytes;
+  const uint8_t* data;   // 32-byte aligned within the file
+  size_t data_bytes;
+};
+
+// Checks everything after the magic (which the caller checks, to name what the file is):
+// version, sizes, zero fields and padding, both checksums. Returns the problem ("" when none)
+// in the words of `file_kind` ("model file") and `data_kind` ("tensor data").
+std::string container_check(const uint8_t* bytes, size_t size, uint32_t version, const char* file_kind,
+                            const char* data_kind, ContainerView& view);
+
 // Writes `bytes` to a temporary file beside `path`, flushes it to disk and renames it into
 // place. Throws std::runtime_error naming `path` and the reason; leaves no temporary behind.
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);
