@@ -219,7 +219,7 @@ int cmd_train(const TrainArgs& a) {
   fo.epochs = epochs;
   fo.batch_size = a.batch;
   fo.seed = a.seed;
-  fo.augment = !fmnist && !a.augment.off;
+  fo.augment = !a.augment.off;   // Fashion-MNIST: a fresh quadrant per picture and epoch
   fo.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
   const LossKind loss = loss_for(head);
@@ -447,10 +447,11 @@ int cmd_make_dataset(const MakeDatasetArgs& a) {
   MakeDatasetReport r;
   if (a.kind == "fashion-color")
     r = make_fashion_color(a.out, a.data_dir, a.seed, a.per_class, 96, a.overwrite);
-  else if (a.kind == "pullover-coat")
-    r = make_two_class(a.out, a.data_dir, a.seed, 150, a.overwrite);
+  else if (is_class_pair(a.kind))
+    r = make_two_class(a.out, a.data_dir, a.kind, a.seed, 150, a.overwrite);
   else
-    throw std::invalid_argument("unknown dataset kind '" + a.kind + "' (fashion-color, pullover-coat)");
+    throw std::invalid_argument("unknown dataset kind '" + a.kind +
+                                "' (fashion-color, or two Fashion-MNIST classes such as pullover-coat)");
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& [folder, n] : r.per_folder) std::printf("  %-28s %zu\n", folder.c_str(), n);
   std::printf("wrote %zu pictures to %s in %.1f s\n", r.images, a.out.c_str(), s);

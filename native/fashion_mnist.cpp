@@ -99,8 +99,8 @@ FashionMnistQuadrants::FashionMnistQuadrants(const std::string& dir, const std::
   for (auto& q : quadrant_) q = static_cast<uint8_t>(rng.below(4));
 }
 
-void FashionMnistQuadrants::fill(const std::vector<size_t>& idx, Tensor& x, Tensor& y, Rng&,
-                                 bool) {
+void FashionMnistQuadrants::fill(const std::vector<size_t>& idx, Tensor& x, Tensor& y, Rng& rng,
+                                 bool augment) {
   const int B = static_cast<int>(idx.size());
   x.resize({B, 56, 56, 1});
   y.resize({B, 10});
@@ -108,7 +108,8 @@ void FashionMnistQuadrants::fill(const std::vector<size_t>& idx, Tensor& x, Tens
   y.zero();
   for (int b = 0; b < B; ++b) {
     const size_t i = idx[b];
-    const int r0 = (quadrant_[i] / 2) * 28, c0 = (quadrant_[i] % 2) * 28;
+    const int q = augment ? static_cast<int>(rng.below(4)) : quadrant_[i];
+    const int r0 = (q / 2) * 28, c0 = (q % 2) * 28;
     const uint8_t* src = images_.pixels.data() + i * 28 * 28;
     float* dst = x.data() + size_t(b) * 56 * 56;
     for (int r = 0; r < 28; ++r)

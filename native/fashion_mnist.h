@@ -1,6 +1,7 @@
 // Fashion-MNIST from Debian's dataset-fashion-mnist IDX files, as the tutorial network sees it:
 // each 28x28 picture pasted into one quadrant of a black 56x56 canvas, the quadrant drawn once
-// per picture from a seeded generator.
+// per picture from a seeded generator, or afresh for every augmented batch (training sees every
+// garment in every quadrant over the epochs, as the test set may place it).
 #pragma once
 
 #include <string>

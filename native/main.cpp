@@ -134,7 +134,10 @@ int main(int argc, char** argv) {
 
   nat::MakeDatasetArgs ma;
   auto* make = app.add_subcommand("make-dataset", "Write a tutorial-shaped dataset from Fashion-MNIST");
-  make->add_option("kind", ma.kind, "fashion-color or pullover-coat")->required();
+  make->add_option("kind", ma.kind,
+                   "fashion-color, or two Fashion-MNIST classes for the overfitting experiment: pullover-coat, "
+                   "tshirt-shirt, ... (tshirt trouser pullover dress coat sandal shirt sneaker bag boot)")
+      ->required();
   make->add_option("out", ma.out, "Output folder")->required();
   make->add_option("--data-dir", ma.data_dir)->capture_default_str();
   make->add_option("--seed", ma.seed)->capture_default_str();

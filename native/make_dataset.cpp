@@ -539,37 +539,56 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
   });
 }
 
+namespace {
+
+// The two classes of "a-b", or nothing.
+std::vector<std::pair<std::string, int>> class_pair(const std::string& kind) {
+  const size_t dash = kind.find('-');
+  if (dash == std::string::npos) return {};
+  std::vector<std::pair<std::string, int>> out;
+  for (const std::string name : {kind.substr(0, dash), kind.substr(dash + 1)}) {
+    const auto& names = kFashionMnistClasses;
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) return {};
+    out.emplace_back(name, int(it - names.begin()));
+  }
+  if (out[0].second == out[1].second) return {};
+  return out;
+}
+
+}  // namespace
+
+bool is_class_pair(const std::string& kind) { return !class_pair(kind).empty(); }
+
 MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
-                                 uint64_t seed, int size, bool overwrite) {
+                                 const std::string& pair, uint64_t seed, int size, bool overwrite) {
   if (size < 16 || size > 4096) throw std::invalid_argument("size must be in 16..4096");
+  const auto classes = class_pair(pair);
+  if (classes.empty())
+    throw std::invalid_argument("'" + pair + "' is not two different Fashion-MNIST classes joined by '-'");
   const fs::path out = destination(out_dir);
   check_destination(out, overwrite);
   const Split train = load_split(fmnist_dir, "train");
-  struct Class {
-    const char* name;
-    int label;
-  };
-  const Class classes[] = {{"pullover", 2}, {"coat", 4}};
   constexpr int kTrain = 1000, kValidation = 500;
 
   return write_atomically(out, overwrite, [&](const fs::path& root) {
     MakeDatasetReport report;
     for (const char* split : {"train", "validation"}) {
       const bool is_train = split[0] == 't';
-      for (const Class& c : classes) {
+      for (const auto& [name, label] : classes) {
         // Train takes the first kTrain pictures of the shuffled pool, validation the next
         // kValidation: disjoint by construction.
         const std::vector<size_t> pool =
-            shuffled_pool(train, {c.label}, stream(seed, 10 + uint64_t(c.label)));
+            shuffled_pool(train, {label}, stream(seed, 10 + uint64_t(label)));
         const size_t first = is_train ? 0 : kTrain;
         const int count = is_train ? kTrain : kValidation;
         if (pool.size() < size_t(kTrain + kValidation))
-          throw std::runtime_error(fmnist_dir + ": too few " + c.name + " pictures");
-        const fs::path dir = root / split / c.name;
+          throw std::runtime_error(fmnist_dir + ": too few " + name + " pictures");
+        const fs::path dir = root / split / name;
         fs::create_directories(dir);
         for (int i = 0; i < count; ++i) {
           Rng rng =
-              stream(seed, (uint64_t(c.label) << 40) | (uint64_t(is_train) << 32) | uint64_t(i));
+              stream(seed, (uint64_t(label) << 40) | (uint64_t(is_train) << 32) | uint64_t(i));
           // Mild colour: mostly muted tints, so shape and texture decide the class.
           Look look;
           look.garment = draw_hsv(rng, 0.f, 360.f, 0.f, 0.4f, 0.25f, 0.8f);
@@ -582,7 +601,7 @@ MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& 
           save_jpeg((dir / numbered(i, "jpg")).string(), render(src, size, look, rng),
                     kJpegQuality);
         }
-        report.per_folder.emplace_back(std::string(split) + "/" + c.name, size_t(count));
+        report.per_folder.emplace_back(std::string(split) + "/" + name, size_t(count));
         report.images += size_t(count);
       }
     }

@@ -5,7 +5,7 @@
 //                       dataset/{black_jeans blue_dress blue_jeans blue_shirt red_dress red_shirt}
 //                       (colour + garment per folder) and examples/ with unseen test pictures,
 //                       among them the combination black_dress that no training folder holds.
-//   make_two_class      the overfitting tutorial's two-class set:
+//   make_two_class      the overfitting tutorial's two-class set, e.g. pullover-coat:
 //                       train/{pullover,coat} (1,000 each), validation/{pullover,coat} (500 each).
 //
 // The output is a pure function of the seed. Both write into "<out_dir>.tmp-<pid>" and rename it
@@ -33,7 +33,13 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
                                      uint64_t seed, int per_class = 350, int size = 96,
                                      bool overwrite = false);
 
+// `pair` names two Fashion-MNIST classes joined by '-' (pullover-coat, tshirt-shirt, ...);
+// throws std::invalid_argument for anything else.
 MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
-                                 uint64_t seed, int size = 150, bool overwrite = false);
+                                 const std::string& pair, uint64_t seed, int size = 150,
+                                 bool overwrite = false);
+
+// Whether `kind` names a pair of Fashion-MNIST classes that make_two_class accepts.
+bool is_class_pair(const std::string& kind);
 
 }  // namespace tagnet::native

@@ -468,6 +468,7 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   FitOptions fo;
   fo.epochs = epochs;
   fo.batch_size = ta.batch;
+  fo.augment = !ta.augment.off;
   // A continued run draws other batches and dropout masks than the run it continues.
   fo.seed = ta.seed + static_cast<uint64_t>(opt->iterations);
   const auto t0 = std::chrono::steady_clock::now();

@@ -2,7 +2,7 @@
 # Transfer learning on the embedded Fashion-MNIST data, in three parts (figures: docs/transfer.md):
 #
 #  1. The Fashion-MNIST backbone: FashionNet trained on Fashion-MNIST at 56x56, one garment per
-#     picture in a random quadrant; 15 epochs of Adam at 1e-3, then 3 more at 1e-4 continuing the
+#     picture in a quadrant drawn afresh every epoch; 20 epochs of Adam at 1e-3, then 3 more at 1e-4 continuing the
 #     same Adam state. Prints its test accuracy.
 #  2. The bottleneck-features tutorial on pullover vs coat (`tagnet make-dataset pullover-coat`:
 #     1,000 training and 500 validation pictures per class, product-photo style). Its backbone
@@ -50,7 +50,7 @@ if [ "$quick" = 1 ]; then
   grid_size=(--epoch-size 3000 --test-size 1000); grid_epochs=2
 else
   out=${out:-build/transfer}
-  backbone_data=(); backbone_epochs=15; backbone_slow_epochs=3
+  backbone_data=(); backbone_epochs=20; backbone_slow_epochs=3
   vgg_data=(); vgg_epochs=75; top_epochs=50; finetune_epochs=10
   grid_size=(--epoch-size 20000 --test-size 10000); grid_epochs=10
 fi

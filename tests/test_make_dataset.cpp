@@ -1,5 +1,5 @@
 // The Fashion-MNIST-derived picture folders: layout, decodability, determinism, colours, and the
-// refusal to write over existing data.
+// refusal to write over existing data; and the Fashion-MNIST quadrant source.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,14 +8,17 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "fashion_mnist.h"
 #include "make_dataset.h"
 #include "tagnet/image.h"
 
 namespace fs = std::filesystem;
 using tagnet::native::make_fashion_color;
+using tagnet::native::is_class_pair;
 using tagnet::native::make_two_class;
 using tagnet::native::MakeDatasetReport;
 
@@ -205,7 +208,7 @@ TEST_F(MakeDataset, RefusesANonEmptyDirectoryUnlessOverwriting) {
   fs::create_directories(out);
   std::ofstream(out / "keep.txt") << "precious";
   EXPECT_THROW(make_fashion_color(out.string(), kFmnist, 1, kPerClass, kSize), std::runtime_error);
-  EXPECT_THROW(make_two_class(out.string(), kFmnist, 1, 24), std::runtime_error);
+  EXPECT_THROW(make_two_class(out.string(), kFmnist, "pullover-coat", 1, 24), std::runtime_error);
   EXPECT_EQ(read_bytes(out / "keep.txt"), "precious");
   EXPECT_EQ(count_files(root_), 1u);
 
@@ -232,7 +235,7 @@ TEST_F(MakeDataset, FailureLeavesNothingBehind) {
 
 TEST_F(MakeDataset, TwoClassSplits) {
   const fs::path out = root_ / "two";
-  const MakeDatasetReport report = make_two_class(out.string(), kFmnist, 9, 24);
+  const MakeDatasetReport report = make_two_class(out.string(), kFmnist, "pullover-coat", 9, 24);
   const std::vector<std::pair<std::string, size_t>> want = {
       {"train/pullover", 1000}, {"train/coat", 1000}, {"validation/pullover", 500},
       {"validation/coat", 500}};
@@ -242,4 +245,70 @@ TEST_F(MakeDataset, TwoClassSplits) {
   const tagnet::Image im = tagnet::load_image((out / "validation/coat/00499.jpg").string());
   EXPECT_EQ(im.width, 24);
   EXPECT_EQ(im.height, 24);
+}
+
+// Any two different Fashion-MNIST classes make a pair, in the order named; anything else is
+// refused before a file is written.
+TEST_F(MakeDataset, TwoClassPairsByName) {
+  EXPECT_TRUE(is_class_pair("sandal-sneaker"));
+  EXPECT_TRUE(is_class_pair("coat-pullover"));
+  for (const char* bad : {"coat-coat", "coat", "coat-", "-coat", "coat-jacket", "pullover-coat-shirt", ""})
+    EXPECT_FALSE(is_class_pair(bad)) << bad;
+  EXPECT_THROW(make_two_class((root_ / "bad").string(), kFmnist, "coat-jacket", 1, 24), std::invalid_argument);
+  EXPECT_EQ(count_files(root_), 0u);
+
+  const fs::path out = root_ / "shoes";
+  const MakeDatasetReport report = make_two_class(out.string(), kFmnist, "sandal-sneaker", 9, 24);
+  const std::vector<std::pair<std::string, size_t>> want = {
+      {"train/sandal", 1000}, {"train/sneaker", 1000}, {"validation/sandal", 500},
+      {"validation/sneaker", 500}};
+  EXPECT_EQ(report.per_folder, want);
+  EXPECT_EQ(count_files(out / "train/sneaker"), 1000u);
+}
+
+// Fashion-MNIST as the tutorial network sees it: a garment in one quadrant of a black 56x56
+// canvas, in a fixed quadrant for evaluation and a fresh one for every augmented draw.
+TEST(FashionMnistQuadrants, FixedForEvaluationFreshWhenAugmented) {
+  ASSERT_TRUE(have_fmnist()) << "Fashion-MNIST not installed at " << kFmnist;
+  tagnet::native::FashionMnistQuadrants set(kFmnist, "test", 1, 6);
+  const tagnet::native::IdxImages raw = tagnet::native::read_idx_images(kFmnist + "/t10k-images-idx3-ubyte.gz");
+  const std::vector<uint8_t> labels = tagnet::native::read_idx_labels(kFmnist + "/t10k-labels-idx1-ubyte.gz");
+  // The quadrant a picture was pasted in, after checking the rest of the canvas is black and the
+  // pasted pixels are the original ones.
+  auto quadrant_of = [&](const tagnet::Tensor& x, int b, size_t i) {
+    const float* p = x.data() + size_t(b) * 56 * 56;
+    int found = -1;
+    for (int q = 0; q < 4; ++q) {
+      const int r0 = q / 2 * 28, c0 = q % 2 * 28;
+      bool same = true;
+      for (int r = 0; r < 28 && same; ++r)
+        for (int c = 0; c < 28 && same; ++c)
+          same = p[(r0 + r) * 56 + c0 + c] == raw.pixels[i * 784 + r * 28 + c] * (1.f / 255.f);
+      if (same) found = q;
+    }
+    double total = 0;
+    for (int k = 0; k < 56 * 56; ++k) total += p[k];
+    double inside = 0;
+    for (int k = 0; k < 784; ++k) inside += raw.pixels[i * 784 + k] / 255.0;
+    EXPECT_NEAR(total, inside, 1e-2) << "pixels outside the garment's quadrant";
+    return found;
+  };
+  tagnet::Tensor x, y, x2, y2;
+  tagnet::Rng rng(3);
+  const std::vector<size_t> idx = {0, 1, 2, 3, 4, 5};
+  set.fill(idx, x, y, rng, false);
+  set.fill(idx, x2, y2, rng, false);
+  EXPECT_TRUE(std::equal(x.data(), x.data() + x.size(), x2.data()));
+  for (int b = 0; b < 6; ++b) {
+    EXPECT_GE(quadrant_of(x, b, idx[b]), 0);
+    for (int k = 0; k < 10; ++k) EXPECT_EQ(y.at(size_t(b) * 10 + k), k == labels[idx[b]] ? 1.f : 0.f);
+  }
+  std::set<int> seen;
+  for (int draw = 0; draw < 40; ++draw) {
+    set.fill({2}, x, y, rng, true);
+    const int q = quadrant_of(x, 0, 2);
+    ASSERT_GE(q, 0);
+    seen.insert(q);
+  }
+  EXPECT_EQ(seen.size(), 4u);
 }
