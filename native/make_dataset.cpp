@@ -545,9 +545,9 @@ namespace {
 std::vector<std::pair<std::string, int>> class_pair(const std::string& kind) {
   const size_t dash = kind.find('-');
   if (dash == std::string::npos) return {};
+  const auto& names = kFashionMnistClasses;
   std::vector<std::pair<std::string, int>> out;
-  for (const std::string name : {kind.substr(0, dash), kind.substr(dash + 1)}) {
-    const auto& names = kFashionMnistClasses;
+  for (const std::string& name : {kind.substr(0, dash), kind.substr(dash + 1)}) {
     const auto it = std::find(names.begin(), names.end(), name);
     if (it == names.end()) return {};
     out.emplace_back(name, int(it - names.begin()));
@@ -558,14 +558,13 @@ std::vector<std::pair<std::string, int>> class_pair(const std::string& kind) {
 
 }  // namespace
 
-bool is_class_pair(const std::string& kind) { return !class_pair(kind).empty(); }
-
 MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
                                  const std::string& pair, uint64_t seed, int size, bool overwrite) {
   if (size < 16 || size > 4096) throw std::invalid_argument("size must be in 16..4096");
   const auto classes = class_pair(pair);
   if (classes.empty())
-    throw std::invalid_argument("'" + pair + "' is not two different Fashion-MNIST classes joined by '-'");
+    throw std::invalid_argument("unknown dataset kind '" + pair +
+                                "' (fashion-color, or two different Fashion-MNIST classes such as pullover-coat)");
   const fs::path out = destination(out_dir);
   check_destination(out, overwrite);
   const Split train = load_split(fmnist_dir, "train");

@@ -34,12 +34,9 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
                                      bool overwrite = false);
 
 // `pair` names two Fashion-MNIST classes joined by '-' (pullover-coat, tshirt-shirt, ...);
-// throws std::invalid_argument for anything else.
+// throws std::invalid_argument, before writing anything, for anything else.
 MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
                                  const std::string& pair, uint64_t seed, int size = 150,
                                  bool overwrite = false);
-
-// Whether `kind` names a pair of Fashion-MNIST classes that make_two_class accepts.
-bool is_class_pair(const std::string& kind);
 
 }  // namespace tagnet::native

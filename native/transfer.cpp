@@ -120,7 +120,6 @@ Scores score(Model& model, BatchSource& data, Head head, const std::vector<std::
   return s;
 }
 
-
 // fit() with Keras-style progress, Ctrl-C handling, per-epoch timing and (optionally) a model
 // saved after every epoch so an interrupted run leaves one.
 struct FitRun {

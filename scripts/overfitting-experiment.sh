@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # The TensorFlow tutorial's overfitting experiment on the embedded data: two classes
 # (pullover vs coat from Fashion-MNIST, 1,000 training and 500 validation pictures each at
-# 150x150), the cats-vs-dogs network trained once plain and once with augmentation and
-# Dropout(0.2) and the tutorial's augmentation (random flips, rotation up to 0.1 turn, zoom
-# 0.1). Writes both runs' plots and histories to build/overfitting/ and prints the final
-# train/validation accuracy gap of each. Extra arguments go to both `tagnet train` runs.
+# 150x150), the cats-vs-dogs network trained once plain and once with Dropout(0.2) and the
+# tutorial's augmentation (random flips, rotation up to 0.1 turn, zoom 0.1). Writes both runs'
+# plots and histories to build/overfitting/ and prints the final train/validation accuracy gap
+# of each. Extra arguments go to both `tagnet train` runs.
 #
 # Both runs use Adam at 1e-4 for 40 epochs rather than Keras' default 1e-3 for 15: on these
-# smooth rendered pictures
-# the augmented run at 1e-3 never leaves chance, because Adam's normalised steps follow the
-# small gradient that shrinks the output's variance and switch off nearly every ReLU of the third
-# convolution (0.6% still fire after 4 epochs); PyTorch with the same network, data and optimizer
-# stays at chance too.
+# smooth rendered pictures the augmented run at 1e-3 never leaves chance, because Adam's
+# normalised steps follow the small gradient that shrinks the output's variance and switch off
+# nearly every ReLU of the third convolution (0.6% still fire after 4 epochs); PyTorch with the
+# same network, data and optimizer stays at chance too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

@@ -2,8 +2,8 @@
 # Transfer learning on the embedded Fashion-MNIST data, in three parts (figures: docs/transfer.md):
 #
 #  1. The Fashion-MNIST backbone: FashionNet trained on Fashion-MNIST at 56x56, one garment per
-#     picture in a quadrant drawn afresh every epoch; 20 epochs of Adam at 1e-3, then 3 more at 1e-4 continuing the
-#     same Adam state. Prints its test accuracy.
+#     picture in a quadrant drawn afresh every epoch; 20 epochs of Adam at 1e-3, then 3 more at
+#     1e-4 continuing the same Adam state. Prints its test accuracy.
 #  2. The bottleneck-features tutorial on pullover vs coat (`tagnet make-dataset pullover-coat`:
 #     1,000 training and 500 validation pictures per class, product-photo style). Its backbone
 #     is a VGG-style network trained on pictures of that kind: SmallerVGGNet on the fashion-color
