@@ -62,8 +62,11 @@ async function respond(request: Request): Promise<Response> {
   if (request.mode === 'navigate' && url.pathname.endsWith('/')) key = new URL(INDEX, url).href;
   const cached = await cache.match(key, { ignoreSearch: request.mode === 'navigate' });
   if (cached) return isolated(cached);
+  // Chromium's developer tools send only-if-cached requests that fetch() would reject as they
+  // are; the page's files are answered from the cache above, anything else is fetched plainly.
+  const forward = request.cache === 'only-if-cached' && request.mode !== 'same-origin' ? request.url : request;
   try {
-    return isolated(await fetch(request));
+    return isolated(await fetch(forward));
   } catch (error) {
     // Offline and not a file of the page: a navigation still gets the page itself.
     if (request.mode === 'navigate') {
@@ -78,8 +81,6 @@ sw.addEventListener('fetch', (event) => {
   const request = event.request;
   if (request.method !== 'GET') return;
   if (new URL(request.url).origin !== sw.location.origin) return;
-  // A request Chromium may send from its developer tools that fetch() would reject.
-  if (request.cache === 'only-if-cached' && request.mode !== 'same-origin') return;
   event.respondWith(respond(request));
 });
 

@@ -33,7 +33,11 @@ describe('offline', () => {
     await browser.context.setOffline(true);
     const network = [];
     page.on('response', (r) => { if (!r.fromServiceWorker()) network.push(r.url()); });
-    page.on('requestfailed', (r) => network.push(`failed: ${r.url()}`));
+    // A request cut short by the reload itself (net::ERR_ABORTED) did not reach the network.
+    page.on('requestfailed', (r) => {
+      const reason = r.failure()?.errorText;
+      if (reason !== 'net::ERR_ABORTED') network.push(`failed: ${r.url()} (${reason})`);
+    });
     await page.reload({ waitUntil: 'domcontentloaded' });
     await waitReady(page);
     assert.equal(await page.evaluate(() => navigator.onLine), false);
