@@ -99,9 +99,19 @@ nlohmann::json detailed_metrics(Model& model, BatchSource& data, Head head, cons
   return j;
 }
 
+// A folder dataset's name: its folder's, also when given with a trailing slash.
+std::string dataset_name(const std::string& dir) {
+  const fs::path p = fs::path(dir).lexically_normal();
+  return (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
+}
+
 std::string accuracy_name(Head h) { return h == Head::kSoftmax ? "accuracy" : "binary_accuracy"; }
 
 }  // namespace
+
+std::string run_title(const TrainArgs& a, const std::string& fallback) {
+  return a.title.empty() ? fallback : a.title;
+}
 
 nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<double>& seconds) {
   nlohmann::json a = nlohmann::json::array();
@@ -213,6 +223,15 @@ int cmd_train(const TrainArgs& a) {
   if (!combinations.empty()) md["combinations"] = combinations;
 
   const float decay = a.decay >= 0 ? a.decay : fmnist ? 0.f : a.lr / epochs;
+  std::string described = arch + " on " + (fmnist ? "fashion-mnist" : dataset_name(a.dataset));
+  if (fmnist) described += a.augment.off ? ", fixed quadrants" : ", a fresh quadrant per epoch";
+  else described += a.augment.off ? ", no augmentation" : ", augmented";
+  if (a.dropout >= 0) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, ", dropout %g", a.dropout);
+    described += rate;
+  }
+  const std::string title = run_title(a, described);
   Adam adam(a.lr, decay);
   FitOptions fo;
   fo.epochs = epochs;
@@ -256,11 +275,11 @@ int cmd_train(const TrainArgs& a) {
   md["history"] = history_json(done, seconds);
   if (!(a.checkpoint == "best" && saved_best)) model.save(a.model_out, &adam);
   else model.save(a.model_out);
-  const nlohmann::json hist = {{"history", md["history"]}, {"metrics", metrics}, {"training", md["training"]},
-                               {"labels", labels}};
+  const nlohmann::json hist = {{"title", title}, {"history", md["history"]}, {"metrics", metrics},
+                               {"training", md["training"]}, {"labels", labels}};
   if (!a.history.empty()) write_text(a.history, hist.dump(2) + "\n");
   if (!a.plot.empty() && !done.empty())
-    save_history_plot(a.plot, md["history"], "Training loss and accuracy (" + arch + ")");
+    save_history_plot(a.plot, md["history"], title);
   std::printf("\n%s metrics (%s, %zu pictures):\n%s", fmnist ? "test" : "validation",
               a.checkpoint == "best" ? "best model" : "final model", static_cast<size_t>(metrics["examples"]),
               table.c_str());

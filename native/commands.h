@@ -38,6 +38,7 @@ struct TrainArgs {
   std::string labels = "multi";
   std::string model_out = "model.tagnet", plot = "plot.png", history = "history.json";
   std::string checkpoint = "last";
+  std::string title;               // of the plot and history; empty: what was trained on what
   int epochs = 0;                  // 0: by dataset (5 for Fashion-MNIST, 75 for folders)
   int batch = 32;
   int size = 0;                    // input height and width; 0: the architecture's
@@ -82,6 +83,9 @@ struct MakeDatasetArgs {
   int per_class = 350;
   bool overwrite = false;
 };
+
+// The run's title: --title if given, else `fallback`.
+std::string run_title(const TrainArgs& a, const std::string& fallback);
 
 int cmd_train(const TrainArgs& a);
 int cmd_evaluate(const EvaluateArgs& a);

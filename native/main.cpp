@@ -94,6 +94,8 @@ int main(int argc, char** argv) {
   train->add_option("--test-limit", ta.test_limit, "Fashion-MNIST: use only the first N test pictures");
   train->add_option("--model", ta.model_out, "Where to write the model")->capture_default_str();
   train->add_option("--plot", ta.plot, "Loss/accuracy plot (empty: none)")->capture_default_str();
+  train->add_option("--title", ta.title, "Title of the plot and the history (default: architecture, data, "
+                                         "augmentation)");
   train->add_option("--history", ta.history, "Per-epoch history and metrics (empty: none)")->capture_default_str();
   train->add_option("--checkpoint", ta.checkpoint, "Keep the best model by validation loss, or the last")
       ->capture_default_str();

@@ -351,12 +351,13 @@ int cmd_train_features(const TrainArgs& ta, const TransferTrainArgs& xa) {
     std::printf("\nvalidation metrics (%zu examples):\n%s", val.size(), s.table.c_str());
   }
   top.save(ta.model_out);
+  const std::string title = run_title(ta, "Top model on cached features");
   if (!ta.history.empty())
-    write_text(ta.history, nlohmann::json({{"history", md["history"]}, {"metrics", md.value("metrics", nlohmann::json())},
+    write_text(ta.history, nlohmann::json({{"title", title}, {"history", md["history"]},
+                                           {"metrics", md.value("metrics", nlohmann::json())},
                                            {"training", md["training"]}, {"labels", train.labels}})
                                .dump(2) + "\n");
-  if (!ta.plot.empty() && !run.history.empty())
-    save_history_plot(ta.plot, md["history"], "Top model on cached features");
+  if (!ta.plot.empty() && !run.history.empty()) save_history_plot(ta.plot, md["history"], title);
   if (val.size())
     std::printf("top model: validation %s %.4f after %zu epochs in %.1f s\n",
                 head == Head::kSigmoid ? "exact match" : "accuracy", s.headline, run.history.size(), train_s);
@@ -479,12 +480,12 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   const Scores s = score(model, *test, head, labels, ctx);
   md["metrics"] = s.json;
   model.save(ta.model_out, opt.get());
+  const std::string title = run_title(ta, ta.dataset + " (" + trainable + " trainable)");
   if (!ta.history.empty())
-    write_text(ta.history, nlohmann::json({{"history", history}, {"metrics", s.json}, {"training", md["training"]},
-                                           {"labels", labels}})
+    write_text(ta.history, nlohmann::json({{"title", title}, {"history", history}, {"metrics", s.json},
+                                           {"training", md["training"]}, {"labels", labels}})
                                .dump(2) + "\n");
-  if (!ta.plot.empty() && !history.empty())
-    save_history_plot(ta.plot, history, ta.dataset + " (" + trainable + " trainable)");
+  if (!ta.plot.empty() && !history.empty()) save_history_plot(ta.plot, history, title);
   if (grid) {
     std::printf("\ntest metrics (%zu fixed 2x2 pictures):\n%s", test->size(), s.table.c_str());
     std::printf("exact match %.4f, micro F1 %.4f, macro F1 %.4f, mAP %.4f (%s trainable, %zu epochs, %.0f s)\n",

@@ -23,10 +23,10 @@ mkdir -p "$out"
 common=(--dataset "$out/pullover-coat/train" --val-dataset "$out/pullover-coat/validation" --labels single
         --arch catsdogs --epochs 40 --batch-size 32 --lr 1e-4 --decay 0 --checkpoint last)
 "$tagnet" train "${common[@]}" --no-augment --model "$out/plain.tagnet" --plot "$out/plain-plot.png" \
-  --history "$out/plain-history.json" "$@"
+  --history "$out/plain-history.json" --title "Pullover vs coat: plain" "$@"
 "$tagnet" train "${common[@]}" --dropout 0.2 --rotation 36 --width-shift 0 --height-shift 0 --shear 0 \
   --zoom 0.1 --hflip true --model "$out/augmented.tagnet" --plot "$out/augmented-plot.png" \
-  --history "$out/augmented-history.json" "$@"
+  --history "$out/augmented-history.json" --title "Pullover vs coat: augmented, dropout 0.2" "$@"
 for run in plain augmented; do
   node -e '
     const h = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).history.at(-1);

@@ -80,6 +80,7 @@ TEST(Cli, FolderPipelineEndToEnd) {
   ASSERT_EQ(hist["history"].size(), 20u);
   EXPECT_LT(hist["history"][19]["loss"].get<double>(), hist["history"][0]["loss"].get<double>());
   EXPECT_TRUE(hist["metrics"].contains("micro_f1"));
+  EXPECT_EQ(hist["title"], "smallervggnet on dataset, augmented");
 
   const nlohmann::json ev = run_json("evaluate --model " + model + " --dataset " + data + " --json");
   for (const char* k : {"binary_accuracy", "exact_match", "micro_f1", "macro_f1", "mAP", "per_label"})
@@ -106,8 +107,10 @@ TEST(Cli, FolderPipelineEndToEnd) {
 TEST(Cli, FashionMnistTrainsAndEvaluates) {
   const std::string d = temp_dir("fmnist");
   Result r = run("train --dataset fashion-mnist --epochs 1 --limit 3200 --test-limit 500 --model " + d +
-              "/f.tagnet --plot '' --history ''");
+                 "/f.tagnet --plot '' --history " + d + "/h.json --title 'Fashion-MNIST, one epoch'");
   ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream hf(d + "/h.json");
+  EXPECT_EQ(nlohmann::json::parse(hf)["title"], "Fashion-MNIST, one epoch");
   EXPECT_NE(r.out.find("test accuracy: "), std::string::npos) << r.out;
   const nlohmann::json ev = run_json("evaluate --model " + d + "/f.tagnet --dataset fashion-mnist --limit 500 --json");
   EXPECT_GT(ev["accuracy"].get<double>(), 0.5) << ev.dump();   // 10 classes: chance is 0.1
