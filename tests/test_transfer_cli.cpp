@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.h"
 #include "tagnet/architectures.h"
 #include "tagnet/dataset.h"
 #include "tagnet/features.h"
@@ -26,41 +26,7 @@ namespace fs = std::filesystem;
 namespace tagnet {
 namespace {
 
-// The tagnet binary: given by the build, or beside this test's folder (build/<preset>/tagnet
-// next to build/<preset>/tests/).
-std::string tagnet_bin() {
-#ifdef TAGNET_BIN
-  return TAGNET_BIN;
-#else
-  if (const char* env = std::getenv("TAGNET_BIN")) return env;
-  return (fs::canonical("/proc/self/exe").parent_path().parent_path() / "tagnet").string();
-#endif
-}
-
-struct Result {
-  int status;
-  std::string out;   // stdout and stderr together
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = tagnet_bin() + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string temp_dir(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("tagnet_xfer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+using namespace cli;
 
 // The first number after `prefix` in the output, or -1.
 double number_after(const std::string& out, const std::string& prefix) {
@@ -152,10 +118,10 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(TransferCli, FeatureFileEqualsAFreshForwardPassOfTheBase) {
-  const std::string d = temp_dir("features");
+  const std::string d = cli_temp_dir("xfer_features");
   const std::string bb = write_backbone(d);
   write_pictures(d + "/train", 40, 1);
-  Result r = run("features --model " + bb + " --dataset " + d + "/train --out " + d + "/train.features --labels single");
+  CliResult r = run_cli("features --model " + bb + " --dataset " + d + "/train --out " + d + "/train.features --labels single");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("80 examples, features (7, 7, 64), 2 labels (left, right)"), std::string::npos) << r.out;
 
@@ -181,15 +147,15 @@ TEST(TransferCli, FeatureFileEqualsAFreshForwardPassOfTheBase) {
 }
 
 TEST(TransferCli, TopModelLearnsAndFinetuningStartsFromIt) {
-  const std::string d = temp_dir("finetune");
+  const std::string d = cli_temp_dir("xfer_finetune");
   const std::string bb = write_backbone(d);
   write_pictures(d + "/train", 40, 2);
   write_pictures(d + "/val", 20, 3);
   for (const char* s : {"train", "val"}) {
-    Result r = run("features --model " + bb + " --dataset " + d + "/" + s + " --out " + d + "/" + s + ".features");
+    CliResult r = run_cli("features --model " + bb + " --dataset " + d + "/" + s + " --out " + d + "/" + s + ".features");
     ASSERT_EQ(r.status, 0) << r.out;
   }
-  Result r = run("train --features " + d + "/train.features --val-features " + d + "/val.features --epochs 15 " +
+  CliResult r = run_cli("train --features " + d + "/train.features --val-features " + d + "/val.features --epochs 15 " +
                  "--model " + d + "/top.tagnet --plot '' --history " + d + "/top.json");
   ASSERT_EQ(r.status, 0) << r.out;
   const double top_acc = number_after(r.out, "top model: validation accuracy ");
@@ -207,7 +173,7 @@ TEST(TransferCli, TopModelLearnsAndFinetuningStartsFromIt) {
   EXPECT_EQ(top.layer(2).type(), "Dropout");
 
   // No fine-tuning epochs: the saved model is base + top, and scores what the top model scored.
-  r = run("finetune --base " + bb + " --top " + d + "/top.tagnet --dataset " + d + "/train --val-dataset " + d +
+  r = run_cli("finetune --base " + bb + " --top " + d + "/top.tagnet --dataset " + d + "/train --val-dataset " + d +
           "/val --epochs 0 --model " + d + "/joined.tagnet");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_DOUBLE_EQ(number_after(r.out, "before fine-tuning: validation accuracy "), top_acc) << r.out;
@@ -222,7 +188,7 @@ TEST(TransferCli, TopModelLearnsAndFinetuningStartsFromIt) {
 
   // Fine-tuning the last block: the blocks below keep their bits, the last block moves, and the
   // saved model cut into base and top, saved and joined again gives its outputs exactly.
-  r = run("finetune --base " + bb + " --top " + d + "/top.tagnet --dataset " + d + "/train --val-dataset " + d +
+  r = run_cli("finetune --base " + bb + " --top " + d + "/top.tagnet --dataset " + d + "/train --val-dataset " + d +
           "/val --epochs 2 --batch-size 8 --unfreeze last-block --lr 1e-3 --momentum 0.9 --model " + d +
           "/finetuned.tagnet --history " + d + "/ft.json");
   ASSERT_EQ(r.status, 0) << r.out;
@@ -243,9 +209,9 @@ TEST(TransferCli, TopModelLearnsAndFinetuningStartsFromIt) {
 }
 
 TEST(TransferCli, ReplacedHeadTrainsOnTwoByTwoPicturesOverAFrozenBase) {
-  const std::string d = temp_dir("head");
+  const std::string d = cli_temp_dir("xfer_head");
   const std::string bb = write_backbone(d);
-  Result r = run("replace-head --model " + bb + " --out " + d + "/head.tagnet --head sigmoid --labels "
+  CliResult r = run_cli("replace-head --model " + bb + " --out " + d + "/head.tagnet --head sigmoid --labels "
                  "tshirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,boot");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("Non-trainable params: 10,416"), std::string::npos) << r.out;
@@ -255,7 +221,7 @@ TEST(TransferCli, ReplacedHeadTrainsOnTwoByTwoPicturesOverAFrozenBase) {
   ASSERT_EQ(head.layer(dense).type(), "Dense");
   for (size_t i = 0; i < head.num_layers(); ++i) EXPECT_EQ(head.layer(i).trainable, i >= dense) << i;
 
-  r = run("train --dataset fashion-mnist-2x2 --base " + d + "/head.tagnet --epochs 1 --epoch-size 320 "
+  r = run_cli("train --dataset fashion-mnist-2x2 --base " + d + "/head.tagnet --epochs 1 --epoch-size 320 "
           "--test-size 64 --batch-size 16 --model " + d + "/trained.tagnet --plot '' --history ''");
   ASSERT_EQ(r.status, 0) << r.out;
   // The head was made for these labels, so training keeps the frozen flags it was saved with.
@@ -267,7 +233,7 @@ TEST(TransferCli, ReplacedHeadTrainsOnTwoByTwoPicturesOverAFrozenBase) {
   EXPECT_FALSE(same_bits(params_of(trained, dense, dense + 1), params_of(head, dense, dense + 1)));
 
   // Cut lower down, with a softmax head for other labels.
-  r = run("replace-head --model " + bb + " --out " + d + "/cut.tagnet --cut conv2d_1 --head softmax --labels a,b,c");
+  r = run_cli("replace-head --model " + bb + " --out " + d + "/cut.tagnet --cut conv2d_1 --head softmax --labels a,b,c");
   ASSERT_EQ(r.status, 0) << r.out;
   Model cut = Model::load(d + "/cut.tagnet");
   EXPECT_EQ(cut.layer(4).type(), "Flatten");
@@ -277,9 +243,9 @@ TEST(TransferCli, ReplacedHeadTrainsOnTwoByTwoPicturesOverAFrozenBase) {
 }
 
 TEST(TransferCli, TwoByTwoTaskReportsExactMatchF1AndMap) {
-  const std::string d = temp_dir("grid");
+  const std::string d = cli_temp_dir("xfer_grid");
   const std::string bb = write_backbone(d);
-  Result r = run("train --dataset fashion-mnist-2x2 --base " + bb + " --trainable all --epochs 1 --epoch-size 320 "
+  CliResult r = run_cli("train --dataset fashion-mnist-2x2 --base " + bb + " --trainable all --epochs 1 --epoch-size 320 "
                  "--test-size 96 --batch-size 16 --model " + d + "/all.tagnet --plot '' --history " + d + "/h.json");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("320 fresh 2x2 training pictures per epoch, 96 fixed test pictures"), std::string::npos)
@@ -304,7 +270,7 @@ TEST(TransferCli, TwoByTwoTaskReportsExactMatchF1AndMap) {
 }
 
 TEST(TransferCli, BadInputGivesOneLineErrors) {
-  const std::string d = temp_dir("bad");
+  const std::string d = cli_temp_dir("xfer_bad");
   const std::string bb = write_backbone(d);
   { std::ofstream(d + "/garbage.features") << "not features at all, but long enough for a header......"; }
   FeatureSet f;
@@ -320,7 +286,7 @@ TEST(TransferCli, BadInputGivesOneLineErrors) {
   }
   const std::string model = d + "/top.tagnet";
   auto one_line_error = [&](const std::string& args, const std::string& expected) {
-    const Result r = run(args);
+    const CliResult r = run_cli(args);
     EXPECT_NE(r.status, 0) << args;
     EXPECT_EQ(count_lines(r.out), 1) << args << "\n" << r.out;
     EXPECT_EQ(r.out.rfind("tagnet: error: ", 0), 0u) << r.out;
