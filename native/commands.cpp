@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "draw.h"
@@ -16,6 +17,7 @@
 #include "folder_dataset.h"
 #include "make_dataset.h"
 #include "progress.h"
+#include "transfer.h"
 #include "tagnet/architectures.h"
 #include "tagnet/dataset.h"
 #include "tagnet/engine.h"
@@ -127,6 +129,15 @@ nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<do
   return a;
 }
 
+nlohmann::json continued_history(const nlohmann::json& earlier, const nlohmann::json& fresh) {
+  nlohmann::json all = earlier;
+  for (nlohmann::json e : fresh) {
+    e["epoch"] = all.size() + 1;
+    all.push_back(std::move(e));
+  }
+  return all;
+}
+
 Augment AugmentArgs::to_augment() const {
   Augment a;
   if (off) return a;
@@ -140,10 +151,15 @@ Augment AugmentArgs::to_augment() const {
   return a;
 }
 
-int cmd_train(const TrainArgs& a) {
+int cmd_train(const TrainArgs& a, const TransferTrainArgs& xa) {
   const bool fmnist = a.dataset == "fashion-mnist";
+  const bool from_base = !xa.base.empty();
+  if (!from_base && !xa.trainable.empty()) throw std::invalid_argument("--trainable needs --base (the model to start from)");
+  if (!from_base && !xa.cut.empty()) throw std::invalid_argument("--cut needs --base (the model to cut)");
+  if (from_base && (!a.arch.empty() || a.dropout >= 0))
+    throw std::invalid_argument(std::string(a.arch.empty() ? "--dropout" : "--arch") +
+                                " does not go with --base (the network is the base's)");
   const auto engine = make_engine(a.engine);
-  std::fprintf(stderr, "tagnet: %s\n", engine->describe().c_str());
   const Context ctx{engine.get(), false, nullptr, 0};
   const int epochs = a.epochs > 0 ? a.epochs : fmnist ? 5 : 75;
   if (a.checkpoint != "best" && a.checkpoint != "last")
@@ -157,6 +173,7 @@ int cmd_train(const TrainArgs& a) {
   Shape input;
   std::set<std::vector<std::string>> combinations;
   nlohmann::json data_info;
+  std::optional<BaseStart> start;   // with --base
   if (fmnist) {
     if (arch.empty()) arch = "fashionnet";
     train = std::make_unique<FashionMnistQuadrants>(a.data_dir, "train", 0, a.limit);
@@ -173,6 +190,19 @@ int cmd_train(const TrainArgs& a) {
     if (a.size > 0) input[0] = input[1] = a.size;
     FolderOptions fo;
     fo.mode = label_mode_from_name(a.labels);
+    if (from_base) {
+      // The base first: a bad model or layer name fails before the pictures are read.
+      labels = folder_label_names(a.dataset, fo.mode);
+      head = folder_head(fo.mode, labels.size());
+      start = start_from_base(a, xa, labels, head);
+      input = start->model.input_shape();
+      if (a.size > 0 && (input[0] != a.size || input[1] != a.size))
+        throw std::invalid_argument(xa.base + ": expects " + std::to_string(input[1]) + "x" + std::to_string(input[0]) +
+                                    " pictures, not --size " + std::to_string(a.size));
+      arch = start->model.metadata().value("training", nlohmann::json::object()).value("arch", "model");
+      fo.fixed_labels = &labels;
+      fo.fixed_head = head;
+    }
     fo.input = input;
     fo.threads = a.engine.threads;
     fo.warn = [](const std::string& w) { std::fprintf(stderr, "tagnet: warning: skipped %s\n", w.c_str()); };
@@ -211,19 +241,26 @@ int cmd_train(const TrainArgs& a) {
                  {"label_mode", a.labels}};
   }
 
+  std::fprintf(stderr, "tagnet: %s\n", engine->describe().c_str());
   const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
-  Model model = make_architecture(arch, {outputs, head, input, a.dropout});
-  model.build(a.seed);
+  Model model = start ? std::move(start->model) : make_architecture(arch, {outputs, head, input, a.dropout});
+  if (start) std::fprintf(stderr, "tagnet: %s\n", trainable_summary(model, start->first_trainable).c_str());
+  else model.build(a.seed);
   auto& md = model.metadata();
+  // Going on with the base's own head continues its history.
+  const nlohmann::json earlier =
+      start && start->kept_head ? md.value("history", nlohmann::json::array()) : nlohmann::json::array();
   md["labels"] = labels;
   md["label_mode"] = fmnist ? "single" : a.labels;
   md["threshold"] = 0.5;
   md["preprocessing"] = {{"color", input[2] == 1 ? "grayscale" : "rgb"}, {"scale", 1.0 / 255}, {"resize", "area"}};
   md["data"] = data_info;
   if (!combinations.empty()) md["combinations"] = combinations;
+  else md.erase("combinations");
 
   const float decay = a.decay >= 0 ? a.decay : fmnist ? 0.f : a.lr / epochs;
-  std::string described = arch + " on " + (fmnist ? "fashion-mnist" : dataset_name(a.dataset));
+  std::string described = (start ? fs::path(xa.base).filename().string() + " (" + start->trainable + " trainable)" : arch) +
+                          " on " + (fmnist ? "fashion-mnist" : dataset_name(a.dataset));
   if (fmnist) described += a.augment.off ? ", fixed quadrants" : ", a fresh quadrant per epoch";
   else described += a.augment.off ? ", no augmentation" : ", augmented";
   if (a.dropout >= 0) {
@@ -232,11 +269,13 @@ int cmd_train(const TrainArgs& a) {
     described += rate;
   }
   const std::string title = run_title(a, described);
-  Adam adam(a.lr, decay);
+  const std::unique_ptr<Optimizer> opt =
+      start ? base_optimizer(a, xa, std::move(start->opt), decay) : std::make_unique<Adam>(a.lr, decay);
   FitOptions fo;
   fo.epochs = epochs;
   fo.batch_size = a.batch;
-  fo.seed = a.seed;
+  // A continued run draws other batches and dropout masks than the run it continues.
+  fo.seed = a.seed + static_cast<uint64_t>(opt->iterations);
   fo.augment = !a.augment.off;   // Fashion-MNIST: a fresh quadrant per picture and epoch
   fo.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
@@ -247,23 +286,28 @@ int cmd_train(const TrainArgs& a) {
   double best = INFINITY;
   bool saved_best = false;
   auto t0 = std::chrono::steady_clock::now();
-  md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"lr", a.lr}, {"decay", decay},
+  md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"lr", opt->lr}, {"decay", opt->decay},
                     {"seed", a.seed}, {"augment", fo.augment}, {"arch", arch}};
-  fit(model, *train, val.get(), adam, loss, fo, ctx, [&](const Progress& p) {
+  if (start) {
+    md["training"]["base"] = fs::absolute(xa.base).string();
+    md["training"]["trainable"] = start->trainable;
+    md["training"]["first_trainable_layer"] = start->first_trainable;
+  }
+  fit(model, *train, val.get(), *opt, loss, fo, ctx, [&](const Progress& p) {
     printer(p);
     if (!p.epoch_end) return;
     const auto now = std::chrono::steady_clock::now();
     seconds.push_back(std::chrono::duration<double>(now - t0).count());
     t0 = now;
     done.push_back(p);
-    md["history"] = history_json(done, seconds);
+    md["history"] = continued_history(earlier, history_json(done, seconds));
     const double score = p.has_val ? p.val.loss : p.loss;
     if (a.checkpoint == "best" && score < best) {
       best = score;
-      model.save(a.model_out, &adam);
+      model.save(a.model_out, opt.get());
       saved_best = true;
     } else if (a.checkpoint == "last") {
-      model.save(a.model_out, &adam);   // every epoch, so an interrupted run leaves a model
+      model.save(a.model_out, opt.get());   // every epoch, so an interrupted run leaves a model
     }
   });
   if (g_stop) std::fprintf(stderr, "tagnet: stopped after %zu complete epochs\n", done.size());
@@ -272,14 +316,13 @@ int cmd_train(const TrainArgs& a) {
   std::string table;
   const nlohmann::json metrics = detailed_metrics(model, *val, head, labels, ctx, &table);
   md["metrics"] = metrics;
-  md["history"] = history_json(done, seconds);
-  if (!(a.checkpoint == "best" && saved_best)) model.save(a.model_out, &adam);
+  md["history"] = continued_history(earlier, history_json(done, seconds));
+  if (!(a.checkpoint == "best" && saved_best)) model.save(a.model_out, opt.get());
   else model.save(a.model_out);
   const nlohmann::json hist = {{"title", title}, {"history", md["history"]}, {"metrics", metrics},
                                {"training", md["training"]}, {"labels", labels}};
   if (!a.history.empty()) write_text(a.history, hist.dump(2) + "\n");
-  if (!a.plot.empty() && !done.empty())
-    save_history_plot(a.plot, md["history"], title);
+  if (!a.plot.empty() && !done.empty()) save_history_plot(a.plot, md["history"], title);
   std::printf("\n%s metrics (%s, %zu pictures):\n%s", fmnist ? "test" : "validation",
               a.checkpoint == "best" ? "best model" : "final model", static_cast<size_t>(metrics["examples"]),
               table.c_str());

@@ -17,6 +17,10 @@ extern std::atomic<bool> g_stop;   // set by Ctrl-C: training ends after the cur
 // The per-epoch history stored in history.json and in the model file: epoch, loss, accuracy,
 // val_loss and val_accuracy when validated, and the epoch's seconds.
 nlohmann::json history_json(const std::vector<Progress>& h, const std::vector<double>& seconds);
+// The history of a run that goes on from a saved model: its epochs numbered after `earlier`'s.
+nlohmann::json continued_history(const nlohmann::json& earlier, const nlohmann::json& fresh);
+
+struct TransferTrainArgs;
 
 struct EngineArgs {
   int threads = 0;
@@ -87,7 +91,9 @@ struct MakeDatasetArgs {
 // The run's title: --title if given, else `fallback`.
 std::string run_title(const TrainArgs& a, const std::string& fallback);
 
-int cmd_train(const TrainArgs& a);
+// `tagnet train` on Fashion-MNIST or a folder of pictures; with `xa.base`, a folder run starts
+// from a saved model (training goes on, or a new head for the folder's labels).
+int cmd_train(const TrainArgs& a, const TransferTrainArgs& xa);
 int cmd_evaluate(const EvaluateArgs& a);
 int cmd_classify(const ClassifyArgs& a);
 int cmd_preview(const PreviewArgs& a);

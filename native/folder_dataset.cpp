@@ -46,36 +46,51 @@ std::vector<std::string> list_pictures(const std::string& dir) {
   return out;
 }
 
-FolderDataset load_folder_dataset(const std::string& dir, const FolderOptions& o) {
+namespace {
+
+// The subfolders of `dir`, sorted; a folder of pictures without class subfolders is a common
+// mistake, and is named as such.
+std::vector<std::string> class_folders(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir + ": no such folder");
   std::vector<std::string> folders;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_directory()) folders.push_back(e.path().filename().string());
   std::sort(folders.begin(), folders.end());
-  // A folder of pictures without class subfolders is a common mistake: say so.
   if (folders.empty())
     throw std::runtime_error(dir + ": no class folders (expected e.g. " + dir + "/red_dress/*.jpg)");
+  return folders;
+}
 
-  std::vector<std::string> labels;
-  if (o.fixed_labels) {
-    labels = *o.fixed_labels;
-  } else {
-    std::set<std::string> all;
-    for (auto& f : folders)
-      for (auto& l : folder_labels(f, o.mode)) all.insert(l);
-    labels.assign(all.begin(), all.end());
-    if (labels.size() < 2)
-      throw std::runtime_error(dir + ": only one label (" + (labels.empty() ? "" : labels[0]) +
-                               "); training needs at least two");
-  }
+std::vector<std::string> label_names(const std::string& dir, const std::vector<std::string>& folders,
+                                     LabelMode mode) {
+  std::set<std::string> all;
+  for (auto& f : folders)
+    for (auto& l : folder_labels(f, mode)) all.insert(l);
+  if (all.size() < 2)
+    throw std::runtime_error(dir + ": only one label (" + (all.empty() ? "" : *all.begin()) +
+                             "); training needs at least two");
+  return {all.begin(), all.end()};
+}
+
+}  // namespace
+
+std::vector<std::string> folder_label_names(const std::string& dir, LabelMode mode) {
+  return label_names(dir, class_folders(dir), mode);
+}
+
+Head folder_head(LabelMode mode, size_t labels) {
+  if (mode == LabelMode::kMulti) return Head::kSigmoid;
+  return labels == 2 ? Head::kLogit : Head::kSoftmax;
+}
+
+FolderDataset load_folder_dataset(const std::string& dir, const FolderOptions& o) {
+  const std::vector<std::string> folders = class_folders(dir);
+  const std::vector<std::string> labels = o.fixed_labels ? *o.fixed_labels : label_names(dir, folders, o.mode);
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < labels.size(); ++i) index[labels[i]] = i;
 
-  Head head;
-  if (o.fixed_labels) head = o.fixed_head;
-  else if (o.mode == LabelMode::kMulti) head = Head::kSigmoid;
-  else head = labels.size() == 2 ? Head::kLogit : Head::kSoftmax;   // two classes: one logit
+  const Head head = o.fixed_labels ? o.fixed_head : folder_head(o.mode, labels.size());
   const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
 
   struct Job {

@@ -20,6 +20,14 @@ std::string label_mode_name(LabelMode m);
 // The labels a folder name stands for.
 std::vector<std::string> folder_labels(const std::string& folder, LabelMode mode);
 
+// The labels the subfolders of `dir` stand for, sorted. Throws std::runtime_error naming `dir`
+// for a missing folder, no subfolders, or fewer than two labels.
+std::vector<std::string> folder_label_names(const std::string& dir, LabelMode mode);
+
+// The head a model gets for a folder dataset: sigmoid for label sets, softmax for classes, one
+// logit for two classes.
+Head folder_head(LabelMode mode, size_t labels);
+
 struct FolderDataset {
   std::vector<std::string> labels;            // sorted
   LabelMode mode = LabelMode::kMulti;

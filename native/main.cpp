@@ -174,8 +174,9 @@ int main(int argc, char** argv) {
   try {
     if (*train) {
       if (!xa.features.empty()) return nat::cmd_train_features(ta, xa);
-      if (ta.dataset == "fashion-mnist-2x2" || !xa.base.empty()) return nat::cmd_train_transfer(ta, xa);
-      return nat::cmd_train(ta);
+      if (ta.dataset == "fashion-mnist-2x2" || (ta.dataset == "fashion-mnist" && !xa.base.empty()))
+        return nat::cmd_train_transfer(ta, xa);
+      return nat::cmd_train(ta, xa);
     }
     if (*serve) return nat::cmd_serve(sa.root, sa.host, sa.port);
     if (*evaluate) return nat::cmd_evaluate(ea);

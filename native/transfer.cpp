@@ -152,20 +152,6 @@ FitRun run_fit(Model& model, BatchSource& train, BatchSource* val, Optimizer& op
   return run;
 }
 
-// The labels a folder dataset's subfolder names stand for, sorted.
-std::vector<std::string> folder_label_names(const std::string& dir, LabelMode mode) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir + ": no such folder");
-  std::set<std::string> all;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory())
-      for (auto& l : folder_labels(e.path().filename().string(), mode)) all.insert(l);
-  if (all.empty()) throw std::runtime_error(dir + ": no class folders (expected e.g. " + dir + "/coat/*.jpg)");
-  if (all.size() < 2)
-    throw std::runtime_error(dir + ": only one label (" + *all.begin() + "); training needs at least two");
-  return {all.begin(), all.end()};
-}
-
 // A folder dataset at the model's input size with the given labels. Single-label sets get
 // one-hot softmax targets even for two classes, as the top model of the tutorial has.
 FolderDataset load_labelled_folder(const std::string& dir, LabelMode mode, const Shape& input,
@@ -218,13 +204,6 @@ size_t apply_trainable(Model& m, const std::string& what, size_t head_from, cons
   return from;
 }
 
-std::string trainable_summary(const Model& m, size_t from) {
-  char b[256];
-  std::snprintf(b, sizeof b, "training layers %zu-%zu (%s ... %s): %zu of %zu parameters", from, m.num_layers() - 1,
-                m.layer(from).name.c_str(), m.layer(m.num_layers() - 1).name.c_str(), m.trainable_param_count(),
-                m.param_count());
-  return b;
-}
 
 }  // namespace
 
@@ -273,7 +252,7 @@ void add_transfer_train_options(CLI::App* train, TransferTrainArgs& a) {
   train->add_option("--top-dropout", a.top_dropout, "--features: dropout before the top model's output")
       ->capture_default_str();
   train->add_option("--base", a.base,
-                    "fashion-mnist(-2x2): start from this model; a model made for another task gets a new head");
+                    "Start from this model: training goes on, or a model made for other labels gets a new head");
   train->add_option("--trainable", a.trainable,
                     "With --base: head, last-block, all, as-saved, or the first trainable layer (default: head for a new head, else as-saved)");
   train->add_option("--cut", a.cut, "With --base: the last layer kept under a new head (default: before the last Dense)");
@@ -281,6 +260,54 @@ void add_transfer_train_options(CLI::App* train, TransferTrainArgs& a) {
       ->capture_default_str();
   train->add_option("--test-size", a.test_size, "fashion-mnist-2x2: pictures in the fixed test set")
       ->capture_default_str();
+}
+
+std::string trainable_summary(const Model& m, size_t from) {
+  char b[256];
+  std::snprintf(b, sizeof b, "training layers %zu-%zu (%s ... %s): %zu of %zu parameters", from, m.num_layers() - 1,
+                m.layer(from).name.c_str(), m.layer(m.num_layers() - 1).name.c_str(), m.trainable_param_count(),
+                m.param_count());
+  return b;
+}
+
+BaseStart start_from_base(const TrainArgs& ta, const TransferTrainArgs& xa, const std::vector<std::string>& labels,
+                          Head head) {
+  std::unique_ptr<Optimizer> saved;
+  Model base = Model::load(xa.base, &saved);
+  BaseStart s{std::move(base), std::move(saved), false, "", 0};
+  Model& model = s.model;
+  const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
+  s.kept_head = model_head(model) == head && model.output_shape() == Shape{outputs} &&
+                model.metadata().value("labels", std::vector<std::string>{}) == labels && xa.cut.empty();
+  // A new head trains alone unless told otherwise; a kept one goes on as it was saved.
+  s.trainable = !xa.trainable.empty() ? xa.trainable : s.kept_head ? "as-saved" : "head";
+  size_t head_from;
+  if (s.kept_head) {
+    head_from = last_dense(model);
+  } else {
+    const size_t cut = xa.cut.empty() ? last_dense(model) : parse_layer(model, xa.cut, "--cut") + 1;
+    head_from = cut_and_add_head(model, cut, outputs, head, ta.seed, false);
+  }
+  std::vector<bool> was_trainable;
+  for (size_t i = 0; i < model.num_layers(); ++i) was_trainable.push_back(model.layer(i).trainable);
+  s.first_trainable = apply_trainable(model, s.trainable, head_from, "--trainable");
+  // Going on with the same head and the same trainable layers continues the saved Adam state,
+  // so time-boxed (or interrupted) runs chain into one longer run.
+  bool same_layers = true;
+  for (size_t i = 0; i < model.num_layers(); ++i) same_layers &= was_trainable[i] == model.layer(i).trainable;
+  if (!(s.kept_head && same_layers && s.opt && s.opt->type() == "Adam")) s.opt.reset();
+  return s;
+}
+
+std::unique_ptr<Optimizer> base_optimizer(const TrainArgs& ta, const TransferTrainArgs& xa,
+                                          std::unique_ptr<Optimizer> saved, float decay) {
+  if (!saved) return std::make_unique<Adam>(ta.lr, decay);
+  const auto given = [&](const char* opt) { return xa.app && xa.app->count(opt) > 0; };
+  if (given("--lr")) saved->lr = ta.lr;
+  if (given("--decay")) saved->decay = decay;
+  std::fprintf(stderr, "tagnet: continuing %s's Adam state (%lld steps)\n", xa.base.c_str(),
+               static_cast<long long>(saved->iterations));
+  return saved;
 }
 
 int cmd_train_features(const TrainArgs& ta, const TransferTrainArgs& xa) {
@@ -366,11 +393,7 @@ int cmd_train_features(const TrainArgs& ta, const TransferTrainArgs& xa) {
 }
 
 int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
-  auto given = [&](const char* opt) { return xa.app && xa.app->count(opt) > 0; };
   const bool grid = ta.dataset == "fashion-mnist-2x2";
-  if (!grid && ta.dataset != "fashion-mnist")
-    throw std::invalid_argument("--base trains on fashion-mnist or fashion-mnist-2x2; for a folder of pictures use "
-                                "`tagnet features`, `tagnet train --features` and `tagnet finetune`");
   if (grid && xa.epoch_size == 0) throw std::invalid_argument("--epoch-size must be at least 1");
   if (grid && xa.test_size == 0 && ta.test_limit == 0) throw std::invalid_argument("--test-size must be at least 1");
   for (const std::string* out : {&ta.model_out, &ta.plot, &ta.history})
@@ -381,9 +404,9 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   // The model first: a bad base or layer name fails before the pictures are read.
   Model model({56, 56, 1});
   std::unique_ptr<Optimizer> saved_opt;
-  size_t head_from = 0;
   bool kept_head = false;
   std::string trainable = xa.trainable;
+  size_t from = 0;
   if (xa.base.empty()) {
     if (!trainable.empty() && trainable != "all")
       throw std::invalid_argument("--trainable " + trainable + " needs --base (a new network trains all its layers)");
@@ -392,27 +415,17 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
     const std::string arch = ta.arch.empty() ? "fashionnet" : ta.arch;
     model = make_architecture(arch, {10, head, {56, 56, 1}, ta.dropout});
     model.build(ta.seed);
-    head_from = last_dense(model);
   } else {
-    model = Model::load(xa.base, &saved_opt);
-    if (model.input_shape() != Shape{56, 56, 1})
-      throw std::invalid_argument(xa.base + ": expects input " + model.input_shape().str() + ", " + ta.dataset +
-                                  " gives (56, 56, 1)");
-    kept_head = model_head(model) == head && model.output_shape() == Shape{10} &&
-                model.metadata().value("labels", std::vector<std::string>{}) == labels && xa.cut.empty();
-    // A new head trains alone unless told otherwise; a kept one goes on as it was saved.
-    if (trainable.empty()) trainable = kept_head ? "as-saved" : "head";
-    if (kept_head) {
-      // The task the model was trained for: training goes on with its head.
-      head_from = last_dense(model);
-    } else {
-      const size_t cut = xa.cut.empty() ? last_dense(model) : parse_layer(model, xa.cut, "--cut") + 1;
-      head_from = cut_and_add_head(model, cut, 10, head, ta.seed, false);
-    }
+    BaseStart start = start_from_base(ta, xa, labels, head);
+    if (start.model.input_shape() != Shape{56, 56, 1})
+      throw std::invalid_argument(xa.base + ": expects input " + start.model.input_shape().str() + ", " +
+                                  ta.dataset + " gives (56, 56, 1)");
+    model = std::move(start.model);
+    saved_opt = std::move(start.opt);
+    kept_head = start.kept_head;
+    trainable = start.trainable;
+    from = start.first_trainable;
   }
-  std::vector<bool> was_trainable;
-  for (size_t i = 0; i < model.num_layers(); ++i) was_trainable.push_back(model.layer(i).trainable);
-  const size_t from = apply_trainable(model, trainable, head_from, "--trainable");
 
   std::unique_ptr<BatchSource> train, test;
   if (grid) {
@@ -436,21 +449,7 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   std::printf("%s", model.summary().c_str());
   std::fprintf(stderr, "tagnet: %s\n", trainable_summary(model, from).c_str());
 
-  // Going on with the same head and the same trainable layers continues the saved Adam state,
-  // so time-boxed runs chain into one longer run.
-  bool same_layers = true;
-  for (size_t i = 0; i < model.num_layers(); ++i) same_layers &= was_trainable[i] == model.layer(i).trainable;
-  const float decay = ta.decay >= 0 ? ta.decay : 0.f;
-  std::unique_ptr<Optimizer> opt;
-  if (kept_head && same_layers && saved_opt && saved_opt->type() == "Adam") {
-    opt = std::move(saved_opt);
-    if (given("--lr")) opt->lr = ta.lr;
-    if (given("--decay")) opt->decay = decay;
-    std::fprintf(stderr, "tagnet: continuing %s's Adam state (%lld steps)\n", xa.base.c_str(),
-                 static_cast<long long>(opt->iterations));
-  } else {
-    opt = std::make_unique<Adam>(ta.lr, decay);
-  }
+  const std::unique_ptr<Optimizer> opt = base_optimizer(ta, xa, std::move(saved_opt), ta.decay >= 0 ? ta.decay : 0.f);
 
   auto& md = model.metadata();
   const nlohmann::json earlier = md.value("history", nlohmann::json::array());
@@ -474,8 +473,7 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   const auto t0 = std::chrono::steady_clock::now();
   const FitRun run = run_fit(model, *train, test.get(), *opt, head, fo, ctx, ta.model_out, opt.get());
   const double train_s = seconds_since(t0);
-  nlohmann::json history = kept_head ? earlier : nlohmann::json::array();
-  for (const auto& e : run.history_json()) history.push_back(e);
+  const nlohmann::json history = continued_history(kept_head ? earlier : nlohmann::json::array(), run.history_json());
   md["history"] = history;
   const Scores s = score(model, *test, head, labels, ctx);
   md["metrics"] = s.json;

@@ -10,12 +10,18 @@
 //   tagnet replace-head --model M --out M2 [--cut LAYER] --labels a,b,c [--head sigmoid]
 //   tagnet train --dataset fashion-mnist-2x2 [--base M] [--trainable head|last-block|all]
 //   tagnet train --dataset fashion-mnist --base M                     # go on training M
+//   tagnet train --dataset DIR --base M [--trainable ...]             # go on, or a new head for DIR's labels
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.h"
+#include "tagnet/architectures.h"
 #include "tagnet/composites.h"
+#include "tagnet/model.h"
+#include "tagnet/optim.h"
 
 namespace CLI {
 class App;
@@ -30,8 +36,7 @@ struct TransferTrainArgs {
   float momentum = 0.9f;
   int hidden = 256;
   float top_dropout = 0.5f;
-  // --dataset fashion-mnist-2x2 or fashion-mnist: start from a trained model (empty: a new
-  // network).
+  // Start from a trained model (empty: a new network).
   std::string base;
   std::string trainable;      // head, last-block or all; default head with --base, else all
   std::string cut;            // layer index or name where the new head goes
@@ -44,6 +49,26 @@ struct TransferTrainArgs {
 // Registers --features, --val-features, --momentum, --hidden, --top-dropout, --base,
 // --trainable, --cut, --epoch-size and --test-size on `tagnet train`.
 void add_transfer_train_options(CLI::App* train, TransferTrainArgs& a);
+
+// Where a `train --base M` run starts: M itself when its head already answers `labels` with
+// `head` (training goes on), else M cut at --cut (default: before its last Dense layer) with a
+// new Dense head; --trainable picks the layers that train (default: the new head alone, or the
+// layers that trained before). `opt` holds M's saved Adam state when training simply goes on.
+struct BaseStart {
+  Model model;
+  std::unique_ptr<Optimizer> opt;
+  bool kept_head = false;
+  std::string trainable;
+  size_t first_trainable = 0;
+};
+BaseStart start_from_base(const TrainArgs& ta, const TransferTrainArgs& xa, const std::vector<std::string>& labels,
+                          Head head);
+// "training layers 13-25 (conv2d_3 ... softmax): 2,319,874 of 2,377,346 parameters"
+std::string trainable_summary(const Model& m, size_t from);
+// The saved optimizer state to go on with (--lr and --decay replace its own when given), or a
+// new Adam when there is none.
+std::unique_ptr<Optimizer> base_optimizer(const TrainArgs& ta, const TransferTrainArgs& xa,
+                                          std::unique_ptr<Optimizer> saved, float decay);
 
 // `tagnet train --features F`: Flatten -> Dense(hidden, relu) -> Dropout -> Dense(classes)
 // softmax (or sigmoid for multi-label features), SGD with momentum.

@@ -269,6 +269,56 @@ TEST(TransferCli, TwoByTwoTaskReportsExactMatchF1AndMap) {
   fs::remove_all(d);
 }
 
+TEST(TransferCli, FolderRunFromABaseGetsANewHeadThenGoesOn) {
+  const std::string d = cli_temp_dir("xfer_folder_base");
+  const std::string bb = write_backbone(d);
+  write_pictures(d + "/train", 32, 1);
+  write_pictures(d + "/val", 16, 2);
+  // No augmentation: a horizontal flip would swap the classes.
+  const std::string data =
+      " --dataset " + d + "/train --val-dataset " + d + "/val --labels single --batch-size 8 --no-augment";
+
+  // Another task's model: cut below its last Dense, a new one-logit head for left/right; only
+  // the head trains.
+  CliResult r = run_cli("train" + data + " --base " + bb + " --epochs 3 --model " + d +
+                        "/head.tagnet --plot '' --history " + d + "/h1.json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("continuing"), std::string::npos) << r.out;
+  Model backbone = Model::load(bb);
+  Model headed = Model::load(d + "/head.tagnet");
+  size_t head = headed.num_layers();
+  while (head > 0 && headed.layer(--head).type() != "Dense") {
+  }
+  EXPECT_EQ(model_head(headed), Head::kLogit);
+  EXPECT_EQ(headed.metadata()["labels"], kClasses);
+  EXPECT_TRUE(same_bits(params_of(backbone, 0, head), params_of(headed, 0, head)));
+  const nlohmann::json ev = run_cli_json("evaluate --model " + d + "/head.tagnet --dataset " + d + "/val --json");
+  EXPECT_GT(ev["accuracy"].get<double>(), 0.9) << ev.dump();
+
+  // The same labels and head: training goes on, Adam state and history included.
+  r = run_cli("train" + data + " --base " + d + "/head.tagnet --epochs 2 --model " + d + "/more.tagnet --plot '' --history " +
+              d + "/h2.json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("continuing " + d + "/head.tagnet's Adam state (24 steps)"), std::string::npos) << r.out;
+  std::ifstream h1f(d + "/h1.json"), h2f(d + "/h2.json");
+  const nlohmann::json h1 = nlohmann::json::parse(h1f)["history"], h2 = nlohmann::json::parse(h2f)["history"];
+  ASSERT_EQ(h2.size(), 5u);
+  for (size_t e = 0; e < 5; ++e) EXPECT_EQ(h2[e]["epoch"], e + 1);
+  for (size_t e = 0; e < 3; ++e) EXPECT_EQ(h2[e]["loss"], h1[e]["loss"]);
+  std::unique_ptr<Optimizer> opt;
+  Model more = Model::load(d + "/more.tagnet", &opt);
+  ASSERT_TRUE(opt);
+  EXPECT_EQ(opt->iterations, 40);   // 64 pictures in batches of 8, 5 epochs
+  EXPECT_TRUE(same_bits(params_of(backbone, 0, head), params_of(more, 0, head)));
+  EXPECT_FALSE(same_bits(params_of(headed, head, headed.num_layers()), params_of(more, head, more.num_layers())));
+
+  r = run_cli("train" + data + " --base " + bb + " --size 96 --model " + d + "/x.tagnet");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "tagnet: error: " + bb + ": expects 56x56 pictures, not --size 96\n");
+  EXPECT_FALSE(fs::exists(d + "/x.tagnet"));
+  fs::remove_all(d);
+}
+
 TEST(TransferCli, BadInputGivesOneLineErrors) {
   const std::string d = cli_temp_dir("xfer_bad");
   const std::string bb = write_backbone(d);
