@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -227,6 +228,23 @@ TEST(ConvHwy, OddShapes) {
     // Enough input channels for backward data to run as a convolution of dy.
     CheckConv(Conv(3, 9, 11, 14, 5, 3, 3, 1, 1, 2, 0, 1, 2), threaded);
     CheckConv(Conv(2, 10, 7, 24, 21, 4, 2, 1, 1, 1, 1, 2, 0), threaded);
+  }
+}
+
+// Threads share the filter gradient's work dynamically; the sums must not depend on which
+// thread ran what, or training with a seed would not be reproducible.
+TEST(ConvHwy, ThreadedFilterGradientIsReproducible) {
+  const ConvDims d = Same(8, 16, 16, 32, 64, 3);
+  const std::vector<float> x = Random(static_cast<size_t>(d.N) * d.H * d.W * d.C, 21);
+  const std::vector<float> dy = Random(static_cast<size_t>(d.N) * d.OH * d.OW * d.K, 22);
+  const size_t nw = static_cast<size_t>(d.K) * d.R();
+  std::vector<float> first(nw), first_db(d.K);
+  conv2d_backward_filter_hwy(d, x.data(), dy.data(), first.data(), first_db.data(), Threaded(true));
+  for (int repeat = 0; repeat < 30; ++repeat) {
+    std::vector<float> dw(nw), db(d.K);
+    conv2d_backward_filter_hwy(d, x.data(), dy.data(), dw.data(), db.data(), Threaded(true));
+    ASSERT_EQ(std::memcmp(dw.data(), first.data(), nw * sizeof(float)), 0) << "repeat " << repeat;
+    ASSERT_EQ(std::memcmp(db.data(), first_db.data(), d.K * sizeof(float)), 0) << "repeat " << repeat;
   }
 }
 

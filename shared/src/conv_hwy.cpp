@@ -22,7 +22,6 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -51,6 +50,9 @@ constexpr size_t kColFloats = size_t(96) << 10;
 constexpr int kBandPixels = 256;
 // Output pixels per backward-filter micro-kernel call (its K dimension).
 constexpr int kFilterPixels = 64;
+// Runs of filter-gradient tasks per thread, each with its own partial sums: more balance the
+// load better, each costs one more partial (R x K floats) to fill and add.
+constexpr int kFilterRunsPerThread = 2;
 // Below this many flops a convolution runs on the calling thread only.
 constexpr double kMinParallelFlops = 1 << 21;
 
@@ -396,9 +398,9 @@ void ForwardImplicit(const ConvDims& d, const float* in, const float* bp, float*
 
 // dW^T (R, K) = Xcol^T (R, P) * dY (P, K), implicit in both operands: an A tile is MR patch
 // entries r (any mix of kernel rows, via the row offsets), a segment is one output row of
-// pixels, and B is dY read in place. Every thread that takes part accumulates its bands into
-// its own partial dW^T (R, K) followed by the column sums of dY (K); parts (at most `threads`
-// entries) receives one pointer per such partial, and the caller adds them up.
+// pixels, and B is dY read in place. Runs of bands accumulate into partials dW^T (R, K), each
+// followed by the column sums of dY (K); parts receives one pointer per partial, and the
+// caller adds them up in order.
 void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool with_db,
                     std::vector<float*>& parts, const Exec& e, int threads) {
   const int R = d.R();
@@ -421,20 +423,7 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
   const bool pad_dy = kp != K;
   const size_t part_floats = static_cast<size_t>(R) * K + K;
   const size_t tasks = static_cast<size_t>(d.N) * g.count;
-  // Each thread sums into its own partial, zeroed and registered by the thread's first task
-  // of this call; tasks are handed out dynamically, so a descheduled thread does not hold
-  // up the others.
-  static std::atomic<uint64_t> calls{0};
-  const uint64_t call = ++calls;
-  std::atomic<int> registered{0};
-  const auto task = [&](size_t t) {
-    thread_local uint64_t joined = 0;
-    float* acc = gemm::scratch(gemm::kSlotPartial, part_floats);
-    if (joined != call) {
-      joined = call;
-      std::fill(acc, acc + part_floats, 0.0f);
-      parts[registered++] = acc;
-    }
+  const auto task = [&](float* acc, size_t t) {
     float* acc_db = acc + static_cast<size_t>(R) * K;
     float* buf = gemm::scratch(gemm::kSlotCol, g.floats() + (pad_dy ? g.band * d.OW * kp : 0));
     float* dy_pad = buf + g.floats();
@@ -479,12 +468,23 @@ void FilterImplicit(const ConvDims& d, const float* x, const float* dy, bool wit
       }
     }
   };
-  if (threads > 1) {
-    e.pool->run_tasks(tasks, task);
+  // The tasks fall into a few runs, each summed into its own partial and handed out whole:
+  // a descheduled thread does not hold up the others, and the sums do not depend on which
+  // thread ran which run, so training is reproducible.
+  const size_t runs = threads > 1 ? std::min(tasks, static_cast<size_t>(threads) * kFilterRunsPerThread) : 1;
+  float* partials = gemm::scratch(gemm::kSlotPartial, runs * part_floats);
+  parts.resize(runs);
+  const auto run = [&](size_t i) {
+    float* acc = partials + i * part_floats;
+    std::fill(acc, acc + part_floats, 0.0f);
+    for (size_t t = tasks * i / runs; t < tasks * (i + 1) / runs; ++t) task(acc, t);
+    parts[i] = acc;
+  };
+  if (runs > 1) {
+    e.pool->run_tasks(runs, run);
   } else {
-    for (size_t t = 0; t < tasks; ++t) task(t);
+    run(0);
   }
-  parts.resize(registered);
 }
 
 // Up to this many rows of x, a dense forward pass is a set of dot products rather than a

@@ -75,7 +75,7 @@ enum Slot : int {
   kSlotTmpC,       // gemm_st: row-major staging of a C with non-unit column stride
   kSlotCol,        // conv: im2col chunk or zero-padded input rows
   kSlotConvB,      // conv: packed weights shared by all threads (caller's buffer)
-  kSlotPartial,    // conv: per-thread partial parameter gradients
+  kSlotPartial,    // conv: partial parameter gradients of all threads (caller's buffer)
   kSlotCount
 };
 float* scratch(Slot slot, size_t floats);

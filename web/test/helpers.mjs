@@ -104,10 +104,13 @@ export function bundledExamples() {
     .map((e) => ({ ...e, path: path.join(distDir, 'examples', e.file) }));
 }
 
-/** The labels highlighted on a result card, in the page's order. */
+/**
+ * The labels a result card marks as predicted, in alphabetical order (the card lists them by
+ * probability, and two near-certain labels may come in either order).
+ */
 export async function cardPredictions(page, name) {
   const card = page.locator(`#results .card[data-name="${name}"]`);
   await card.locator('.probs').waitFor();
   const predicted = await card.getAttribute('data-predicted');
-  return predicted ? predicted.split(',') : [];
+  return predicted ? predicted.split(',').sort() : [];
 }
