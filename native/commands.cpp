@@ -195,6 +195,7 @@ int cmd_train(const TrainArgs& a, const TransferTrainArgs& xa) {
       labels = folder_label_names(a.dataset, fo.mode);
       head = folder_head(fo.mode, labels.size());
       start = start_from_base(a, xa, labels, head);
+      head = start->head;
       input = start->model.input_shape();
       if (a.size > 0 && (input[0] != a.size || input[1] != a.size))
         throw std::invalid_argument(xa.base + ": expects " + std::to_string(input[1]) + "x" + std::to_string(input[0]) +

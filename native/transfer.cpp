@@ -274,11 +274,14 @@ BaseStart start_from_base(const TrainArgs& ta, const TransferTrainArgs& xa, cons
                           Head head) {
   std::unique_ptr<Optimizer> saved;
   Model base = Model::load(xa.base, &saved);
-  BaseStart s{std::move(base), std::move(saved), false, "", 0};
+  BaseStart s{std::move(base), std::move(saved), head, false, "", 0};
   Model& model = s.model;
-  const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
-  s.kept_head = model_head(model) == head && model.output_shape() == Shape{outputs} &&
-                model.metadata().value("labels", std::vector<std::string>{}) == labels && xa.cut.empty();
+  const bool same_labels = model.metadata().value("labels", std::vector<std::string>{}) == labels;
+  // Two classes: a softmax head made for them (replace-head, the bottleneck top model) stays.
+  if (head == Head::kLogit && model_head(model) == Head::kSoftmax && same_labels) s.head = Head::kSoftmax;
+  const int outputs = s.head == Head::kLogit ? 1 : static_cast<int>(labels.size());
+  s.kept_head = model_head(model) == s.head && model.output_shape() == Shape{outputs} && same_labels &&
+                xa.cut.empty();
   // A new head trains alone unless told otherwise; a kept one goes on as it was saved.
   s.trainable = !xa.trainable.empty() ? xa.trainable : s.kept_head ? "as-saved" : "head";
   size_t head_from;
@@ -286,7 +289,7 @@ BaseStart start_from_base(const TrainArgs& ta, const TransferTrainArgs& xa, cons
     head_from = last_dense(model);
   } else {
     const size_t cut = xa.cut.empty() ? last_dense(model) : parse_layer(model, xa.cut, "--cut") + 1;
-    head_from = cut_and_add_head(model, cut, outputs, head, ta.seed, false);
+    head_from = cut_and_add_head(model, cut, outputs, s.head, ta.seed, false);
   }
   std::vector<bool> was_trainable;
   for (size_t i = 0; i < model.num_layers(); ++i) was_trainable.push_back(model.layer(i).trainable);

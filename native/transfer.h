@@ -38,7 +38,7 @@ struct TransferTrainArgs {
   float top_dropout = 0.5f;
   // Start from a trained model (empty: a new network).
   std::string base;
-  std::string trainable;      // head, last-block or all; default head with --base, else all
+  std::string trainable;      // head, last-block, all, as-saved or a layer (see start_from_base)
   std::string cut;            // layer index or name where the new head goes
   size_t epoch_size = 60000;  // fresh pictures per epoch
   size_t test_size = 10000;   // the fixed, seeded test set
@@ -57,13 +57,14 @@ void add_transfer_train_options(CLI::App* train, TransferTrainArgs& a);
 struct BaseStart {
   Model model;
   std::unique_ptr<Optimizer> opt;
+  Head head;   // `head`, or softmax where M has a softmax head for the same two labels
   bool kept_head = false;
   std::string trainable;
   size_t first_trainable = 0;
 };
 BaseStart start_from_base(const TrainArgs& ta, const TransferTrainArgs& xa, const std::vector<std::string>& labels,
                           Head head);
-// "training layers 13-25 (conv2d_3 ... softmax): 2,319,874 of 2,377,346 parameters"
+// "training layers 13-25 (conv2d_3 ... softmax): 2319874 of 2377346 parameters"
 std::string trainable_summary(const Model& m, size_t from);
 // The saved optimizer state to go on with (--lr and --decay replace its own when given), or a
 // new Adam when there is none.

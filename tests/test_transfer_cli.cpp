@@ -312,6 +312,17 @@ TEST(TransferCli, FolderRunFromABaseGetsANewHeadThenGoesOn) {
   EXPECT_TRUE(same_bits(params_of(backbone, 0, head), params_of(more, 0, head)));
   EXPECT_FALSE(same_bits(params_of(headed, head, headed.num_layers()), params_of(more, head, more.num_layers())));
 
+  // A two-class softmax head made by replace-head is kept (not swapped for one logit), and so
+  // are its frozen layers.
+  r = run_cli("replace-head --model " + bb + " --out " + d + "/soft.tagnet --labels left,right --head softmax");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_cli("train" + data + " --base " + d + "/soft.tagnet --epochs 1 --model " + d + "/soft2.tagnet --plot '' --history ''");
+  ASSERT_EQ(r.status, 0) << r.out;
+  Model soft = Model::load(d + "/soft2.tagnet");
+  EXPECT_EQ(model_head(soft), Head::kSoftmax);
+  EXPECT_EQ(soft.output_shape(), Shape{2});
+  EXPECT_TRUE(same_bits(params_of(backbone, 0, head), params_of(soft, 0, head)));
+
   r = run_cli("train" + data + " --base " + bb + " --size 96 --model " + d + "/x.tagnet");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.out, "tagnet: error: " + bb + ": expects 56x56 pictures, not --size 96\n");
