@@ -121,7 +121,7 @@ Scores score(Model& model, BatchSource& data, Head head, const std::vector<std::
 }
 
 // fit() with Keras-style progress, Ctrl-C handling, per-epoch timing and (optionally) a model
-// saved after every epoch so an interrupted run leaves one.
+// saved after every epoch so an interrupted run leaves one, its history following `earlier`.
 struct FitRun {
   std::vector<Progress> history;
   std::vector<double> seconds;
@@ -130,7 +130,7 @@ struct FitRun {
 
 FitRun run_fit(Model& model, BatchSource& train, BatchSource* val, Optimizer& opt, Head head,
                const FitOptions& base_options, const Context& ctx, const std::string& save_to,
-               Optimizer* save_opt = nullptr) {
+               Optimizer* save_opt = nullptr, const nlohmann::json& earlier = nlohmann::json::array()) {
   FitOptions fo = base_options;
   fo.stop = &g_stop;
   std::signal(SIGINT, on_sigint);
@@ -144,7 +144,7 @@ FitRun run_fit(Model& model, BatchSource& train, BatchSource* val, Optimizer& op
     t0 = std::chrono::steady_clock::now();
     run.history.push_back(p);
     if (!save_to.empty()) {
-      model.metadata()["history"] = run.history_json();
+      model.metadata()["history"] = continued_history(earlier, run.history_json());
       model.save(save_to, save_opt);
     }
   });
@@ -455,7 +455,8 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   const std::unique_ptr<Optimizer> opt = base_optimizer(ta, xa, std::move(saved_opt), ta.decay >= 0 ? ta.decay : 0.f);
 
   auto& md = model.metadata();
-  const nlohmann::json earlier = md.value("history", nlohmann::json::array());
+  // Going on with the base's own head continues its history.
+  const nlohmann::json earlier = kept_head ? md.value("history", nlohmann::json::array()) : nlohmann::json::array();
   md["labels"] = labels;
   md["label_mode"] = grid ? "multi" : "single";
   md["threshold"] = 0.5;
@@ -474,9 +475,9 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
   // A continued run draws other batches and dropout masks than the run it continues.
   fo.seed = ta.seed + static_cast<uint64_t>(opt->iterations);
   const auto t0 = std::chrono::steady_clock::now();
-  const FitRun run = run_fit(model, *train, test.get(), *opt, head, fo, ctx, ta.model_out, opt.get());
+  const FitRun run = run_fit(model, *train, test.get(), *opt, head, fo, ctx, ta.model_out, opt.get(), earlier);
   const double train_s = seconds_since(t0);
-  const nlohmann::json history = continued_history(kept_head ? earlier : nlohmann::json::array(), run.history_json());
+  const nlohmann::json history = continued_history(earlier, run.history_json());
   md["history"] = history;
   const Scores s = score(model, *test, head, labels, ctx);
   md["metrics"] = s.json;

@@ -9,6 +9,7 @@
 
 #include "cli_run.h"
 #include "tagnet/image.h"
+#include "tagnet/model.h"
 
 namespace fs = std::filesystem;
 
@@ -80,6 +81,16 @@ TEST(Cli, FashionMnistTrainsAndEvaluates) {
   EXPECT_GT(ev["accuracy"].get<double>(), 0.5) << ev.dump();   // 10 classes: chance is 0.1
   r = run_cli("evaluate --model " + d + "/f.tagnet --dataset fashion-mnist --limit 500");
   EXPECT_NE(r.out.find("accuracy: 0."), std::string::npos) << r.out;
+
+  // Going on from the saved model: its Adam state and history continue.
+  r = run_cli("train --dataset fashion-mnist --base " + d + "/f.tagnet --epochs 1 --limit 800 --test-limit 200 --model " +
+              d + "/f2.tagnet --plot '' --history ''");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("Adam state (100 steps)"), std::string::npos) << r.out;   // 3200 pictures, batch 32
+  const nlohmann::json history = tagnet::Model::load(d + "/f2.tagnet").metadata()["history"];
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0]["epoch"], 1);
+  EXPECT_EQ(history[1]["epoch"], 2);
   fs::remove_all(d);
 }
 
