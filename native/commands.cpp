@@ -1,10 +1,14 @@
 #include "commands.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -31,25 +35,27 @@ namespace tagnet::native {
 
 std::atomic<bool> g_stop{false};
 
-namespace {
-
 void on_sigint(int) {
   if (g_stop.exchange(true)) std::_Exit(130);   // a second Ctrl-C quits at once
 }
 
-std::unique_ptr<Engine> make_engine(const EngineArgs& a) {
-  return std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
+std::unique_ptr<Engine> make_engine(const EngineArgs& a, bool announce) {
+  auto e = std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
+  if (announce) std::fprintf(stderr, "tagnet: %s\n", e->describe().c_str());
+  return e;
 }
 
-FillMode fill_from_name(const std::string& s) {
-  if (s == "nearest") return FillMode::kNearest;
-  if (s == "constant") return FillMode::kConstant;
-  if (s == "reflect") return FillMode::kReflect;
-  if (s == "wrap") return FillMode::kWrap;
-  throw std::invalid_argument("--fill must be nearest, constant, reflect or wrap, not '" + s + "'");
+void require_writable(const std::string& path) {
+  if (path.empty()) throw std::invalid_argument("an output file name is empty");
+  const fs::path dir = fs::path(path).parent_path();
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": cannot write (it is a folder)");
+  if (!dir.empty() && !fs::is_directory(dir, ec))
+    throw std::runtime_error(path + ": cannot write (no folder " + dir.string() + ")");
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+    throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
 }
 
-// Writes text to path atomically (temp file + rename).
 void write_text(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
@@ -63,6 +69,16 @@ void write_text(const std::string& path, const std::string& text) {
     std::remove(tmp.c_str());
     throw std::runtime_error(path + ": cannot write");
   }
+}
+
+namespace {
+
+FillMode fill_from_name(const std::string& s) {
+  if (s == "nearest") return FillMode::kNearest;
+  if (s == "constant") return FillMode::kConstant;
+  if (s == "reflect") return FillMode::kReflect;
+  if (s == "wrap") return FillMode::kWrap;
+  throw std::invalid_argument("--fill must be nearest, constant, reflect or wrap, not '" + s + "'");
 }
 
 std::string percent(float p) {
@@ -159,11 +175,11 @@ int cmd_train(const TrainArgs& a, const TransferTrainArgs& xa) {
   if (from_base && (!a.arch.empty() || a.dropout >= 0))
     throw std::invalid_argument(std::string(a.arch.empty() ? "--dropout" : "--arch") +
                                 " does not go with --base (the network is the base's)");
-  const auto engine = make_engine(a.engine);
-  const Context ctx{engine.get(), false, nullptr, 0};
   const int epochs = a.epochs > 0 ? a.epochs : fmnist ? 5 : 75;
   if (a.checkpoint != "best" && a.checkpoint != "last")
     throw std::invalid_argument("--checkpoint must be best or last, not '" + a.checkpoint + "'");
+  for (const std::string* out : {&a.model_out, &a.plot, &a.history})
+    if (out == &a.model_out || !out->empty()) require_writable(*out);
 
   // The data: Fashion-MNIST in quadrants, or a folder of pictures split into train/validation.
   std::unique_ptr<BatchSource> train, val;
@@ -242,7 +258,8 @@ int cmd_train(const TrainArgs& a, const TransferTrainArgs& xa) {
                  {"label_mode", a.labels}};
   }
 
-  std::fprintf(stderr, "tagnet: %s\n", engine->describe().c_str());
+  const auto engine = make_engine(a.engine, true);
+  const Context ctx{engine.get(), false, nullptr, 0};
   const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
   Model model = start ? std::move(start->model) : make_architecture(arch, {outputs, head, input, a.dropout});
   if (start) std::fprintf(stderr, "tagnet: %s\n", trainable_summary(model, start->first_trainable).c_str());

@@ -2,17 +2,20 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "tagnet/engine.h"
 #include "tagnet/image.h"
 #include "tagnet/train.h"
 
 namespace tagnet::native {
 
 extern std::atomic<bool> g_stop;   // set by Ctrl-C: training ends after the current batch
+void on_sigint(int);                // installed while training: sets g_stop
 
 // The per-epoch history stored in history.json and in the model file: epoch, loss, accuracy,
 // val_loss and val_accuracy when validated, and the epoch's seconds.
@@ -87,6 +90,14 @@ struct MakeDatasetArgs {
   int per_class = 350;
   bool overwrite = false;
 };
+
+// The engine of a command; `announce` prints its backend and threads to stderr. Made once the
+// inputs have been checked, so a bad input gives its one-line error alone.
+std::unique_ptr<Engine> make_engine(const EngineArgs& a, bool announce = false);
+// Fails before any work is done when `path` could not be written at the end.
+void require_writable(const std::string& path);
+// Writes `text` to `path` through a temporary file and a rename: never half-written.
+void write_text(const std::string& path, const std::string& text);
 
 // The run's title: --title if given, else `fallback`.
 std::string run_title(const TrainArgs& a, const std::string& fallback);

@@ -33,46 +33,8 @@ namespace tagnet::native {
 
 namespace {
 
-void on_sigint(int) {
-  if (g_stop.exchange(true)) std::_Exit(130);   // a second Ctrl-C quits at once
-}
-
-// Made once the inputs have been checked, so a bad input gives its one-line error alone.
-std::unique_ptr<Engine> make_engine(const EngineArgs& a) {
-  auto e = std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
-  std::fprintf(stderr, "tagnet: %s\n", e->describe().c_str());
-  return e;
-}
-
-// Fails before any work is done when `path` could not be written at the end.
-void require_writable(const std::string& path) {
-  if (path.empty()) throw std::invalid_argument("an output file name is empty");
-  const fs::path dir = fs::path(path).parent_path();
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": cannot write (it is a folder)");
-  if (!dir.empty() && !fs::is_directory(dir, ec))
-    throw std::runtime_error(path + ": cannot write (no folder " + dir.string() + ")");
-  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
-    throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!(out << text) || !out.flush()) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error(path + ": cannot write");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot write");
-  }
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
@@ -337,7 +299,7 @@ int cmd_train_features(const TrainArgs& ta, const TransferTrainArgs& xa) {
     val = all.subset(vi);
   }
   const Head head = train.head;
-  const auto engine = make_engine(ta.engine);
+  const auto engine = make_engine(ta.engine, true);
   const Context ctx{engine.get(), false, nullptr, 0};
   std::fprintf(stderr, "tagnet: %zu training and %zu validation examples of features %s; labels: %s\n",
                train.size(), val.size(), train.feature_shape.str().c_str(), join(train.labels).c_str());
@@ -440,7 +402,7 @@ int cmd_train_transfer(const TrainArgs& ta, const TransferTrainArgs& xa) {
     train = std::make_unique<FashionMnistQuadrants>(ta.data_dir, "train", 0, ta.limit);
     test = std::make_unique<FashionMnistQuadrants>(ta.data_dir, "test", 1, ta.test_limit);
   }
-  const auto engine = make_engine(ta.engine);
+  const auto engine = make_engine(ta.engine, true);
   const Context ctx{engine.get(), false, nullptr, 0};
   if (grid)
     std::fprintf(stderr,
@@ -544,7 +506,7 @@ int cmd_features(const FeaturesArgs& a) {
     info = {{"dataset", fs::absolute(a.dataset).string()}, {"skipped", ds.skipped.size()}};
     data = std::make_unique<ImageSet>(std::move(ds.pictures));
   }
-  const auto engine = make_engine(a.engine);
+  const auto engine = make_engine(a.engine, true);
   const Context ctx{engine.get(), false, nullptr, 0};
   std::fprintf(stderr, "tagnet: running the first %zu layers of %s (up to %s, output %s) over %zu pictures\n", n,
                a.model.c_str(), base.layer(n - 1).name.c_str(), base.output_shape().str().c_str(), data->size());
@@ -621,7 +583,7 @@ int cmd_finetune(const FinetuneArgs& a) {
     val = std::make_unique<ImageSet>(all.subset(vi));
   }
   if (val->size() == 0) throw std::invalid_argument("fine-tuning needs validation pictures to report the gain");
-  const auto engine = make_engine(a.engine);
+  const auto engine = make_engine(a.engine, true);
   const Context ctx{engine.get(), false, nullptr, 0};
   std::fprintf(stderr, "tagnet: %zu training and %zu validation pictures at %dx%d; labels: %s\n", train->size(),
                val->size(), input[1], input[0], join(labels).c_str());

@@ -138,6 +138,11 @@ TEST(Cli, BadInputGivesOneLineErrors) {
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("skipped " + d + "/data/red_dress/broken.jpg"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(1 skipped)"), std::string::npos) << r.out;
+  // An output that could not be written at the end stops the run before it starts.
+  r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model " + d +
+              "/nofolder/m.tagnet --plot '' --history ''");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "tagnet: error: " + d + "/nofolder/m.tagnet: cannot write (no folder " + d + "/nofolder)\n");
 
   r = run_cli("classify --model " + d + "/m.tagnet --image " + d + "/broken.jpg");
   EXPECT_NE(r.status, 0);

@@ -118,6 +118,11 @@ GarmentColour garment_colour(const tagnet::Image& im) {
   return g;
 }
 
+// The folders of a two-class set and their picture counts, in the order make_two_class writes them.
+std::vector<std::pair<std::string, size_t>> two_class_folders(const std::string& a, const std::string& b) {
+  return {{"train/" + a, 1000}, {"train/" + b, 1000}, {"validation/" + a, 500}, {"validation/" + b, 500}};
+}
+
 }  // namespace
 
 TEST_F(MakeDataset, FoldersCountsAndPictureSizes) {
@@ -235,9 +240,7 @@ TEST_F(MakeDataset, FailureLeavesNothingBehind) {
 TEST_F(MakeDataset, TwoClassSplits) {
   const fs::path out = root_ / "two";
   const MakeDatasetReport report = make_two_class(out.string(), kFmnist, "pullover-coat", 9, 24);
-  const std::vector<std::pair<std::string, size_t>> want = {
-      {"train/pullover", 1000}, {"train/coat", 1000}, {"validation/pullover", 500},
-      {"validation/coat", 500}};
+  const auto want = two_class_folders("pullover", "coat");
   EXPECT_EQ(report.per_folder, want);
   EXPECT_EQ(report.images, 3000u);
   for (const auto& [folder, n] : want) EXPECT_EQ(count_files(out / folder), n) << folder;
@@ -255,9 +258,7 @@ TEST_F(MakeDataset, TwoClassPairsByName) {
 
   const fs::path out = root_ / "shoes";
   const MakeDatasetReport report = make_two_class(out.string(), kFmnist, "sandal-sneaker", 9, 24);
-  const std::vector<std::pair<std::string, size_t>> want = {
-      {"train/sandal", 1000}, {"train/sneaker", 1000}, {"validation/sandal", 500},
-      {"validation/sneaker", 500}};
+  const auto want = two_class_folders("sandal", "sneaker");
   EXPECT_EQ(report.per_folder, want);
   EXPECT_EQ(count_files(out / "train/sneaker"), 1000u);
 }
