@@ -118,4 +118,25 @@ void FashionMnistQuadrants::fill(const std::vector<size_t>& idx, Tensor& x, Tens
   }
 }
 
+GridComposites make_fashion_2x2(const std::string& dir, const std::string& split, size_t count, uint64_t seed,
+                                bool fresh, size_t limit) {
+  const std::string prefix = split == "train" ? "train" : split == "test" ? "t10k" : "";
+  if (prefix.empty()) throw std::invalid_argument("Fashion-MNIST split must be train or test, not '" + split + "'");
+  IdxImages images = read_idx_images(dir + "/" + prefix + "-images-idx3-ubyte.gz");
+  std::vector<uint8_t> labels = read_idx_labels(dir + "/" + prefix + "-labels-idx1-ubyte.gz");
+  if (images.rows != 28 || images.cols != 28) throw std::runtime_error(dir + ": Fashion-MNIST pictures must be 28x28");
+  if (labels.size() != size_t(images.count))
+    throw std::runtime_error(dir + ": " + std::to_string(images.count) + " pictures but " +
+                             std::to_string(labels.size()) + " labels");
+  if (limit && limit < labels.size()) {
+    labels.resize(limit);
+    images.pixels.resize(limit * 28 * 28);
+  }
+  GridComposites::Options o;
+  o.count = count;
+  o.seed = seed;
+  o.fresh = fresh;
+  return GridComposites(std::move(images.pixels), std::move(labels), 28, 28, 10, o);
+}
+
 }  // namespace tagnet::native

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tagnet/composites.h"
 #include "tagnet/train.h"
 
 namespace tagnet::native {
@@ -37,5 +38,11 @@ class FashionMnistQuadrants : public BatchSource {
   std::vector<uint8_t> labels_;
   std::vector<uint8_t> quadrant_;
 };
+
+// The 2x2 Fashion-MNIST pictures: 56x56, 0 to 4 garments of `split` ("train" or "test") in
+// random cells; `fresh` draws a new set every epoch, else picture i is fixed by (seed, i).
+// limit > 0 keeps the first `limit` source garments.
+GridComposites make_fashion_2x2(const std::string& data_dir, const std::string& split, size_t count,
+                                uint64_t seed, bool fresh, size_t limit = 0);
 
 }  // namespace tagnet::native

@@ -270,6 +270,112 @@ TEST(Training, StopFlagEndsAfterCurrentBatch) {
   EXPECT_EQ(adam.iterations, 3);
 }
 
+std::vector<float> arena_of(Model& m) { return {m.param_arena(), m.param_arena() + m.arena_size()}; }
+
+// fit() is a thin wrapper: stepping a Trainer by hand gives the same weights bit for bit.
+TEST(Trainer, SteppingByHandEqualsFit) {
+  Engine engine(Engine::Options{2, "auto"});
+  const Context ctx{&engine, false, nullptr, 0};
+  ToySource train(100), val(40);
+  Model a = toy_model(), b = toy_model();
+  Adam adam_a(1e-2f), adam_b(1e-2f);
+  FitOptions fo;
+  fo.epochs = 3;
+  fo.batch_size = 16;   // 100 = 6 x 16 + 4: a short last batch
+  fo.seed = 9;
+  const auto hist = fit(a, train, &val, adam_a, LossKind::kCategoricalCrossentropy, fo, ctx, nullptr);
+  Trainer t(b, train, adam_b, LossKind::kCategoricalCrossentropy, fo, ctx);
+  t.set_validation(&val);
+  size_t steps = 0, ends = 0;
+  while (!t.done()) {
+    const Progress& p = t.step();
+    ++steps;
+    EXPECT_EQ(p.steps, 7u);
+    EXPECT_EQ(p.epoch_end, p.step == 7);
+    ends += p.epoch_end;
+  }
+  EXPECT_EQ(steps, 21u);
+  EXPECT_EQ(ends, 3u);
+  ASSERT_EQ(t.history().size(), hist.size());
+  for (size_t e = 0; e < hist.size(); ++e) {
+    EXPECT_EQ(t.history()[e].loss, hist[e].loss);
+    EXPECT_EQ(t.history()[e].val.loss, hist[e].val.loss);
+  }
+  EXPECT_EQ(arena_of(a), arena_of(b));
+  // Stepping on trains another epoch that the history does not keep.
+  t.step();
+  EXPECT_EQ(t.epoch(), 4);
+  EXPECT_EQ(t.history().size(), 3u);
+}
+
+// The gradient hook sees every batch's gradients before the optimizer does: zeroing them
+// leaves the weights where they were.
+TEST(Trainer, GradientHookRunsBetweenBackwardAndTheStep) {
+  Engine engine(Engine::Options{1, "auto"});
+  Model m = toy_model();
+  const std::vector<float> before = arena_of(m);
+  ToySource train(32);
+  SGD sgd(0.1f);
+  TrainOptions o;
+  o.epochs = 2;
+  o.batch_size = 8;
+  Trainer t(m, train, sgd, LossKind::kCategoricalCrossentropy, o, {&engine, false, nullptr, 0});
+  int calls = 0;
+  bool had_gradient = false;
+  t.set_gradient_hook([&](Model& model) {
+    ++calls;
+    float* g = const_cast<float*>(model.grad_arena());
+    for (size_t i = 0; i < model.arena_size(); ++i) {
+      had_gradient |= g[i] != 0.f;
+      g[i] = 0.f;
+    }
+  });
+  Trainer::Callbacks cb;
+  t.run(cb);
+  EXPECT_EQ(calls, 8);
+  EXPECT_TRUE(had_gradient);
+  EXPECT_EQ(arena_of(m), before);
+  EXPECT_EQ(sgd.iterations, 8);
+}
+
+// Checkpoints: every epoch with kLast; with kBest only when the validation loss is the lowest
+// so far.
+TEST(Trainer, CheckpointsFollowThePolicy) {
+  Engine engine(Engine::Options{2, "auto"});
+  const Context ctx{&engine, false, nullptr, 0};
+  ToySource train(64), val(32);
+  for (Checkpoint policy : {Checkpoint::kLast, Checkpoint::kBest}) {
+    Model m = toy_model();
+    Adam adam(0.2f);   // large steps: the validation loss goes up and down
+    TrainOptions o;
+    o.epochs = 8;
+    o.batch_size = 8;
+    o.seed = 1;
+    Trainer t(m, train, adam, LossKind::kCategoricalCrossentropy, o, ctx);
+    t.set_validation(&val);
+    std::vector<double> saved;
+    Trainer::Callbacks cb;
+    cb.checkpoint = policy;
+    cb.on_checkpoint = [&](const Progress& p) {
+      EXPECT_TRUE(p.epoch_end);
+      saved.push_back(p.val.loss);
+    };
+    const auto& h = t.run(cb);
+    ASSERT_EQ(h.size(), 8u);
+    if (policy == Checkpoint::kLast) {
+      EXPECT_EQ(saved.size(), 8u);
+      EXPECT_FALSE(t.saved_best());
+      continue;
+    }
+    double lowest = h[0].val.loss;
+    std::vector<double> expected{lowest};
+    for (size_t e = 1; e < h.size(); ++e)
+      if (h[e].val.loss < lowest) expected.push_back(lowest = h[e].val.loss);
+    EXPECT_EQ(saved, expected);
+    EXPECT_TRUE(t.saved_best());
+  }
+}
+
 // Optimizers against hand-computed Keras updates on a single parameter.
 TEST(Optimizers, AdamAndSgdMatchKerasFormulas) {
   Engine engine(Engine::Options{1, "ref"});

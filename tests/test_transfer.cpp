@@ -11,6 +11,7 @@
 #include "tagnet/architectures.h"
 #include "tagnet/composites.h"
 #include "tagnet/features.h"
+#include "tagnet/finetune.h"
 #include "tagnet/model.h"
 #include "tagnet/train.h"
 
@@ -114,6 +115,92 @@ TEST(Transfer, BaseEndAndLastBlock) {
   dense_only.add(std::make_unique<Dense>(2));
   dense_only.build(0);
   EXPECT_THROW(base_end(dense_only), std::invalid_argument);
+}
+
+// The fine-tuning policy names the parts of every tutorial network the same way for the
+// command line and the page.
+TEST(FineTunePolicy, PartsOfTheTutorialNetworks) {
+  Model g = make_architecture("smallervggnet-gap", {6, Head::kSigmoid, {64, 64, 3}, -1});
+  g.build(0);
+  const size_t head = head_start(g);
+  EXPECT_EQ(g.layer(head).kind(), LayerKind::kDense);
+  EXPECT_EQ(g.layer(head + 1).kind(), LayerKind::kSigmoid);
+  EXPECT_EQ(trainable_from(g, "head"), head);
+  EXPECT_EQ(trainable_from(g, "none"), head);
+  EXPECT_EQ(trainable_from(g, "all"), 0u);
+  // The last block: the two 128-filter convolutions with their ReLU and BatchNorm, after the
+  // block before it closed with pooling and dropout.
+  const size_t block = trainable_from(g, "last-block");
+  EXPECT_EQ(g.layer(block).kind(), LayerKind::kConv2D);
+  EXPECT_EQ(g.layer(block).params()[0].shape[0], 128);
+  EXPECT_EQ(g.layer(block - 1).kind(), LayerKind::kDropout);
+  EXPECT_EQ(g.layer(block - 2).kind(), LayerKind::kMaxPool2D);
+  EXPECT_EQ(trainable_from(g, g.layer(block).name), block);
+  EXPECT_EQ(trainable_from(g, std::to_string(block)), block);
+  for (const char* bad : {"bogus", "999", "99999999999999999999", ""}) {
+    try {
+      trainable_from(g, bad, kAtHead, "--trainable");
+      ADD_FAILURE() << bad;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("--trainable " + std::string(bad) + ": expected none, head, last-block"),
+                std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("0 conv2d"), std::string::npos) << e.what();
+    }
+  }
+
+  EXPECT_EQ(set_trainable(g, "last-block"), block);
+  for (size_t i = 0; i < g.num_layers(); ++i) EXPECT_EQ(g.layer(i).trainable, i >= block) << i;
+  EXPECT_EQ(trainable_from(g, "as-saved"), block);
+  EXPECT_EQ(set_trainable(g, "as-saved"), block);   // changes nothing
+  for (size_t i = 0; i < g.num_layers(); ++i) EXPECT_EQ(g.layer(i).trainable, i >= block) << i;
+
+  Model f = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
+  f.build(0);
+  EXPECT_EQ(f.layer(trainable_from(f, "last-block")).name, "conv2d_2");
+  EXPECT_EQ(f.layer(trainable_from(f, "head")).kind(), LayerKind::kDense);
+  // A joined base + top model: the top model's first layer is where "head" starts.
+  EXPECT_EQ(trainable_from(f, "head", 7), 7u);
+  Model dense_only({4});
+  dense_only.add(std::make_unique<Dense>(2));
+  dense_only.build(0);
+  EXPECT_THROW(trainable_from(dense_only, "head"), std::invalid_argument);
+  EXPECT_THROW(trainable_from(dense_only, "last-block"), std::invalid_argument);
+}
+
+TEST(FineTunePolicy, ReplacingTheHeadKeepsTheBase) {
+  Model g = make_architecture("smallervggnet-gap", {6, Head::kSigmoid, {64, 64, 3}, -1});
+  g.build(3);
+  const size_t head = head_start(g);
+  const std::vector<float> base(g.param_arena(), g.layer(head).params()[0].value.data());
+  g.freeze_below(head);
+  EXPECT_EQ(replace_head(g, 2, Head::kSoftmax, 7), head);
+  EXPECT_EQ(head_start(g), head);
+  EXPECT_EQ(model_head(g), Head::kSoftmax);
+  EXPECT_EQ(g.output_shape(), Shape{2});
+  EXPECT_EQ(std::vector<float>(g.param_arena(), g.layer(head).params()[0].value.data()), base);
+  for (size_t i = 0; i < g.num_layers(); ++i) EXPECT_TRUE(g.layer(i).trainable) << i;
+  EXPECT_EQ(g.layer(head).name, "dense_1");
+  EXPECT_EQ(g.layer(head + 1).name, "softmax");
+}
+
+TEST(FineTunePolicy, TutorialAugmentationAndNames) {
+  const Augment a = tutorial_augment();
+  EXPECT_EQ(a.rotation_deg, 25.f);
+  EXPECT_EQ(a.width_shift, 0.1f);
+  EXPECT_EQ(a.height_shift, 0.1f);
+  EXPECT_EQ(a.shear_deg, 0.2f);
+  EXPECT_EQ(a.zoom, 0.2f);
+  EXPECT_TRUE(a.hflip);
+  EXPECT_EQ(a.fill, FillMode::kNearest);
+  for (FillMode m : {FillMode::kNearest, FillMode::kConstant, FillMode::kReflect, FillMode::kWrap})
+    EXPECT_EQ(fill_mode_from_name(fill_mode_name(m)), m);
+  EXPECT_THROW(fill_mode_from_name("mirror"), std::invalid_argument);
+  for (LayerKind k : {LayerKind::kConv2D, LayerKind::kDense, LayerKind::kBatchNorm, LayerKind::kReLU,
+                      LayerKind::kSigmoid, LayerKind::kSoftmax, LayerKind::kMaxPool2D, LayerKind::kGlobalAvgPool2D,
+                      LayerKind::kDropout, LayerKind::kFlatten})
+    EXPECT_EQ(layer_kind_from_name(layer_kind_name(k)), k);
+  EXPECT_EQ(layer_kind_name(LayerKind::kBatchNorm), "BatchNormalization");
+  EXPECT_THROW(layer_kind_from_name("Conv3D"), std::invalid_argument);
 }
 
 TEST(Transfer, FrozenBaseStaysBitIdenticalWhileTheNewHeadTrains) {

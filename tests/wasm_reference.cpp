@@ -5,7 +5,8 @@
 //       Builds each test network with a fixed seed, gives its BatchNorm statistics and biases
 //       non-trivial values (so that a mistake in using them shows), saves <name>.tagnet, writes
 //       deterministic RGBA pictures (<picture>.rgba, raw bytes) and reference.json with the
-//       native classify outputs of every model for every picture.
+//       native classify outputs of every model for every picture, and where the fine-tuning
+//       policy starts each part of every model ("trainableFrom").
 //   tagnet_wasm_reference classify <model.tagnet> <picture.rgba> <width> <height>
 //       Prints {"probs": [...]} for one picture: checks a model saved by the WASM build.
 //
@@ -23,6 +24,7 @@
 #include "tagnet/architectures.h"
 #include "tagnet/dataset.h"
 #include "tagnet/engine.h"
+#include "tagnet/finetune.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
 
@@ -137,6 +139,9 @@ int make(const std::string& dir, const tagnet::Engine& engine) {
                              {"labels", labels},
                              {"inputShape", m.input_shape().dims()},
                              {"params", m.param_count()},
+                             {"trainableFrom", {{"head", tagnet::trainable_from(m, "head")},
+                                                {"last-block", tagnet::trainable_from(m, "last-block")},
+                                                {"all", tagnet::trainable_from(m, "all")}}},
                              {"outputs", outputs}});
   }
   std::ofstream(dir + "/reference.json") << ref.dump(1) << "\n";

@@ -16,7 +16,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +23,7 @@
 #include "tagnet/architectures.h"
 #include "tagnet/dataset.h"
 #include "tagnet/engine.h"
+#include "tagnet/finetune.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
 #include "tagnet/optim.h"
@@ -114,23 +114,6 @@ std::vector<std::string> parse_labels(const std::string& labels_json, const char
   return names;
 }
 
-std::string fill_mode_name(tagnet::FillMode m) {
-  switch (m) {
-    case tagnet::FillMode::kNearest: return "nearest";
-    case tagnet::FillMode::kConstant: return "constant";
-    case tagnet::FillMode::kReflect: return "reflect";
-    case tagnet::FillMode::kWrap: return "wrap";
-  }
-  return "nearest";
-}
-
-tagnet::FillMode fill_mode_from_name(const std::string& s) {
-  for (auto m : {tagnet::FillMode::kNearest, tagnet::FillMode::kConstant,
-                 tagnet::FillMode::kReflect, tagnet::FillMode::kWrap})
-    if (fill_mode_name(m) == s) return m;
-  throw std::invalid_argument("unknown fill mode '" + s + "' (nearest, constant, reflect, wrap)");
-}
-
 // ---- value objects ----
 
 struct AugmentOptions {
@@ -139,6 +122,27 @@ struct AugmentOptions {
   std::string fill = "nearest";
   float cval = 0;
 };
+
+AugmentOptions to_options(const tagnet::Augment& a) {
+  return {a.rotation_deg, a.width_shift, a.height_shift, a.shear_deg, a.zoom, a.hflip,
+          tagnet::fill_mode_name(a.fill), a.cval};
+}
+
+tagnet::Augment from_options(const AugmentOptions& o) {
+  tagnet::Augment a;
+  a.rotation_deg = o.rotation;
+  a.width_shift = o.widthShift;
+  a.height_shift = o.heightShift;
+  a.shear_deg = o.shear;
+  a.zoom = o.zoom;
+  a.hflip = o.hflip;
+  a.fill = tagnet::fill_mode_from_name(o.fill);
+  a.cval = o.cval;
+  return a;
+}
+
+// The multi-label tutorial's augmentation, the default when the page teaches new labels.
+AugmentOptions tutorial_augment() { return to_options(tagnet::tutorial_augment()); }
 
 struct TrainerOptions {
   float lr = 1e-3f;
@@ -269,6 +273,21 @@ class WasmModel {
     });
   }
 
+  // The first layer that trains for `part` ("head", "last-block", "all" or a layer index or
+  // name), by tagnet's fine-tuning policy (tagnet/finetune.h); -1 on error.
+  int trainable_from(const std::string& part) const {
+    int from = -1;
+    guarded([&] { from = int(tagnet::trainable_from(model(), part)); });
+    return from;
+  }
+
+  // Freezes the layers below trainable_from(part); -1 on error.
+  int set_trainable(const std::string& part) {
+    int from = -1;
+    guarded([&] { from = int(tagnet::set_trainable(model(), part)); });
+    return from;
+  }
+
   // A new network of a known architecture (tagnet::make_architecture), Glorot-initialised,
   // with one output per label (a "logit" head takes two labels and has one output).
   bool create(const std::string& architecture, const std::string& labels_json,
@@ -329,8 +348,7 @@ class WasmModel {
 
 // ---- fine-tuning ----
 
-// tagnet::fit one batch at a time, so JS can report progress and stop between batches: the
-// same shuffling, augmentation and dropout draws from one Rng seeded like fit's.
+// tagnet::Trainer one batch at a time, so JS can report progress and stop between batches.
 class WasmTrainer {
  public:
   bool init(const WasmModel& source, const TrainerOptions& o) {
@@ -341,26 +359,26 @@ class WasmTrainer {
       if (o.epochs < 1) throw std::invalid_argument("createTrainer: epochs must be at least 1");
       if (o.batchSize < 1) throw std::invalid_argument("createTrainer: batchSize must be at least 1");
       if (!(o.seed >= 0)) throw std::invalid_argument("createTrainer: seed must be non-negative");
-      tagnet::Augment a;
-      a.rotation_deg = o.augment.rotation;
-      a.width_shift = o.augment.widthShift;
-      a.height_shift = o.augment.heightShift;
-      a.shear_deg = o.augment.shear;
-      a.zoom = o.augment.zoom;
-      a.hflip = o.augment.hflip;
-      a.fill = fill_mode_from_name(o.augment.fill);
-      a.cval = o.augment.cval;
-      outputs_ = int(model->output_shape().numel());
-      auto set = std::make_unique<tagnet::ImageSet>(model->input_shape(), outputs_);
+      const tagnet::Augment a = from_options(o.augment);
+      const int outputs = int(model->output_shape().numel());
+      auto set = std::make_unique<tagnet::ImageSet>(model->input_shape(), outputs);
       set->set_augment(a);
+      auto adam = std::make_unique<tagnet::Adam>(o.lr, o.decay);
+      tagnet::TrainOptions to;
+      to.epochs = o.epochs;
+      to.batch_size = o.batchSize;
+      to.seed = static_cast<uint64_t>(o.seed);
+      to.augment = a.active();
+      const tagnet::Engine* e = &engine();
+      trainer_ = std::make_unique<tagnet::Trainer>(*model, *set, *adam,
+                                                   tagnet::loss_for(tagnet::model_head(*model)), to,
+                                                   tagnet::Context{e, true, nullptr});
+      engine_ = e;
       model_ = std::move(model);
       set_ = std::move(set);
-      loss_ = tagnet::loss_for(tagnet::model_head(*model_));
-      adam_ = std::make_unique<tagnet::Adam>(o.lr, o.decay);
-      rng_ = tagnet::Rng(static_cast<uint64_t>(o.seed));
-      options_ = o;
-      epoch_ = 1;
-      step_ = 0;
+      adam_ = std::move(adam);
+      outputs_ = outputs;
+      epochs_ = o.epochs;
     });
   }
 
@@ -382,68 +400,43 @@ class WasmTrainer {
   bool step() {
     return guarded([&] {
       check();
-      Model& m = *model_;
-      if (int(m.output_shape().numel()) != outputs_)
+      if (int(model_->output_shape().numel()) != outputs_)
         throw std::logic_error("the model's head changed after the trainer was created; "
                                "create a new trainer");
-      if (step_ == 0) {
-        if (set_->size() == 0) throw std::invalid_argument("the trainer has no examples");
-        order_.resize(set_->size());
-        std::iota(order_.begin(), order_.end(), size_t(0));
-        rng_.shuffle(order_);
-        loss_sum_ = correct_ = total_ = 0;
-        seen_ = 0;
-      }
-      const size_t B = size_t(options_.batchSize);
-      const size_t steps = (order_.size() + B - 1) / B;
-      const size_t b = step_ * B, e = std::min(order_.size(), b + B);
-      batch_.assign(order_.begin() + b, order_.begin() + e);
-      set_->fill(batch_, x_, y_, rng_, set_->augment().active());
-      tagnet::Context ctx{&engine(), true, &rng_};
-      const float l = m.train_step(x_, y_, loss_, *adam_, ctx, &pred_);
-      loss_sum_ += double(l) * batch_.size();
-      seen_ += batch_.size();
-      tagnet::count_correct(loss_, pred_, y_, correct_, total_);
-      ++step_;
+      if (&engine() != engine_)
+        throw std::logic_error("the module was initialised again; create a new trainer");
+      if (set_->size() == 0) throw std::invalid_argument("the trainer has no examples");
+      const tagnet::Progress& p = trainer_->step();
       last_ = StepResult{};
-      last_.batchLoss = l;
-      last_.loss = loss_sum_ / double(seen_);
-      last_.accuracy = total_ ? correct_ / total_ : 0;
-      last_.epoch = epoch_;
-      last_.step = int(step_);
-      last_.steps = int(steps);
-      if (step_ == steps) {
-        last_.epochEnd = true;
-        last_.done = epoch_ >= options_.epochs;
-        ++epoch_;
-        step_ = 0;
-      }
+      last_.batchLoss = p.batch_loss;
+      last_.loss = p.loss;
+      last_.accuracy = p.accuracy;
+      last_.epoch = p.epoch;
+      last_.step = int(p.step);
+      last_.steps = int(p.steps);
+      last_.epochEnd = p.epoch_end;
+      last_.done = p.epoch_end && p.epoch >= epochs_;
     });
   }
 
   StepResult result() const { return last_; }
   // The epoch the next step belongs to (1-based) and the steps done in it.
-  int epoch() const { return epoch_; }
-  int step_in_epoch() const { return int(step_); }
+  int epoch() const { return trainer_ ? trainer_->epoch() : 1; }
+  int step_in_epoch() const { return trainer_ ? int(trainer_->step_in_epoch()) : 0; }
 
  private:
   void check() const {
-    if (!set_) throw std::logic_error("the trainer is not initialised");
+    if (!trainer_) throw std::logic_error("the trainer is not initialised");
   }
 
+  // Declared before trainer_, which borrows them, so they outlive it.
   std::shared_ptr<Model> model_;   // shared: the trainer stays valid after model.delete()
   std::unique_ptr<tagnet::ImageSet> set_;
   std::unique_ptr<tagnet::Adam> adam_;
-  tagnet::LossKind loss_ = tagnet::LossKind::kCategoricalCrossentropy;
-  tagnet::Rng rng_;
-  TrainerOptions options_;
+  std::unique_ptr<tagnet::Trainer> trainer_;
+  const tagnet::Engine* engine_ = nullptr;
   int outputs_ = 0;
-  int epoch_ = 1;
-  size_t step_ = 0;
-  std::vector<size_t> order_, batch_;
-  double loss_sum_ = 0, correct_ = 0, total_ = 0;
-  size_t seen_ = 0;
-  tagnet::Tensor x_, y_, pred_;   // x (B, H, W, C), y and pred (B, F)
+  int epochs_ = 1;
   StepResult last_;
 };
 
@@ -457,6 +450,7 @@ EMSCRIPTEN_BINDINGS(tagnet) {
   em::function("threadsSupported", &threads_supported);
   em::function("heapBytes", &heap_bytes);
   em::function("heapInUse", &heap_in_use);
+  em::function("tutorialAugment", &tutorial_augment);
 
   em::value_object<AugmentOptions>("AugmentOptions")
       .field("rotation", &AugmentOptions::rotation)
@@ -499,7 +493,9 @@ EMSCRIPTEN_BINDINGS(tagnet) {
       .function("bytesSize", &WasmModel::bytes_size)
       .function("releaseBytes", &WasmModel::release_bytes)
       .function("replaceHead", &WasmModel::replace_head)
-      .function("freeze", &WasmModel::freeze);
+      .function("freeze", &WasmModel::freeze)
+      .function("trainableFrom", &WasmModel::trainable_from)
+      .function("setTrainable", &WasmModel::set_trainable);
 
   em::class_<WasmTrainer>("Trainer")
       .constructor<>()

@@ -165,10 +165,21 @@ export declare class Model {
   replaceHead(labels: string[], multiLabel: boolean, options?: { seed?: number }): void;
   /** Layers [0, upToLayer) stop training, the others train (see info().layers). */
   freeze(upToLayer: number): void;
+  /**
+   * The first layer that trains for `part` by tagnet's fine-tuning policy (the same rules as
+   * `tagnet train --trainable`): 'head' is the last Dense layer and what follows, 'last-block'
+   * also the last convolutional block, 'all' every layer; or a layer index or name. Changes
+   * nothing; throws TagnetError for a model without such a part.
+   */
+  trainableFrom(part: TrainablePart): number;
+  /** Freezes the layers below trainableFrom(part), the rest train; returns that index. */
+  setTrainable(part: TrainablePart): number;
   createTrainer(options?: TrainerOptions): Trainer;
   /** Frees the model. Must be called. */
   delete(): void;
 }
+
+export type TrainablePart = 'head' | 'last-block' | 'all' | (string & {});
 
 export interface Tagnet {
   readonly variant: Variant;
@@ -187,6 +198,8 @@ export interface Tagnet {
   heapBytes(): number;
   /** Bytes currently allocated inside the heap (allocated and not yet freed). */
   heapInUse(): number;
+  /** The multi-label tutorial's augmentation (rotation 25, shifts 0.1, shear 0.2, zoom 0.2, flips). */
+  tutorialAugment(): Required<AugmentOptions>;
   /**
    * Ends the engine's threads and the module's workers. Needed only to let a Node process exit
    * after using 'simd-threads'; the module cannot be used afterwards.

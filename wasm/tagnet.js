@@ -172,6 +172,9 @@ class Tagnet {
   /** Bytes currently allocated in the heap (malloc'd and not freed). */
   heapInUse() { return this._mod.heapInUse(); }
 
+  /** The multi-label tutorial's augmentation: tagnet's default when fine-tuning. */
+  tutorialAugment() { return this._mod.tutorialAugment(); }
+
   /**
    * Stops the engine's threads and terminates the module's workers (threaded variant). Only
    * needed to let a Node process exit; the module is unusable afterwards.
@@ -311,6 +314,26 @@ export class Model {
   freeze(upToLayer) {
     if (!Number.isInteger(upToLayer)) throw new TagnetError('freeze: the layer index must be an integer');
     this._t._check(this._handle().freeze(upToLayer));
+  }
+
+  /**
+   * The first layer that trains for `part` by tagnet's fine-tuning policy: 'head' (the last
+   * Dense layer on), 'last-block' (the last convolutional block on), 'all', or a layer index or
+   * name. Changes nothing.
+   */
+  trainableFrom(part) {
+    if (typeof part !== 'string') throw new TagnetError('trainableFrom: the part must be a string');
+    const from = this._handle().trainableFrom(part);
+    if (from < 0) this._t._fail();
+    return from;
+  }
+
+  /** Freezes the layers below trainableFrom(part); the rest train. Returns that index. */
+  setTrainable(part) {
+    if (typeof part !== 'string') throw new TagnetError('setTrainable: the part must be a string');
+    const from = this._handle().setTrainable(part);
+    if (from < 0) this._t._fail();
+    return from;
   }
 
   /** A fine-tuning session on this model (Adam). See Trainer. */

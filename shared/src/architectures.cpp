@@ -96,10 +96,6 @@ Model catsdogs(const ArchOptions& o) {
 
 }  // namespace
 
-std::vector<std::string> architecture_names() {
-  return {"fashionnet", "smallervggnet", "smallervggnet-gap", "catsdogs"};
-}
-
 Model make_architecture(const std::string& name, const ArchOptions& o) {
   if (o.head != Head::kLogit && o.outputs < 1)
     throw std::invalid_argument("an architecture needs at least one output");
@@ -122,29 +118,12 @@ Shape default_input_shape(const std::string& name) {
   throw std::invalid_argument("unknown architecture '" + name + "'");
 }
 
-void replace_head(Model& m, int outputs, Head head, uint64_t seed) {
-  size_t last_dense = m.num_layers();
-  for (size_t i = m.num_layers(); i-- > 0;)
-    if (m.layer(i).type() == "Dense") {
-      last_dense = i;
-      break;
-    }
-  if (last_dense == m.num_layers() || last_dense == 0)
-    throw std::invalid_argument("model has no Dense classifier head to replace");
-  m.truncate(last_dense);
-  ArchOptions o;
-  o.outputs = outputs;
-  o.head = head;
-  add_head(m, o);
-  m.build(seed);
-  m.metadata()["head"] = head_name(head);
-}
-
 Head model_head(const Model& m) {
-  const std::string last = m.layer(m.num_layers() - 1).type();
-  if (last == "Softmax") return Head::kSoftmax;
-  if (last == "Sigmoid") return Head::kSigmoid;
-  return Head::kLogit;
+  switch (m.layer(m.num_layers() - 1).kind()) {
+    case LayerKind::kSoftmax: return Head::kSoftmax;
+    case LayerKind::kSigmoid: return Head::kSigmoid;
+    default: return Head::kLogit;
+  }
 }
 
 LossKind loss_for(Head h) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "tagnet/image.h"
 
@@ -66,6 +67,22 @@ float draw_shift(float range, int size, Rng& rng) {
 }
 
 }  // namespace
+
+std::string fill_mode_name(FillMode m) {
+  switch (m) {
+    case FillMode::kNearest: return "nearest";
+    case FillMode::kConstant: return "constant";
+    case FillMode::kReflect: return "reflect";
+    case FillMode::kWrap: return "wrap";
+  }
+  return "nearest";
+}
+
+FillMode fill_mode_from_name(const std::string& s) {
+  for (auto m : {FillMode::kNearest, FillMode::kConstant, FillMode::kReflect, FillMode::kWrap})
+    if (fill_mode_name(m) == s) return m;
+  throw std::invalid_argument("unknown fill mode '" + s + "' (nearest, constant, reflect, wrap)");
+}
 
 bool Augment::active() const {
   return rotation_deg != 0 || width_shift != 0 || height_shift != 0 || shear_deg != 0 ||

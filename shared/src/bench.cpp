@@ -31,11 +31,11 @@ double time_median(F&& fn, double budget) {
 
 // Multiply-adds x2 of a layer's forward pass for a batch; backward is twice that.
 double layer_flops(const Layer& l, int N) {
-  if (l.type() == "Conv2D") {
+  if (l.kind() == LayerKind::kConv2D) {
     const Shape& o = l.output_shape;
     return 2.0 * N * o[0] * o[1] * o[2] * (l.params()[0].shape.numel() / o[2]);
   }
-  if (l.type() == "Dense") return 2.0 * N * l.params()[0].shape.numel();
+  if (l.kind() == LayerKind::kDense) return 2.0 * N * l.params()[0].shape.numel();
   return 0;
 }
 

@@ -34,12 +34,6 @@ struct Fnv64 {
 
 
 
-bool is_base_end(const Layer& l) {
-  return l.type() == "Flatten" || l.type() == "GlobalAveragePooling2D";
-}
-
-bool is_pool(const Layer& l) { return l.type() == "MaxPooling2D"; }
-
 // Appends a fresh layer with the configuration, name and trainable flag of `src`.
 void add_copy(Model& dst, const Layer& src, const std::string& name) {
   auto l = Layer::from_config(src.type(), src.config());
@@ -63,35 +57,6 @@ void require_built(const Model& m, const char* what) {
 }
 
 }  // namespace
-
-size_t base_end(const Model& m) {
-  for (size_t i = 0; i < m.num_layers(); ++i)
-    if (is_base_end(m.layer(i))) {
-      if (i == 0) break;
-      return i;
-    }
-  throw std::invalid_argument(
-      "the model has no convolutional base to cut off (no Flatten or GlobalAveragePooling2D after its first layer)");
-}
-
-size_t last_block_start(const Model& m, size_t n) {
-  n = std::min(n, m.num_layers());
-  // The pooling layer that ends the last block, then the one before it.
-  size_t last_pool = n;
-  for (size_t i = n; i-- > 0;)
-    if (is_pool(m.layer(i))) {
-      last_pool = i;
-      break;
-    }
-  if (last_pool == n) return 0;
-  for (size_t i = last_pool; i-- > 0;)
-    if (is_pool(m.layer(i))) {
-      for (size_t k = i + 1; k < last_pool; ++k)
-        if (m.layer(k).type() == "Conv2D") return k;
-      return i + 1;
-    }
-  return 0;
-}
 
 Model slice_model(const Model& m, size_t begin, size_t end) {
   require_built(m, "slice_model");
@@ -131,38 +96,6 @@ Model join_models(const Model& base, const Model& top) {
   out.bump_param_version();
   out.metadata() = top.metadata();
   return out;
-}
-
-size_t cut_and_add_head(Model& m, size_t cut, int outputs, Head head, uint64_t seed, bool freeze_base) {
-  require_built(m, "cut_and_add_head");
-  if (cut == 0 || cut > m.num_layers())
-    throw std::out_of_range("cannot cut a model of " + std::to_string(m.num_layers()) + " layers at layer " +
-                            std::to_string(cut) + " (keep at least one layer)");
-  if (head != Head::kLogit && outputs < 1) throw std::invalid_argument("a new head needs at least one output");
-  const Shape out = m.layer(cut - 1).output_shape;
-  m.truncate(cut);
-  if (out.rank() > 1) m.add(std::make_unique<Flatten>());
-  const size_t dense = m.num_layers();
-  // Names not taken by the base, so the model file stays loadable.
-  std::set<std::string> names;
-  for (size_t i = 0; i < m.num_layers(); ++i) names.insert(m.layer(i).name);
-  auto unique = [&](const std::string& base) {
-    std::string n = base;
-    for (int k = 1; names.count(n); ++k) n = base + "_" + std::to_string(k);
-    names.insert(n);
-    return n;
-  };
-  auto add_named = [&](std::unique_ptr<Layer> l, const std::string& base) {
-    l->name = unique(base);
-    m.add(std::move(l));
-  };
-  add_named(std::make_unique<Dense>(head == Head::kLogit ? 1 : outputs), "dense");
-  if (head == Head::kSoftmax) add_named(std::make_unique<Softmax>(), "softmax");
-  if (head == Head::kSigmoid) add_named(std::make_unique<Sigmoid>(), "sigmoid");
-  m.build(seed);
-  m.freeze_below(freeze_base ? dense : 0);
-  m.metadata()["head"] = head_name(head);
-  return dense;
 }
 
 Model make_top_model(const Shape& feature_shape, int outputs, Head head, int hidden, float dropout,

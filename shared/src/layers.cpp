@@ -403,27 +403,62 @@ void Flatten::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* d
 
 // ---- factory ----
 
+namespace {
+
+struct KindName {
+  LayerKind kind;
+  const char* name;
+};
+constexpr KindName kKindNames[] = {
+    {LayerKind::kConv2D, "Conv2D"},
+    {LayerKind::kDense, "Dense"},
+    {LayerKind::kBatchNorm, "BatchNormalization"},
+    {LayerKind::kReLU, "ReLU"},
+    {LayerKind::kSigmoid, "Sigmoid"},
+    {LayerKind::kSoftmax, "Softmax"},
+    {LayerKind::kMaxPool2D, "MaxPooling2D"},
+    {LayerKind::kGlobalAvgPool2D, "GlobalAveragePooling2D"},
+    {LayerKind::kDropout, "Dropout"},
+    {LayerKind::kFlatten, "Flatten"},
+};
+
+}  // namespace
+
+std::string layer_kind_name(LayerKind kind) {
+  for (const auto& k : kKindNames)
+    if (k.kind == kind) return k.name;
+  throw std::logic_error("layer kind without a name");
+}
+
+LayerKind layer_kind_from_name(const std::string& name) {
+  for (const auto& k : kKindNames)
+    if (name == k.name) return k.kind;
+  throw std::invalid_argument("unknown layer type '" + name + "'");
+}
+
 std::unique_ptr<Layer> Layer::from_config(const std::string& type, const nlohmann::json& c) {
-  if (type == "Conv2D")
-    return std::make_unique<Conv2D>(c.at("filters").get<int>(), c.at("kernel_size").get<int>(),
-                                    c.value("strides", 1), padding_from(c.value("padding", "valid")),
-                                    activation_from(c.value("activation", "linear")),
-                                    c.value("use_bias", true));
-  if (type == "Dense")
-    return std::make_unique<Dense>(c.at("units").get<int>(),
-                                   activation_from(c.value("activation", "linear")),
-                                   c.value("use_bias", true));
-  if (type == "BatchNormalization")
-    return std::make_unique<BatchNorm>(c.value("momentum", 0.99f), c.value("epsilon", 1e-3f));
-  if (type == "ReLU") return std::make_unique<ReLU>();
-  if (type == "Sigmoid") return std::make_unique<Sigmoid>();
-  if (type == "Softmax") return std::make_unique<Softmax>();
-  if (type == "MaxPooling2D")
-    return std::make_unique<MaxPool2D>(c.at("pool_size").get<int>(), c.value("strides", 0));
-  if (type == "GlobalAveragePooling2D") return std::make_unique<GlobalAvgPool2D>();
-  if (type == "Dropout") return std::make_unique<Dropout>(c.at("rate").get<float>());
-  if (type == "Flatten") return std::make_unique<Flatten>();
-  throw std::invalid_argument("unknown layer type '" + type + "'");
+  switch (layer_kind_from_name(type)) {
+    case LayerKind::kConv2D:
+      return std::make_unique<Conv2D>(c.at("filters").get<int>(), c.at("kernel_size").get<int>(),
+                                      c.value("strides", 1), padding_from(c.value("padding", "valid")),
+                                      activation_from(c.value("activation", "linear")),
+                                      c.value("use_bias", true));
+    case LayerKind::kDense:
+      return std::make_unique<Dense>(c.at("units").get<int>(),
+                                     activation_from(c.value("activation", "linear")),
+                                     c.value("use_bias", true));
+    case LayerKind::kBatchNorm:
+      return std::make_unique<BatchNorm>(c.value("momentum", 0.99f), c.value("epsilon", 1e-3f));
+    case LayerKind::kReLU: return std::make_unique<ReLU>();
+    case LayerKind::kSigmoid: return std::make_unique<Sigmoid>();
+    case LayerKind::kSoftmax: return std::make_unique<Softmax>();
+    case LayerKind::kMaxPool2D:
+      return std::make_unique<MaxPool2D>(c.at("pool_size").get<int>(), c.value("strides", 0));
+    case LayerKind::kGlobalAvgPool2D: return std::make_unique<GlobalAvgPool2D>();
+    case LayerKind::kDropout: return std::make_unique<Dropout>(c.at("rate").get<float>());
+    case LayerKind::kFlatten: return std::make_unique<Flatten>();
+  }
+  throw std::logic_error("layer kind without a factory");
 }
 
 }  // namespace tagnet

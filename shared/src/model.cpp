@@ -41,7 +41,7 @@ Layer& Model::add(std::unique_ptr<Layer> layer) {
     const std::string base = keras_base_name(layer->type());
     int count = 0;
     for (auto& l : layers_)
-      if (l->type() == layer->type()) ++count;
+      if (l->kind() == layer->kind()) ++count;
     layer->name = count ? base + "_" + std::to_string(count) : base;
   }
   layers_.push_back(std::move(layer));
@@ -143,15 +143,17 @@ const Tensor& Model::forward(const Tensor& x, const Context& ctx) {
 }
 
 size_t Model::loss_head(LossKind loss) const {
-  const std::string last = layers_.back()->type();
+  const LayerKind last = layers_.back()->kind();
   if (loss == LossKind::kBinaryCrossentropyFromLogits) {
-    if (last == "Sigmoid" || last == "Softmax")
-      throw std::invalid_argument("binary_crossentropy_from_logits needs a model ending in logits, not " + last);
+    if (last == LayerKind::kSigmoid || last == LayerKind::kSoftmax)
+      throw std::invalid_argument("binary_crossentropy_from_logits needs a model ending in logits, not " +
+                                  layer_kind_name(last));
     return layers_.size();
   }
-  const char* want = loss == LossKind::kBinaryCrossentropy ? "Sigmoid" : "Softmax";
+  const LayerKind want = loss == LossKind::kBinaryCrossentropy ? LayerKind::kSigmoid : LayerKind::kSoftmax;
   if (last != want)
-    throw std::invalid_argument(loss_name(loss) + " needs a model ending in " + want + ", not " + last);
+    throw std::invalid_argument(loss_name(loss) + " needs a model ending in " + layer_kind_name(want) + ", not " +
+                                layer_kind_name(last));
   return layers_.size() - 1;
 }
 

@@ -1,11 +1,23 @@
 #include "tagnet/train.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
 
+#include "tagnet/metrics.h"
+
 namespace tagnet {
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
 
 void count_correct(LossKind loss, const Tensor& p, const Tensor& t, double& correct,
                    double& total) {
@@ -25,52 +37,96 @@ void count_correct(LossKind loss, const Tensor& p, const Tensor& t, double& corr
   total += static_cast<double>(p.size());
 }
 
+Trainer::Trainer(Model& model, BatchSource& train, Optimizer& opt, LossKind loss, const TrainOptions& o,
+                 const Context& ctx)
+    : model_(model), train_(train), opt_(opt), loss_(loss), options_(o), ctx_(ctx), rng_(o.seed) {
+  if (o.batch_size < 1) throw std::invalid_argument("batch size must be at least 1");
+  if (o.epochs < 0) throw std::invalid_argument("epochs must not be negative");
+  ctx_.training = true;
+  ctx_.rng = &rng_;
+}
+
+void Trainer::set_validation(BatchSource* val, int batch_size) {
+  val_ = val;
+  val_batch_ = batch_size;
+}
+
+const Progress& Trainer::step() {
+  const size_t B = static_cast<size_t>(options_.batch_size);
+  if (step_ == 0) {
+    // The examples are counted at each epoch's start: a source may grow between epochs. Each
+    // epoch shuffles the order of the one before.
+    if (train_.size() == 0) throw std::invalid_argument("no training examples");
+    if (order_.size() != train_.size()) {
+      order_.resize(train_.size());
+      std::iota(order_.begin(), order_.end(), size_t(0));
+    }
+    rng_.shuffle(order_);
+    loss_sum_ = correct_ = total_ = 0;
+    seen_ = 0;
+    epoch_start_ = now_seconds();
+  }
+  const size_t steps = (order_.size() + B - 1) / B;
+  const size_t b = step_ * B, e = std::min(order_.size(), b + B);
+  batch_.assign(order_.begin() + b, order_.begin() + e);
+  train_.fill(batch_, x_, y_, rng_, options_.augment);
+  const float l = model_.compute_gradients(x_, y_, loss_, ctx_, &pred_);
+  if (gradient_hook_) gradient_hook_(model_);
+  opt_.step(model_);
+  loss_sum_ += double(l) * batch_.size();
+  seen_ += batch_.size();
+  count_correct(loss_, pred_, y_, correct_, total_);
+  ++step_;
+  last_ = Progress{};
+  last_.epoch = epoch_;
+  last_.epochs = options_.epochs;
+  last_.step = step_;
+  last_.steps = steps;
+  last_.batch_loss = l;
+  last_.loss = loss_sum_ / double(seen_);
+  last_.accuracy = total_ ? correct_ / total_ : 0;
+  if (step_ == steps) {
+    last_.epoch_end = true;
+    if (val_ && val_->size()) {
+      last_.val = evaluate(model_, *val_, loss_, val_batch_ > 0 ? val_batch_ : options_.batch_size, ctx_);
+      last_.has_val = true;
+    }
+    last_.seconds = now_seconds() - epoch_start_;
+    if (epoch_ <= options_.epochs) history_.push_back(last_);
+    ++epoch_;
+    step_ = 0;
+  }
+  return last_;
+}
+
+const std::vector<Progress>& Trainer::run(const Callbacks& cb) {
+  while (!done()) {
+    if (cb.stop && cb.stop->load()) break;
+    const Progress& p = step();
+    if (cb.on_progress) cb.on_progress(p);
+    if (!p.epoch_end || !cb.on_checkpoint || cb.checkpoint == Checkpoint::kNone) continue;
+    const double s = p.has_val ? p.val.loss : p.loss;
+    if (cb.checkpoint == Checkpoint::kLast) {
+      cb.on_checkpoint(p);
+    } else if (!saved_best_ || s < best_) {
+      best_ = s;
+      saved_best_ = true;
+      cb.on_checkpoint(p);
+    }
+  }
+  return history_;
+}
+
 std::vector<Progress> fit(Model& model, BatchSource& train, BatchSource* val, Optimizer& opt,
                           LossKind loss, const FitOptions& o, const Context& ctx,
                           const std::function<void(const Progress&)>& on_progress) {
   if (train.size() == 0) throw std::invalid_argument("no training examples");
-  if (o.batch_size < 1) throw std::invalid_argument("batch size must be at least 1");
-  Rng rng(o.seed);
-  Context tc = ctx;
-  tc.training = true;
-  tc.rng = &rng;
-  std::vector<size_t> order(train.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::vector<Progress> history;
-  Tensor x, y, pred;
-  const size_t B = static_cast<size_t>(o.batch_size);
-  const size_t steps = (order.size() + B - 1) / B;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
-    rng.shuffle(order);
-    double loss_sum = 0, correct = 0, total = 0;
-    size_t seen = 0;
-    Progress pr{};
-    pr.epoch = epoch;
-    pr.epochs = o.epochs;
-    pr.steps = steps;
-    for (size_t s = 0; s < steps; ++s) {
-      if (o.stop && o.stop->load()) return history;
-      const size_t b = s * B, e = std::min(order.size(), b + B);
-      std::vector<size_t> idx(order.begin() + b, order.begin() + e);
-      train.fill(idx, x, y, rng, o.augment);
-      const float l = model.train_step(x, y, loss, opt, tc, &pred);
-      loss_sum += double(l) * idx.size();
-      seen += idx.size();
-      count_correct(loss, pred, y, correct, total);
-      pr.step = s + 1;
-      pr.loss = loss_sum / seen;
-      pr.accuracy = total ? correct / total : 0;
-      if (on_progress) on_progress(pr);
-    }
-    pr.epoch_end = true;
-    if (val && val->size()) {
-      pr.val = evaluate(model, *val, loss, o.batch_size, ctx);
-      pr.has_val = true;
-    }
-    history.push_back(pr);
-    if (on_progress) on_progress(pr);
-  }
-  return history;
+  Trainer t(model, train, opt, loss, o, ctx);
+  t.set_validation(val);
+  Trainer::Callbacks cb;
+  cb.on_progress = on_progress;
+  cb.stop = o.stop;
+  return t.run(cb);
 }
 
 Metrics evaluate(Model& model, BatchSource& data, LossKind loss, int batch_size,
@@ -105,6 +161,60 @@ Metrics evaluate(Model& model, BatchSource& data, LossKind loss, int batch_size,
   m.loss = loss_sum / data.size();
   m.accuracy = total ? correct / total : 0;
   return m;
+}
+
+Scores score(Model& model, BatchSource& data, Head head, const std::vector<std::string>& labels,
+             const Context& ctx, int batch_size) {
+  Tensor probs, targets;
+  const Metrics m = evaluate(model, data, loss_for(head), batch_size, ctx, &probs, &targets);
+  Scores s;
+  if (head == Head::kSigmoid) {
+    const auto ml = multilabel_metrics(probs, targets, labels);
+    s.json = ml.to_json();
+    s.table = ml.to_table();
+    s.headline = ml.exact_match;
+  } else {
+    if (head == Head::kLogit) {
+      // One logit becomes two class probabilities.
+      Tensor p2({probs.dim(0), 2}), t2({probs.dim(0), 2});
+      for (int n = 0; n < probs.dim(0); ++n) {
+        const float p = 1.f / (1.f + std::exp(-probs.at(n)));
+        p2.at(size_t(n) * 2) = 1 - p, p2.at(size_t(n) * 2 + 1) = p;
+        t2.at(size_t(n) * 2) = 1 - targets.at(n), t2.at(size_t(n) * 2 + 1) = targets.at(n);
+      }
+      probs = p2, targets = t2;
+    }
+    const auto mc = multiclass_metrics(probs, targets, labels);
+    s.json = mc.to_json();
+    s.table = mc.to_table();
+    s.headline = mc.accuracy;
+  }
+  s.json["loss"] = m.loss;
+  s.json["examples"] = m.examples;
+  return s;
+}
+
+nlohmann::json history_json(const std::vector<Progress>& h) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const Progress& p : h) {
+    nlohmann::json e = {{"epoch", p.epoch}, {"loss", p.loss}, {"accuracy", p.accuracy}};
+    if (p.has_val) {
+      e["val_loss"] = p.val.loss;
+      e["val_accuracy"] = p.val.accuracy;
+    }
+    e["seconds"] = p.seconds;
+    a.push_back(e);
+  }
+  return a;
+}
+
+nlohmann::json continued_history(const nlohmann::json& earlier, const nlohmann::json& fresh) {
+  nlohmann::json all = earlier;
+  for (nlohmann::json e : fresh) {
+    e["epoch"] = all.size() + 1;
+    all.push_back(std::move(e));
+  }
+  return all;
 }
 
 }  // namespace tagnet

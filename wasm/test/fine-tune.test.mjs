@@ -73,6 +73,33 @@ for (const variant of variants) {
     });
     after(() => tagnet?.dispose());
 
+    test('the fine-tuning policy is the native one', () => {
+      // float32 fields, as the core holds them.
+      const f = Math.fround;
+      assert.deepEqual(tagnet.tutorialAugment(), { rotation: 25, widthShift: f(0.1), heightShift: f(0.1), shear: f(0.2),
+                                                   zoom: f(0.2), hflip: true, fill: 'nearest', cval: 0 });
+      for (const m of ref.json.models) {
+        const model = tagnet.loadModel(ref.modelBytes(m.name));
+        try {
+          for (const part of ['head', 'last-block', 'all']) {
+            assert.equal(model.trainableFrom(part), m.trainableFrom[part], `${m.name} ${part}`);
+          }
+          const layers = model.info().layers;
+          assert.equal(model.trainableFrom('head'), layers.map((l) => l.type).lastIndexOf('Dense'));
+          assert.equal(model.trainableFrom(layers[3].name), 3);
+          assert.ok(model.info().layers.every((l) => l.trainable));   // asking changes nothing
+          const from = model.setTrainable('last-block');
+          assert.equal(from, m.trainableFrom['last-block']);
+          assert.deepEqual(model.info().layers.map((l) => l.trainable), layers.map((_, i) => i >= from));
+          assert.throws(() => model.trainableFrom('middle'), (e) => e.name === 'TagnetError' &&
+                        /middle: expected none, head, last-block, all, as-saved or a layer index or name/.test(e.message));
+          assert.throws(() => model.setTrainable(3), /must be a string/);
+        } finally {
+          model.delete();
+        }
+      }
+    });
+
     test('fashionnet: new softmax head on a frozen base learns 3 classes', async (t) => {
       const model = tagnet.loadModel(ref.modelBytes('fashionnet'));
       const trainers = [];

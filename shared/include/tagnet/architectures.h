@@ -28,15 +28,10 @@ struct ArchOptions {
   float dropout = -1.f;    // < 0: the architecture's default
 };
 
-std::vector<std::string> architecture_names();
 // Throws std::invalid_argument for an unknown name. The model is not built yet.
 Model make_architecture(const std::string& name, const ArchOptions& options);
 Shape default_input_shape(const std::string& name);
 
-// Replaces the classifier head (the last Dense layer and what follows it) with a new Dense
-// for `outputs` labels and the given head, Glorot-initialised from `seed`; every layer below
-// keeps its weights. The model is built again.
-void replace_head(Model& model, int outputs, Head head, uint64_t seed);
 // The head a model ends with, from its last layer.
 Head model_head(const Model& model);
 

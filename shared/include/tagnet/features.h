@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "tagnet/architectures.h"
+#include "tagnet/finetune.h"
 #include "tagnet/model.h"
 #include "tagnet/train.h"
 
@@ -41,15 +42,6 @@ class FeatureFileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Where the convolutional base of a classifier ends: the index of its first Flatten or
-// GlobalAveragePooling2D layer. Throws std::invalid_argument when there is none.
-size_t base_end(const Model& model);
-
-// The first layer of the last convolutional block of layers [0, n): the first Conv2D after the
-// pooling layer that closes the block before it (0 when the base has one block). Fine-tuning
-// "the last block" trains the layers from here on.
-size_t last_block_start(const Model& model, size_t n);
-
 // A built copy of layers [begin, end) with their names, trainable flags and weights; its input
 // is the per-sample input of layer `begin`. The metadata is copied too.
 Model slice_model(const Model& model, size_t begin, size_t end);
@@ -58,13 +50,6 @@ Model slice_model(const Model& model, size_t begin, size_t end);
 // both models' weights and trainable flags; a top layer whose name the base already uses is
 // renamed. The metadata is the top model's.
 Model join_models(const Model& base, const Model& top);
-
-// Replaces everything from layer `cut` on with a new classifier: Flatten when the cut leaves a
-// spatial output, then Dense(outputs) and the head's activation, Glorot-initialised from
-// `seed`. Layers below keep their weights and, when `freeze_base`, stop training (Keras'
-// base.trainable = False). Returns the index of the new Dense layer.
-size_t cut_and_add_head(Model& model, size_t cut, int outputs, Head head, uint64_t seed,
-                        bool freeze_base);
 
 // The top model of the bottleneck-features tutorial: [Flatten ->] Dense(hidden, relu) ->
 // Dropout(dropout) -> Dense(outputs) -> softmax or sigmoid. Built from `seed`.

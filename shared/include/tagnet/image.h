@@ -63,6 +63,9 @@ void image_to_input(const Image& image, int H, int W, int C, float* out);
 // What lies outside the picture: kNearest repeats the edge (a a | a b c d | d d), kConstant
 // is cval, kReflect mirrors about the edge (b a | a b c d | d c), kWrap tiles (c d | a b c d | a b).
 enum class FillMode { kNearest, kConstant, kReflect, kWrap };
+std::string fill_mode_name(FillMode mode);   // Keras' fill_mode: "nearest", "constant", ...
+// Throws std::invalid_argument naming the modes for an unknown name.
+FillMode fill_mode_from_name(const std::string& name);
 
 // Ranges as in ImageDataGenerator: rotation_range (degrees), width_shift_range and
 // height_shift_range (a fraction of the size when < 1, else pixels), shear_range (degrees),

@@ -33,6 +33,17 @@ enum class Activation { kNone, kRelu };
 
 enum class Init { kZeros, kOnes, kGlorotUniform };
 
+// What a layer is. Rules that look at a model's structure (where the head starts, what the
+// last convolutional block is) compare kinds, never names.
+enum class LayerKind {
+  kConv2D, kDense, kBatchNorm, kReLU, kSigmoid, kSoftmax, kMaxPool2D, kGlobalAvgPool2D,
+  kDropout, kFlatten,
+};
+// Keras' class name of a kind ("Conv2D", "BatchNormalization"), as stored in model files.
+std::string layer_kind_name(LayerKind kind);
+// The kind of a Keras class name; throws std::invalid_argument for an unknown one.
+LayerKind layer_kind_from_name(const std::string& name);
+
 struct Param {
   std::string name;      // "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"
   Shape shape;
@@ -52,7 +63,8 @@ class Layer {
   Layer();
   virtual ~Layer();
 
-  virtual std::string type() const = 0;              // Keras class name: "Conv2D"
+  virtual LayerKind kind() const = 0;
+  std::string type() const { return layer_kind_name(kind()); }   // Keras class name: "Conv2D"
   virtual nlohmann::json config() const { return nlohmann::json::object(); }
   virtual Shape setup(const Shape& in) = 0;
   virtual void forward(const Tensor& x, Tensor& y, const Context& ctx) = 0;
@@ -81,7 +93,7 @@ class Conv2D : public Layer {
  public:
   Conv2D(int filters, int kernel, int stride = 1, Padding padding = Padding::kValid,
          Activation activation = Activation::kNone, bool use_bias = true);
-  std::string type() const override { return "Conv2D"; }
+  LayerKind kind() const override { return LayerKind::kConv2D; }
   nlohmann::json config() const override;
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
@@ -100,7 +112,7 @@ class Conv2D : public Layer {
 class Dense : public Layer {
  public:
   Dense(int units, Activation activation = Activation::kNone, bool use_bias = true);
-  std::string type() const override { return "Dense"; }
+  LayerKind kind() const override { return LayerKind::kDense; }
   nlohmann::json config() const override;
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
@@ -118,7 +130,7 @@ class Dense : public Layer {
 class BatchNorm : public Layer {
  public:
   explicit BatchNorm(float momentum = 0.99f, float epsilon = 1e-3f);
-  std::string type() const override { return "BatchNormalization"; }
+  LayerKind kind() const override { return LayerKind::kBatchNorm; }
   nlohmann::json config() const override;
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
@@ -133,7 +145,7 @@ class BatchNorm : public Layer {
 
 class ReLU : public Layer {
  public:
-  std::string type() const override { return "ReLU"; }
+  LayerKind kind() const override { return LayerKind::kReLU; }
   Shape setup(const Shape& in) override { return in; }
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -142,7 +154,7 @@ class ReLU : public Layer {
 
 class Sigmoid : public Layer {
  public:
-  std::string type() const override { return "Sigmoid"; }
+  LayerKind kind() const override { return LayerKind::kSigmoid; }
   Shape setup(const Shape& in) override { return in; }
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -152,7 +164,7 @@ class Sigmoid : public Layer {
 // Over the last axis.
 class Softmax : public Layer {
  public:
-  std::string type() const override { return "Softmax"; }
+  LayerKind kind() const override { return LayerKind::kSoftmax; }
   Shape setup(const Shape& in) override { return in; }
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -162,7 +174,7 @@ class Softmax : public Layer {
 class MaxPool2D : public Layer {
  public:
   explicit MaxPool2D(int pool, int stride = 0);   // stride 0: same as pool (Keras default)
-  std::string type() const override { return "MaxPooling2D"; }
+  LayerKind kind() const override { return LayerKind::kMaxPool2D; }
   nlohmann::json config() const override;
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
@@ -175,7 +187,7 @@ class MaxPool2D : public Layer {
 
 class GlobalAvgPool2D : public Layer {
  public:
-  std::string type() const override { return "GlobalAveragePooling2D"; }
+  LayerKind kind() const override { return LayerKind::kGlobalAvgPool2D; }
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -186,7 +198,7 @@ class GlobalAvgPool2D : public Layer {
 class Dropout : public Layer {
  public:
   explicit Dropout(float rate);
-  std::string type() const override { return "Dropout"; }
+  LayerKind kind() const override { return LayerKind::kDropout; }
   nlohmann::json config() const override;
   Shape setup(const Shape& in) override { return in; }
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
@@ -204,7 +216,7 @@ class Dropout : public Layer {
 
 class Flatten : public Layer {
  public:
-  std::string type() const override { return "Flatten"; }
+  LayerKind kind() const override { return LayerKind::kFlatten; }
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,

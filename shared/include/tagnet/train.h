@@ -1,9 +1,15 @@
-// Training and evaluation loops over a batch source, with Keras-style metrics.
+// Training and evaluation over a batch source, with Keras-style metrics. One loop: the
+// Trainer. fit(), every `tagnet train` variant and the WebAssembly trainer run it.
 //
 //   struct MySource : tagnet::BatchSource { ... };
-//   tagnet::FitOptions fo;  fo.epochs = 5;  fo.batch_size = 32;
-//   tagnet::fit(model, train, &val, adam, tagnet::LossKind::kCategoricalCrossentropy, fo, ctx,
-//               [](const tagnet::Progress& p) { ... });
+//   tagnet::TrainOptions o;  o.epochs = 5;  o.batch_size = 32;
+//   tagnet::Trainer t(model, train, adam, tagnet::LossKind::kCategoricalCrossentropy, o, ctx);
+//   t.set_validation(&val);
+//   while (!t.done()) {
+//     const tagnet::Progress& p = t.step();   // one batch
+//     if (p.epoch_end) ...;                   // p.val holds the validation metrics
+//   }
+//   // or: t.run(callbacks), with progress, checkpoint and stop callbacks (Trainer::Callbacks)
 #pragma once
 
 #include <atomic>
@@ -11,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "tagnet/architectures.h"
 #include "tagnet/model.h"
 
 namespace tagnet {
@@ -39,24 +48,88 @@ struct Metrics {
 void count_correct(LossKind loss, const Tensor& predictions, const Tensor& targets,
                    double& correct, double& total);
 
-struct FitOptions {
+struct TrainOptions {
   int epochs = 1;
   int batch_size = 32;
-  uint64_t seed = 0;
+  uint64_t seed = 0;       // shuffling, augmentation and dropout draw from one Rng(seed)
   bool augment = false;
-  const std::atomic<bool>* stop = nullptr;   // set to end training after the current batch
 };
 
 struct Progress {
-  int epoch, epochs;             // 1-based
-  size_t step, steps;            // batches done in this epoch
-  double loss, accuracy;         // running means over the epoch so far
+  int epoch = 0, epochs = 0;     // 1-based
+  size_t step = 0, steps = 0;    // batches done in this epoch
+  double loss = 0, accuracy = 0; // running means over the epoch so far
+  double batch_loss = 0;         // of the last batch
   bool epoch_end = false;
+  double seconds = 0;            // at epoch_end: the epoch's wall time, validation included
   Metrics val;                   // at epoch_end when there is validation data
   bool has_val = false;
 };
 
-// Returns the per-epoch history; stops early (with the epochs done) when *stop is set.
+// When run() hands the model to on_checkpoint: after every epoch, or when the epoch's
+// validation loss (training loss without validation data) is the lowest so far.
+enum class Checkpoint { kNone, kLast, kBest };
+
+class Trainer {
+ public:
+  // Model, sources and optimizer are borrowed and must outlive the trainer.
+  Trainer(Model& model, BatchSource& train, Optimizer& opt, LossKind loss, const TrainOptions& options,
+          const Context& ctx);
+
+  // Scored at the end of every epoch, in batches of `batch_size` (0: the training batch size).
+  void set_validation(BatchSource* val, int batch_size = 0);
+  // Runs after backward and before the optimizer step: the one place where gradients may be
+  // changed, e.g. averaged over processes.
+  void set_gradient_hook(std::function<void(Model&)> hook) { gradient_hook_ = std::move(hook); }
+
+  // Trains one batch. At the epoch's last batch the result has epoch_end set, its validation
+  // metrics and seconds, and is appended to history(). Stepping on after done() trains more
+  // epochs, which history() does not keep (a page may step a trainer for as long as it likes).
+  const Progress& step();
+  bool done() const { return epoch_ > options_.epochs; }
+  int epoch() const { return epoch_; }   // the epoch the next step belongs to, 1-based
+  size_t step_in_epoch() const { return step_; }
+  const std::vector<Progress>& history() const { return history_; }
+
+  struct Callbacks {
+    std::function<void(const Progress&)> on_progress;     // after every batch
+    Checkpoint checkpoint = Checkpoint::kNone;
+    std::function<void(const Progress&)> on_checkpoint;   // the model is worth saving now
+    const std::atomic<bool>* stop = nullptr;             // set: end after the current batch
+  };
+  // step() until done() or *stop. Returns history().
+  const std::vector<Progress>& run(const Callbacks& callbacks);
+  // Whether run() handed over a best checkpoint: the best model is the saved one, not the last.
+  bool saved_best() const { return saved_best_; }
+
+ private:
+  Model& model_;
+  BatchSource& train_;
+  BatchSource* val_ = nullptr;
+  int val_batch_ = 0;
+  Optimizer& opt_;
+  LossKind loss_;
+  TrainOptions options_;
+  Context ctx_;
+  Rng rng_;
+  std::function<void(Model&)> gradient_hook_;
+  int epoch_ = 1;
+  size_t step_ = 0;
+  std::vector<size_t> order_, batch_;
+  double loss_sum_ = 0, correct_ = 0, total_ = 0;
+  size_t seen_ = 0;
+  double epoch_start_ = 0;
+  Tensor x_, y_, pred_;   // x (B, H, W, C), y and pred (B, F)
+  Progress last_;
+  std::vector<Progress> history_;
+  double best_ = 0;
+  bool saved_best_ = false;
+};
+
+// Trainer::run without callbacks but progress and stop: the whole run in one call.
+struct FitOptions : TrainOptions {
+  const std::atomic<bool>* stop = nullptr;   // set to end training after the current batch
+};
 std::vector<Progress> fit(Model& model, BatchSource& train, BatchSource* val, Optimizer& opt,
                           LossKind loss, const FitOptions& options, const Context& ctx,
                           const std::function<void(const Progress&)>& on_progress);
@@ -65,5 +138,21 @@ std::vector<Progress> fit(Model& model, BatchSource& train, BatchSource* val, Op
 Metrics evaluate(Model& model, BatchSource& data, LossKind loss, int batch_size,
                  const Context& ctx, Tensor* all_predictions = nullptr,
                  Tensor* all_targets = nullptr);
+
+// A model's report on a data set, for every head: the multi-label report for sigmoid heads,
+// the multi-class one (one-logit heads as two classes) otherwise.
+struct Scores {
+  nlohmann::json json;   // the report's to_json() with "loss" and "examples"
+  std::string table;     // the report's to_table()
+  double headline = 0;   // exact match (label sets) or accuracy (one class)
+};
+Scores score(Model& model, BatchSource& data, Head head, const std::vector<std::string>& labels,
+             const Context& ctx, int batch_size = 64);
+
+// The per-epoch history stored in history.json and in the model file: epoch, loss, accuracy,
+// val_loss and val_accuracy when validated, and the epoch's seconds.
+nlohmann::json history_json(const std::vector<Progress>& history);
+// The history of a run that goes on from a saved model: its epochs numbered after `earlier`'s.
+nlohmann::json continued_history(const nlohmann::json& earlier, const nlohmann::json& fresh);
 
 }  // namespace tagnet

@@ -1,4 +1,6 @@
-#include "serve.h"
+// `tagnet serve`: a static file server for the web page (web/dist) that sends the headers a
+// page needs to be crossOriginIsolated, so the browser allows SharedArrayBuffer and the
+// threaded WebAssembly build runs.
 
 // Debian's cpp-httplib is a compiled library built with TLS, zlib and brotli support; the
 // header must see the same options or its structs (Request holds an SSL pointer) would not
@@ -21,22 +23,17 @@
 #include <filesystem>
 #include <thread>
 
+#include "commands.h"
+
 namespace fs = std::filesystem;
 
 namespace tagnet::native {
 
-CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
-  auto* serve =
-      app.add_subcommand("serve", "Serve the web page (a folder) with the headers wasm threads need");
-  serve->add_option("root", a.root, "Folder to serve")->capture_default_str();
-  serve->add_option("--host", a.host, "Address to listen on")->capture_default_str();
-  serve->add_option("--port", a.port, "Port (0: any free port)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
-  return serve;
-}
+namespace {
 
-int cmd_serve(const std::string& root, const std::string& host, int port) {
+// Serves the files under `root` until SIGINT or SIGTERM. Prints "serving ROOT on
+// http://HOST:PORT/" on stdout once the socket listens.
+int serve_command(const std::string& root, const std::string& host, int port) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     std::fprintf(stderr, "tagnet: error: %s: not a folder\n", root.c_str());
@@ -120,6 +117,22 @@ int cmd_serve(const std::string& root, const std::string& host, int port) {
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   if (!ok) std::fprintf(stderr, "tagnet: error: the server stopped with an error\n");
   return ok ? 0 : 1;
+}
+
+}  // namespace
+
+Command add_serve(CLI::App& app) {
+  struct Args {
+    std::string root = "web/dist";
+    std::string host = "127.0.0.1";
+    int port = 8080;   // 0: any free port (the address is printed)
+  };
+  auto a = std::make_shared<Args>();
+  auto* c = app.add_subcommand("serve", "Serve the web page (a folder) with the headers wasm threads need");
+  c->add_option("root", a->root, "Folder to serve")->capture_default_str();
+  c->add_option("--host", a->host, "Address to listen on")->capture_default_str();
+  c->add_option("--port", a->port, "Port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
+  return {c, [a] { return serve_command(a->root, a->host, a->port); }};
 }
 
 }  // namespace tagnet::native

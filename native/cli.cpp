@@ -1,0 +1,126 @@
+#include "cli.h"
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+namespace fs = std::filesystem;
+
+namespace tagnet::native {
+
+void add_engine_options(CLI::App* cmd, EngineArgs& e) {
+  cmd->add_option("--threads", e.threads, "Worker threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--backend", e.backend, "Kernels: auto, xnnpack, hwy, ref")->capture_default_str();
+}
+
+std::unique_ptr<Engine> make_engine(const EngineArgs& a, bool announce) {
+  auto e = std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
+  if (announce) std::fprintf(stderr, "tagnet: %s\n", e->describe().c_str());
+  return e;
+}
+
+Augment AugmentArgs::to_augment() const {
+  if (off) return {};
+  Augment a = values;
+  try {
+    a.fill = fill_mode_from_name(fill);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--fill: ") + e.what());
+  }
+  return a;
+}
+
+void add_augment_options(CLI::App* cmd, AugmentArgs& a) {
+  cmd->add_option("--rotation", a.values.rotation_deg, "Rotation range, degrees")->capture_default_str();
+  cmd->add_option("--width-shift", a.values.width_shift, "Horizontal shift range, fraction of width")
+      ->capture_default_str();
+  cmd->add_option("--height-shift", a.values.height_shift, "Vertical shift range, fraction of height")
+      ->capture_default_str();
+  cmd->add_option("--shear", a.values.shear_deg, "Shear range, degrees")->capture_default_str();
+  cmd->add_option("--zoom", a.values.zoom, "Zoom range: scale in [1-z, 1+z]")->capture_default_str();
+  cmd->add_option("--hflip", a.values.hflip, "Random horizontal flips (true/false)")->capture_default_str();
+  cmd->add_option("--fill", a.fill, "Border fill: nearest, constant, reflect, wrap")->capture_default_str();
+  cmd->add_flag("--no-augment", a.off, "Train on the pictures as they are");
+}
+
+void require_writable(const std::string& path) {
+  if (path.empty()) throw std::invalid_argument("an output file name is empty");
+  const fs::path dir = fs::path(path).parent_path();
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": cannot write (it is a folder)");
+  if (!dir.empty() && !fs::is_directory(dir, ec))
+    throw std::runtime_error(path + ": cannot write (no folder " + dir.string() + ")");
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+    throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!(out << text) || !(out.flush())) {
+      std::remove(tmp.c_str());
+      throw std::runtime_error(path + ": cannot write");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot write");
+  }
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string s;
+  for (auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+FolderOptions folder_options(LabelMode mode, const Shape& input, int threads) {
+  FolderOptions fo;
+  fo.mode = mode;
+  fo.input = input;
+  fo.threads = threads;
+  fo.warn = [](const std::string& w) { std::fprintf(stderr, "tagnet: warning: skipped %s\n", w.c_str()); };
+  return fo;
+}
+
+FolderDataset load_labelled_folder(const std::string& dir, LabelMode mode, const Shape& input,
+                                   const std::vector<std::string>& labels, int threads) {
+  FolderOptions fo = folder_options(mode, input, threads);
+  fo.fixed_labels = &labels;
+  fo.fixed_head = mode == LabelMode::kSingle ? Head::kSoftmax : Head::kSigmoid;
+  return load_folder_dataset(dir, fo);
+}
+
+void split_indices(size_t n, float val_split, uint64_t seed, std::vector<size_t>& train_idx,
+                   std::vector<size_t>& val_idx) {
+  if (!(val_split >= 0.f && val_split < 1.f)) throw std::invalid_argument("--val-split must be in [0, 1)");
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  Rng rng(seed);
+  rng.shuffle(order);
+  const size_t nval = static_cast<size_t>(std::lround(val_split * n));
+  if (n - nval < 1) throw std::runtime_error("too few examples to train on");
+  val_idx.assign(order.begin(), order.begin() + nval);
+  train_idx.assign(order.begin() + nval, order.end());
+}
+
+}  // namespace tagnet::native

@@ -1,0 +1,326 @@
+// `tagnet train`: a network on a folder of pictures, Fashion-MNIST or its 2x2 composites, new or
+// going on from a saved model (--base); with --features, a top model (train_top.cpp).
+#include "train.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <set>
+
+#include "commands.h"
+#include "draw.h"
+#include "fashion_mnist.h"
+#include "folder_dataset.h"
+#include "tagnet/architectures.h"
+#include "tagnet/finetune.h"
+#include "tagnet/model.h"
+#include "training.h"
+
+namespace fs = std::filesystem;
+
+namespace tagnet::native {
+
+bool given(const TrainArgs& a, const char* option) { return a.app && a.app->count(option) > 0; }
+
+namespace {
+
+enum class Source { kFolder, kFashionMnist, kGrid };
+
+// Where a --base run starts: the base itself when its head already answers `labels` with
+// `head` (training goes on), else the base cut at --cut (default: before its last Dense layer)
+// with a new Dense head; --trainable picks the layers that train (default: the new head alone,
+// or the layers that trained before). `opt` holds the base's saved Adam state when training
+// simply goes on.
+struct BaseStart {
+  Model model;
+  std::unique_ptr<Optimizer> opt;
+  Head head;   // `head`, or softmax where the base has a softmax head for the same two labels
+  bool kept_head = false;
+  std::string trainable;
+  size_t first_trainable = 0;
+};
+
+BaseStart start_from_base(const TrainArgs& a, const std::vector<std::string>& labels, Head head) {
+  std::unique_ptr<Optimizer> saved;
+  Model base = Model::load(a.base, &saved);
+  BaseStart s{std::move(base), std::move(saved), head, false, "", 0};
+  Model& model = s.model;
+  const bool same_labels = model.metadata().value("labels", std::vector<std::string>{}) == labels;
+  // Two classes: a softmax head made for them (replace-head, the bottleneck top model) stays.
+  if (head == Head::kLogit && model_head(model) == Head::kSoftmax && same_labels) s.head = Head::kSoftmax;
+  const int outputs = s.head == Head::kLogit ? 1 : static_cast<int>(labels.size());
+  s.kept_head = model_head(model) == s.head && model.output_shape() == Shape{outputs} && same_labels && a.cut.empty();
+  // A new head trains alone unless told otherwise; a kept one goes on as it was saved.
+  s.trainable = !a.trainable.empty() ? a.trainable : s.kept_head ? "as-saved" : "head";
+  size_t head_from;
+  if (s.kept_head) {
+    head_from = head_start(model);
+  } else {
+    const size_t cut = a.cut.empty() ? head_start(model) : find_layer(model, a.cut, "--cut") + 1;
+    head_from = cut_and_add_head(model, cut, outputs, s.head, a.seed, false);
+  }
+  std::vector<bool> was_trainable;
+  for (size_t i = 0; i < model.num_layers(); ++i) was_trainable.push_back(model.layer(i).trainable);
+  s.first_trainable = set_trainable(model, s.trainable, head_from, "--trainable");
+  // Going on with the same head and the same trainable layers continues the saved Adam state,
+  // so time-boxed (or interrupted) runs chain into one longer run.
+  bool same_layers = true;
+  for (size_t i = 0; i < model.num_layers(); ++i) same_layers &= was_trainable[i] == model.layer(i).trainable;
+  if (!(s.kept_head && same_layers && s.opt && s.opt->type() == "Adam")) s.opt.reset();
+  return s;
+}
+
+// The saved optimizer state to go on with (--lr and --decay replace its own when given), or a
+// new Adam when there is none.
+std::unique_ptr<Optimizer> make_optimizer(const TrainArgs& a, std::unique_ptr<Optimizer> saved, float decay) {
+  if (!saved) return std::make_unique<Adam>(a.lr, decay);
+  if (given(a, "--lr")) saved->lr = a.lr;
+  if (given(a, "--decay")) saved->decay = decay;
+  std::fprintf(stderr, "tagnet: continuing %s's Adam state (%lld steps)\n", a.base.c_str(),
+               static_cast<long long>(saved->iterations));
+  return saved;
+}
+
+// A folder dataset's name: its folder's, also when given with a trailing slash.
+std::string dataset_name(const std::string& dir) {
+  const fs::path p = fs::path(dir).lexically_normal();
+  return (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
+}
+
+struct Data {
+  std::unique_ptr<BatchSource> train, val;
+  std::set<std::vector<std::string>> combinations;   // label sets seen (folders, multi-label)
+  nlohmann::json info;
+};
+
+Data load_folder(const TrainArgs& a, std::vector<std::string>& labels, Head& head, const Shape& input,
+                 bool fixed_labels) {
+  FolderOptions fo = folder_options(label_mode_from_name(a.labels), input, a.engine.threads);
+  if (fixed_labels) {
+    fo.fixed_labels = &labels;
+    fo.fixed_head = head;
+  }
+  FolderDataset ds = load_folder_dataset(a.dataset, fo);
+  labels = ds.labels;
+  head = ds.head;
+  std::fprintf(stderr, "tagnet: %zu pictures in %zu folders (%zu skipped); labels: %s\n", ds.pictures.size(),
+               ds.per_folder.size(), ds.skipped.size(), join(labels).c_str());
+  Data d;
+  d.combinations = ds.combinations;
+  ImageSet all = std::move(ds.pictures);
+  all.set_augment(a.augment.to_augment());
+  if (!a.val_dataset.empty()) {
+    FolderOptions vo = fo;
+    vo.fixed_labels = &labels;
+    vo.fixed_head = head;
+    d.train = std::make_unique<ImageSet>(std::move(all));
+    d.val = std::make_unique<ImageSet>(std::move(load_folder_dataset(a.val_dataset, vo).pictures));
+  } else {
+    std::vector<size_t> ti, vi;
+    split_indices(all.size(), a.val_split, a.seed, ti, vi);
+    d.train = std::make_unique<ImageSet>(all.subset(ti));
+    d.val = std::make_unique<ImageSet>(all.subset(vi));
+  }
+  std::fprintf(stderr, "tagnet: %zu training and %zu validation pictures at %dx%d\n", d.train->size(),
+               d.val->size(), input[1], input[0]);
+  d.info = {{"dataset", fs::absolute(a.dataset).string()}, {"skipped", ds.skipped.size()},
+            {"label_mode", a.labels}};
+  return d;
+}
+
+Data load_fashion_mnist(const TrainArgs& a, Source src) {
+  Data d;
+  if (src == Source::kGrid) {
+    d.train = std::make_unique<GridComposites>(make_fashion_2x2(a.data_dir, "train", a.epoch_size, a.seed, true, a.limit));
+    d.val = std::make_unique<GridComposites>(
+        make_fashion_2x2(a.data_dir, "test", a.test_limit ? a.test_limit : a.test_size, 1, false));
+    std::fprintf(stderr,
+                 "tagnet: %zu fresh 2x2 training pictures per epoch, %zu fixed test pictures (56x56, 0-4 garments)\n",
+                 d.train->size(), d.val->size());
+  } else {
+    d.train = std::make_unique<FashionMnistQuadrants>(a.data_dir, "train", 0, a.limit);
+    d.val = std::make_unique<FashionMnistQuadrants>(a.data_dir, "test", 1, a.test_limit);
+    std::fprintf(stderr, "tagnet: %zu training and %zu test pictures (56x56, random quadrant)\n", d.train->size(),
+                 d.val->size());
+  }
+  d.info = {{"dataset", a.dataset}, {"train_size", d.train->size()}, {"test_size", d.val->size()}};
+  return d;
+}
+
+}  // namespace
+
+int train_network(const TrainArgs& a) {
+  const Source src = a.dataset == "fashion-mnist"       ? Source::kFashionMnist
+                     : a.dataset == "fashion-mnist-2x2" ? Source::kGrid
+                                                        : Source::kFolder;
+  const bool from_base = !a.base.empty();
+  if (!from_base && !a.trainable.empty() && a.trainable != "all")
+    throw std::invalid_argument("--trainable " + a.trainable + " needs --base (a new network trains all its layers)");
+  if (!from_base && !a.cut.empty()) throw std::invalid_argument("--cut needs --base (the model to cut)");
+  if (from_base && (!a.arch.empty() || a.dropout >= 0))
+    throw std::invalid_argument(std::string(a.arch.empty() ? "--dropout" : "--arch") +
+                                " does not go with --base (the network is the base's)");
+  if (src == Source::kGrid && a.epoch_size == 0) throw std::invalid_argument("--epoch-size must be at least 1");
+  if (src == Source::kGrid && a.test_size == 0 && a.test_limit == 0)
+    throw std::invalid_argument("--test-size must be at least 1");
+  const Checkpoint checkpoint = checkpoint_from_name(a.checkpoint);
+  for (const std::string* out : {&a.model_out, &a.plot, &a.history})
+    if (out == &a.model_out || !out->empty()) require_writable(*out);
+  const int epochs = a.epochs > 0 ? a.epochs : src == Source::kFolder ? 75 : 5;
+
+  // Labels, head and input first, then the base: a bad model or layer name fails before the
+  // pictures are read.
+  std::vector<std::string> labels = kFashionMnistClasses;
+  Head head = src == Source::kGrid ? Head::kSigmoid : Head::kSoftmax;
+  std::string arch = !a.arch.empty() ? a.arch : src == Source::kFolder ? "smallervggnet" : "fashionnet";
+  Shape input{56, 56, 1};
+  if (src == Source::kFolder) {
+    input = default_input_shape(arch);
+    if (a.size > 0) input[0] = input[1] = a.size;
+  }
+  std::optional<BaseStart> start;
+  if (from_base) {
+    if (src == Source::kFolder) {
+      const LabelMode mode = label_mode_from_name(a.labels);
+      labels = folder_label_names(a.dataset, mode);
+      head = folder_head(mode, labels.size());
+    }
+    start = start_from_base(a, labels, head);
+    head = start->head;
+    const Shape base_input = start->model.input_shape();
+    if (src != Source::kFolder && base_input != input)
+      throw std::invalid_argument(a.base + ": expects input " + base_input.str() + ", " + a.dataset +
+                                  " gives (56, 56, 1)");
+    if (a.size > 0 && (base_input[0] != a.size || base_input[1] != a.size))
+      throw std::invalid_argument(a.base + ": expects " + std::to_string(base_input[1]) + "x" +
+                                  std::to_string(base_input[0]) + " pictures, not --size " + std::to_string(a.size));
+    input = base_input;
+    arch = start->model.metadata().value("training", nlohmann::json::object()).value("arch", "model");
+  }
+  Data data = src == Source::kFolder ? load_folder(a, labels, head, input, from_base) : load_fashion_mnist(a, src);
+
+  const auto engine = make_engine(a.engine, true);
+  const Context ctx{engine.get(), false, nullptr, 0};
+  const int outputs = head == Head::kLogit ? 1 : static_cast<int>(labels.size());
+  Model model = start ? std::move(start->model) : make_architecture(arch, {outputs, head, input, a.dropout});
+  if (start) std::fprintf(stderr, "tagnet: %s\n", trainable_summary(model, start->first_trainable).c_str());
+  else model.build(a.seed);
+  const std::string trainable = start ? start->trainable : "all";
+
+  auto& md = model.metadata();
+  // Going on with the base's own head continues its history.
+  const nlohmann::json earlier =
+      start && start->kept_head ? md.value("history", nlohmann::json::array()) : nlohmann::json::array();
+  md["labels"] = labels;
+  md["label_mode"] = src == Source::kFolder ? a.labels : src == Source::kGrid ? "multi" : "single";
+  md["threshold"] = 0.5;
+  md["head"] = head_name(head);
+  md["preprocessing"] = {{"color", input[2] == 1 ? "grayscale" : "rgb"}, {"scale", 1.0 / 255}, {"resize", "area"}};
+  md["data"] = data.info;
+  if (!data.combinations.empty()) md["combinations"] = data.combinations;
+  else md.erase("combinations");
+
+  const float decay = a.decay >= 0 ? a.decay : src == Source::kFolder ? a.lr / epochs : 0.f;
+  const std::unique_ptr<Optimizer> opt = make_optimizer(a, start ? std::move(start->opt) : nullptr, decay);
+  TrainOptions to;
+  to.epochs = epochs;
+  to.batch_size = a.batch;
+  // A continued run draws other batches and dropout masks than the run it continues.
+  to.seed = a.seed + static_cast<uint64_t>(opt->iterations);
+  to.augment = !a.augment.off;   // Fashion-MNIST: a fresh quadrant per picture and epoch
+  md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", opt->type()}, {"lr", opt->lr},
+                    {"decay", opt->decay}, {"seed", a.seed}, {"augment", to.augment}, {"arch", arch},
+                    {"trainable", trainable}, {"first_trainable_layer", start ? start->first_trainable : 0}};
+  if (start) md["training"]["base"] = fs::absolute(a.base).string();
+
+  std::string described = (start ? fs::path(a.base).filename().string() + " (" + trainable + " trainable)" : arch) +
+                          " on " + (src == Source::kFolder ? dataset_name(a.dataset) : a.dataset);
+  if (src == Source::kFolder) described += a.augment.off ? ", no augmentation" : ", augmented";
+  if (src == Source::kFashionMnist) described += a.augment.off ? ", fixed quadrants" : ", a fresh quadrant per epoch";
+  if (a.dropout >= 0) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, ", dropout %g", a.dropout);
+    described += rate;
+  }
+  const std::string title = a.title.empty() ? described : a.title;
+
+  Trainer trainer(model, *data.train, *opt, loss_for(head), to, ctx);
+  trainer.set_validation(data.val.get());
+  RunOptions ro;
+  ro.model_out = a.model_out;
+  ro.checkpoint = checkpoint;
+  ro.save_optimizer = opt.get();
+  ro.earlier = earlier;
+  const RunResult run = run_training(trainer, model, head, ro);
+  if (run.best_saved) model = Model::load(a.model_out);
+
+  const Scores s = score(model, *data.val, head, labels, ctx);
+  md["metrics"] = s.json;
+  md["history"] = run.history_json;
+  model.save(a.model_out, run.best_saved ? nullptr : opt.get());
+  write_history(a.history, title, model);
+  if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, md["history"], title);
+  const char* set = src == Source::kFolder ? "validation" : "test";
+  std::printf("\n%s metrics (%s, %zu pictures):\n%s", set, run.best_saved ? "best model" : "final model",
+              data.val->size(), s.table.c_str());
+  char after[160];
+  std::snprintf(after, sizeof after, "(%s trainable, %zu epochs, %.0f s)", trainable.c_str(), run.history.size(),
+                run.seconds);
+  if (head == Head::kSigmoid)
+    std::printf("exact match %.4f, micro F1 %.4f, macro F1 %.4f, mAP %.4f %s\n", s.json["exact_match"].get<double>(),
+                s.json["micro_f1"].get<double>(), s.json["macro_f1"].get<double>(), s.json["mAP"].get<double>(), after);
+  else
+    std::printf("%s accuracy: %.4f %s\n", set, s.headline, after);
+  std::printf("saved %s%s%s\n", a.model_out.c_str(), a.history.empty() ? "" : (", " + a.history).c_str(),
+              a.plot.empty() || run.history.empty() ? "" : (", " + a.plot).c_str());
+  return 0;
+}
+
+Command add_train(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* c = app.add_subcommand("train", "Train a model on Fashion-MNIST or a folder of pictures");
+  a->app = c;
+  c->add_option("--dataset", a->dataset, "fashion-mnist, fashion-mnist-2x2, or a folder with one subfolder per "
+                                         "example group")->capture_default_str();
+  c->add_option("--data-dir", a->data_dir, "Where the Fashion-MNIST IDX files are")->capture_default_str();
+  c->add_option("--labels", a->labels, "Folder names: multi (red_dress -> red, dress) or single")->capture_default_str();
+  c->add_option("--arch", a->arch, "fashionnet, smallervggnet, smallervggnet-gap, catsdogs (default: by dataset)");
+  c->add_option("--size", a->size, "Input height and width (default: the architecture's)");
+  c->add_option("--epochs", a->epochs, "Default 5 for Fashion-MNIST, 75 for folders, 50 for --features");
+  c->add_option("--batch-size", a->batch)->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--lr", a->lr, "Learning rate (Adam; SGD with --features)")->capture_default_str();
+  c->add_option("--decay", a->decay, "Keras time-based decay (default lr/epochs for folders)");
+  c->add_option("--val-split", a->val_split, "Validation fraction of a folder dataset")->capture_default_str();
+  c->add_option("--val-dataset", a->val_dataset, "A separate validation folder instead of a split");
+  c->add_option("--dropout", a->dropout, "Dropout rate of the architecture's dropout (catsdogs: off by default)");
+  c->add_option("--seed", a->seed)->capture_default_str();
+  c->add_option("--limit", a->limit, "Fashion-MNIST: use only the first N training pictures");
+  c->add_option("--test-limit", a->test_limit, "Fashion-MNIST: use only the first N test pictures");
+  c->add_option("--model", a->model_out, "Where to write the model")->capture_default_str();
+  c->add_option("--plot", a->plot, "Loss/accuracy plot (empty: none)")->capture_default_str();
+  c->add_option("--title", a->title, "Title of the plot and the history (default: architecture, data, augmentation)");
+  c->add_option("--history", a->history, "Per-epoch history and metrics (empty: none)")->capture_default_str();
+  c->add_option("--checkpoint", a->checkpoint, "Keep the best model by validation loss, or the last")
+      ->capture_default_str();
+  add_augment_options(c, a->augment);
+  add_engine_options(c, a->engine);
+  c->add_option("--base", a->base,
+                "Start from this model: training goes on, or a model made for other labels gets a new head");
+  c->add_option("--trainable", a->trainable,
+                "With --base: head, last-block, all, as-saved, or the first trainable layer (default: head for a new "
+                "head, else as-saved)");
+  c->add_option("--cut", a->cut, "With --base: the last layer kept under a new head (default: before the last Dense)");
+  c->add_option("--epoch-size", a->epoch_size, "fashion-mnist-2x2: fresh pictures per epoch")->capture_default_str();
+  c->add_option("--test-size", a->test_size, "fashion-mnist-2x2: pictures in the fixed test set")->capture_default_str();
+  c->add_option("--features", a->features, "Train a top model on a feature file from `tagnet features`");
+  c->add_option("--val-features", a->val_features, "Validation features (default: --val-split of --features)");
+  c->add_option("--momentum", a->momentum, "--features: SGD momentum")->capture_default_str();
+  c->add_option("--hidden", a->hidden, "--features: units of the top model's hidden Dense layer")->capture_default_str();
+  c->add_option("--top-dropout", a->top_dropout, "--features: dropout before the top model's output")
+      ->capture_default_str();
+  return {c, [a] { return a->features.empty() ? train_network(*a) : train_top_model(*a); }};
+}
+
+}  // namespace tagnet::native
