@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "tagnet/train.h"
+#include "tagnet/dataset.h"
 
 namespace tagnet {
 

@@ -1,5 +1,5 @@
-// Labelled pictures held in memory at the model's input size, as a BatchSource with
-// Keras-style augmentation. The native folder loader and the browser's fine-tuning both fill
+// Labelled examples for training: the BatchSource interface, and pictures held in memory at
+// the model's input size (an ImageSet) with Keras-style augmentation. The native folder loader and the browser's fine-tuning both fill
 // one of these.
 //
 //   tagnet::ImageSet set({96, 96, 3}, /*outputs=*/6);
@@ -14,9 +14,20 @@
 
 #include "tagnet/architectures.h"
 #include "tagnet/image.h"
-#include "tagnet/train.h"
+#include "tagnet/model.h"
 
 namespace tagnet {
+
+// Examples addressed by index; a source fills batches of inputs and targets.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual size_t size() const = 0;
+  // Fills x (B, H, W, C) and y (B, F) for the examples `indices`. `augment` asks for a fresh
+  // random variant of each example, drawn from `rng`.
+  virtual void fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng& rng,
+                    bool augment) = 0;
+};
 
 class ImageSet : public BatchSource {
  public:

@@ -20,20 +20,10 @@
 #include <nlohmann/json.hpp>
 
 #include "tagnet/architectures.h"
+#include "tagnet/dataset.h"
 #include "tagnet/model.h"
 
 namespace tagnet {
-
-// Examples addressed by index; a source fills batches of inputs and targets.
-class BatchSource {
- public:
-  virtual ~BatchSource() = default;
-  virtual size_t size() const = 0;
-  // Fills x (B, H, W, C) and y (B, F) for the examples `indices`. `augment` asks for a fresh
-  // random variant of each example, drawn from `rng`.
-  virtual void fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng& rng,
-                    bool augment) = 0;
-};
 
 // How predictions are scored: argmax for softmax heads, threshold 0.5 per label for sigmoid
 // heads (Keras' binary accuracy), logit > 0 for one-logit heads.
