@@ -9,19 +9,16 @@ import { byId, download, formatBytes, formatCount, h } from './dom';
 import { Camera, decodePicture, filesOf, NotAnImageError, type Picture } from './images';
 import { setUpServiceWorker } from './isolation';
 import { looksLikeModel } from './modelfile';
-import {
-  combinationsOf, comboKey, freezeIndex, isUnseenCombination, percent, predictedIndices, type TrainPart,
-} from './predict';
-import type { InitResult, TrainExample, TrainResult } from './protocol';
+import { combinationsOf, comboKey, isUnseenCombination, percent, predictedIndices } from './predict';
+import type { InitResult, LoadedModel, TrainExample, TrainPart, TrainResult } from './protocol';
 import { Store, type StoredExample, type TeachSettings } from './store';
-import type { ModelInfo } from './tagnet-types';
 
 // ---- state ----
 
 interface Prediction {
   probs: Float32Array;
   labels: string[];
-  head: ModelInfo['head'];
+  head: LoadedModel['head'];
   combos: Set<string>;
 }
 
@@ -63,7 +60,7 @@ let lastTraining: (TrainResult & { examples: number }) | null = null;
 
 let store: Store;
 let engine: EngineBridge;
-let info: ModelInfo | null = null;
+let info: LoadedModel | null = null;
 let combos = new Set<string>();
 let modelBytes: Uint8Array | null = null;
 let modelName = 'default.tagnet';
@@ -477,6 +474,7 @@ function renderExamples(): void {
   updateTrainButton();
 }
 
+/** "What trains": the parameters each choice trains, from the layers the core says train for it. */
 function renderPartHints(): void {
   if (!info) return;
   const layers = info.layers;
@@ -484,14 +482,9 @@ function renderPartHints(): void {
   // updates but no gradient step does (Keras counts them as non-trainable).
   const params = (from: number) => layers.slice(from)
     .reduce((s, l) => s + (l.type === 'BatchNormalization' ? l.params / 2 : l.params), 0);
-  for (const part of ['head', 'block', 'all'] as TrainPart[]) {
+  for (const [part, from] of Object.entries(info.trainableFrom)) {
     const el = document.querySelector<HTMLElement>(`[data-part="${part}"]`);
-    if (!el) continue;
-    try {
-      el.textContent = `(${formatCount(params(freezeIndex(layers, part)))} trainable parameters)`;
-    } catch {
-      el.textContent = '';
-    }
+    if (el) el.textContent = from === null ? '' : `(${formatCount(params(from))} trainable parameters)`;
   }
 }
 
@@ -634,7 +627,7 @@ function setTraining(on: boolean): void {
 }
 
 async function train(): Promise<void> {
-  if (!info || training) return;
+  if (!info || !engineInfo || training) return;
   readSettingsFromForm();
   await saveTeach();
   const p = problems();
@@ -672,9 +665,7 @@ async function train(): Promise<void> {
     const chart = await trainingChart();
     chart.reset();
     text.textContent = 'Training…';
-    const augment = teach.augment
-      ? { rotation: 25, widthShift: 0.1, heightShift: 0.1, shear: 0.2, zoom: 0.2, hflip: true, fill: 'nearest' as const }
-      : undefined;
+    const augment = teach.augment ? engineInfo.augment : undefined;
     const result = await engine.train({
       labels, multiLabel: multi, newHead: !sameHead, part: teach.part,
       options: { lr: teach.lr, epochs: teach.epochs, batchSize: teach.batchSize, seed: 1, augment },
