@@ -26,7 +26,7 @@ const { values: args } = parseArgs({
 });
 
 // Measured on the same kind of machine (2 cores, Zen 3) in the same headless Chromium with 2
-// threads: /work/shared/peers/SUMMARY.md.
+// threads.
 const PEERS = {
   'ONNX Runtime Web 1.30 (wasm)': { classify_b1_ms: 7.4, classify_b32_images_per_s: 155 },
   'TF.js 4.22 wasm (XNNPACK)': { classify_b1_ms: 10.4, classify_b32_images_per_s: 131 },

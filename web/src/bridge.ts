@@ -9,10 +9,10 @@
 // CancelledError, and the next call starts a new worker with the same engine options and the
 // last model it had.
 import type {
-  BenchRequest, InitRequest, InitResult, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
+  BenchRequest, InitRequest, InitResult, LoadedModel, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
   TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
-import type { ModelInfo, Variant } from './tagnet-types';
+import type { Variant } from './tagnet-types';
 
 export class CancelledError extends Error {
   constructor() {
@@ -53,7 +53,7 @@ export class EngineBridge {
   }
 
   /** Makes `bytes` the current model; rejects (keeping the old one) when they are not a model. */
-  async load(bytes: Uint8Array): Promise<ModelInfo> {
+  async load(bytes: Uint8Array): Promise<LoadedModel> {
     const info = await this.call('load', { type: 'load', bytes: bytes.slice() });
     this.modelBytes = bytes;
     return info;

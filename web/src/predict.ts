@@ -1,7 +1,7 @@
-// What a model's outputs mean for the page: which labels count as predicted, whether that set
-// of labels ever occurred together in training, and which layers train when fine-tuning.
-// The rules follow the native `tagnet classify` (native/commands.cpp).
-import type { LayerInfo, ModelInfo } from './tagnet-types';
+// What a model's outputs mean for the page: which labels count as predicted and whether that set
+// of labels ever occurred together in training. The rules follow the native `tagnet classify`
+// (native/cmd/classify.cpp).
+import type { ModelInfo } from './tagnet-types';
 
 export type Head = ModelInfo['head'];
 
@@ -42,25 +42,4 @@ export function comboKey(labels: readonly string[]): string {
  */
 export function isUnseenCombination(predicted: readonly string[], head: Head, seen: Set<string>): boolean {
   return head === 'sigmoid' && seen.size > 0 && predicted.length > 0 && !seen.has(comboKey(predicted));
-}
-
-export type TrainPart = 'head' | 'block' | 'all';
-
-/**
- * The `freeze(upToLayer)` index that leaves `part` of the network trainable:
- *  - 'head':  the last Dense layer and what follows it (the classifier);
- *  - 'block': also the last convolution block (the run of Conv2D/ReLU/BatchNormalization
- *             layers ending at the last Conv2D) and every layer after it;
- *  - 'all':   everything.
- */
-export function freezeIndex(layers: readonly LayerInfo[], part: TrainPart): number {
-  if (part === 'all') return 0;
-  const lastDense = layers.map((l) => l.type).lastIndexOf('Dense');
-  if (lastDense < 0) throw new Error('the model has no Dense classifier head');
-  if (part === 'head') return lastDense;
-  let start = layers.map((l) => l.type).lastIndexOf('Conv2D');
-  if (start < 0) return lastDense;
-  const blockTypes = new Set(['Conv2D', 'ReLU', 'BatchNormalization']);
-  while (start > 0 && blockTypes.has(layers[start - 1].type)) --start;
-  return start;
 }

@@ -1,7 +1,19 @@
 // Messages between the page and the Web Worker that runs the WebAssembly engine (worker.ts);
 // bridge.ts wraps them in promises.
-import type { TrainPart } from './predict';
-import type { ModelInfo, TrainerOptions, Variant } from './tagnet-types';
+import type { AugmentOptions, ModelInfo, TrainerOptions, Variant } from './tagnet-types';
+
+/**
+ * What trains when the page fine-tunes: the classifier head, the head and the last convolution
+ * block, or every layer. The core's fine-tuning policy says which layers each is (the worker
+ * asks it: 'block' is its 'last-block').
+ */
+export type TrainPart = 'head' | 'block' | 'all';
+
+/** A model as the worker describes it to the page. */
+export interface LoadedModel extends ModelInfo {
+  /** The first layer that trains for each part, by the core's policy; null when the model lacks that part. */
+  trainableFrom: Record<TrainPart, number | null>;
+}
 
 /** An RGBA picture: (height, width, 4) bytes. */
 export interface RgbaImage {
@@ -24,6 +36,8 @@ export interface InitResult {
   crossOriginIsolated: boolean;
   /** Milliseconds the worker spent loading and starting the module. */
   startMs: number;
+  /** The tutorial's augmentation, as the core defines it: what the page trains with. */
+  augment: Required<AugmentOptions>;
 }
 
 export interface TrainExample extends RgbaImage {
@@ -57,7 +71,7 @@ export interface TrainProgress {
 export interface TrainResult {
   /** The fine-tuned model file (also the worker's current model). */
   bytes: Uint8Array;
-  info: ModelInfo;
+  info: LoadedModel;
   stopped: boolean;
   /** Training was stopped before its first batch: the model is the one before. */
   reverted: boolean;
@@ -94,7 +108,7 @@ export type Request =
 
 export interface Results {
   init: InitResult;
-  load: ModelInfo;
+  load: LoadedModel;
   classify: Float32Array[];
   train: TrainResult;
   stop: boolean;

@@ -1,5 +1,6 @@
 // What the page keeps across reloads, in IndexedDB: the current model file, the teaching
 // examples (pictures as PNG with their labels) and the teaching settings.
+import type { TrainPart } from './protocol';
 
 export interface StoredModel {
   bytes: Uint8Array;
@@ -20,7 +21,7 @@ export interface StoredExample {
 export interface TeachSettings {
   mode: 'multi' | 'single';
   labels: string[];
-  part: 'head' | 'block' | 'all';
+  part: TrainPart;
   epochs: number;
   lr: number;
   batchSize: number;

@@ -3,12 +3,11 @@
 // which a page's main thread must not do). One request runs at a time, in arrival order;
 // 'stop' is answered at once and ends a running training after its current batch.
 import { rewriteMetadata } from './modelfile';
-import { freezeIndex } from './predict';
 import type {
-  BenchRequest, BenchResult, InitRequest, InitResult, Request, RequestMessage, ResponseMessage,
-  RgbaImage, TrainProgress, TrainRequest, TrainResult,
+  BenchRequest, BenchResult, InitRequest, InitResult, LoadedModel, Request, RequestMessage, ResponseMessage,
+  RgbaImage, TrainPart, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
-import type { Model, ModelInfo, Tagnet } from './tagnet-types';
+import type { AugmentOptions, Model, Tagnet, TrainablePart } from './tagnet-types';
 
 interface WorkerScope {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -40,6 +39,27 @@ function need<T>(value: T | null, what: string): T {
   return value;
 }
 
+/** The core's name for each part the page offers to train (its stored settings say 'block'). */
+const CORE_PARTS: Record<TrainPart, TrainablePart> = { head: 'head', block: 'last-block', all: 'all' };
+
+/**
+ * A float32 the core gave as the shortest decimal that is the same float32: 0.1, not
+ * 0.10000000149011612, in the page and in the fine-tuned model's metadata.
+ */
+function shortestFloat32(x: number): number {
+  for (let digits = 1; digits < 9; ++digits) {
+    const y = Number(x.toPrecision(digits));
+    if (Math.fround(y) === Math.fround(x)) return y;
+  }
+  return x;
+}
+
+function tutorialAugment(t: Tagnet): Required<AugmentOptions> {
+  const a = t.tutorialAugment();
+  for (const k of ['rotation', 'widthShift', 'heightShift', 'shear', 'zoom', 'cval'] as const) a[k] = shortestFloat32(a[k]);
+  return a;
+}
+
 async function init(r: InitRequest): Promise<InitResult> {
   const t0 = performance.now();
   const mod = (await import(/* @vite-ignore */ new URL('tagnet.js', r.wasmBase).href)) as TagnetModule;
@@ -51,16 +71,28 @@ async function init(r: InitRequest): Promise<InitResult> {
     engine: tagnet.engine,
     crossOriginIsolated: (self as unknown as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
     startMs: performance.now() - t0,
+    augment: tutorialAugment(tagnet),
   };
 }
 
-function load(bytes: Uint8Array): ModelInfo {
+function describe(m: Model): LoadedModel {
+  const from = (part: TrainPart) => {
+    try {
+      return m.trainableFrom(CORE_PARTS[part]);
+    } catch {
+      return null;   // e.g. no Dense head or no convolutional base
+    }
+  };
+  return { ...m.info(), trainableFrom: { head: from('head'), block: from('block'), all: from('all') } };
+}
+
+function load(bytes: Uint8Array): LoadedModel {
   const t = need(tagnet, 'the engine');
   const next = t.loadModel(bytes);   // throws for bytes that are not a model: the old one stays
   model?.delete();
   model = next;
   modelBytes = bytes;
-  return model.info();
+  return describe(model);
 }
 
 function classify(images: RgbaImage[]): Float32Array[] {
@@ -87,7 +119,7 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
   if (info.labels.length !== r.labels.length || info.labels.some((l, i) => l !== r.labels[i])) {
     throw new Error(`the model's labels (${info.labels.join(', ')}) are not the ones to train`);
   }
-  m.freeze(freezeIndex(info.layers, r.part));
+  m.setTrainable(CORE_PARTS[r.part]);
   const trainableParams = m.info().trainableParams;
   const trainer = m.createTrainer(r.options);
   let steps = 0;
