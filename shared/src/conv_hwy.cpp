@@ -14,12 +14,7 @@
 // transformed weights in the layer's OpState until Exec::param_version changes.
 // Dense layers call gemm_hwy with transposed operands expressed through strides, except the
 // forward pass of a few rows, which is a set of dot products (DenseDots).
-// GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
-// target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
-#include <hwy/highway.h>
+#include "hwy_setup.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -37,12 +32,7 @@
 namespace tagnet {
 namespace kern {
 
-namespace hn = hwy::HWY_NAMESPACE;
-
 namespace {
-
-using D = hn::ScalableTag<float>;
-constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 
 // Target floats of one im2col chunk: well inside L2 next to the packed weights.
 constexpr size_t kColFloats = size_t(96) << 10;

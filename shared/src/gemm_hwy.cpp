@@ -10,15 +10,9 @@
 // then written in long row runs), or, with few A tiles, each B sliver stays in L1 instead.
 // gemm_hwy splits N across threads (each packs its own B columns) or, when A is the larger
 // operand, splits M after packing B once for all threads.
-#include "gemm_hwy.h"
+#include "hwy_setup.h"
 
-// GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
-// target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
 #include <hwy/cache_control.h>
-#include <hwy/highway.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,19 +23,15 @@
 #include <utility>
 #include <vector>
 
+#include "gemm_hwy.h"
 #include "thread_pool.h"
 
 namespace tagnet {
 namespace kern {
 namespace gemm {
 
-namespace hn = hwy::HWY_NAMESPACE;
-
 namespace {
 
-using D = hn::ScalableTag<float>;
-using V = hn::Vec<D>;
-constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 constexpr int kMR = 6;
 // Two vectors per row: 6 x 2 accumulators + 2 B vectors + 1 broadcast fit the 16 registers
 // of both AVX2 and SIMD128.
@@ -540,7 +530,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
   const auto cost = [](int m, int n, int k, long ra, long ca, long cb, long cc) {
     const double mp = (m + kMR - 1) / kMR * kMR;
     const double np = (n + kNR - 1) / kNR * kNR;
-    const double compute = mp * np * k / (2.0 * gemm::kL * 2.0);
+    const double compute = mp * np * k / (2.0 * kL * 2.0);
     const double pack_b = static_cast<double>(k) * n * (cb == 1 ? 0.5 : 2.0);
     const double pack_a = gemm::ShouldPackA(ra, ca) ? 2.0 * m * k : 0.0;
     const double transpose_c = cc == 1 ? 0.0 : static_cast<double>(m) * n;

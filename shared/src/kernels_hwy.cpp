@@ -1,21 +1,16 @@
 // The `hwy` backend: gemm/conv/dense come from gemm_hwy.cpp and conv_hwy.cpp; the
 // memory-bound kernels (activations, pooling, batch norm) live here.
 //
-// Highway is used with static dispatch only, so the one target is the build's (-march on
-// x86, SIMD128 under Emscripten). Channel loops run whole vectors and finish the C % lanes
-// tail with a one-lane vector, so every channel goes through the same arithmetic.
+// Channel loops run whole vectors and finish the C % lanes tail with a one-lane vector, so
+// every channel goes through the same arithmetic.
 //
 // Threading: work below kMinParallelWork runs on the calling thread. Reductions (batch norm
 // statistics) are split into a number of row chunks that depends on the shape only, not on
 // the thread count, and the chunk partials are combined in a fixed order: results are
 // identical whatever the pool size.
 
-// Highway 1.0 only selects its AVX2 target when AES/PCLMUL are enabled too, which
-// -march=haswell does not do; none of these kernels use those instructions.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
-#include <hwy/highway.h>
+#include "hwy_setup.h"
+
 #include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
@@ -33,8 +28,6 @@ namespace tagnet {
 namespace kern {
 namespace {
 
-namespace hn = hwy::HWY_NAMESPACE;
-using DF = hn::ScalableTag<float>;
 using D1 = hn::CappedTag<float, 1>;
 
 // Waking the pool costs a few microseconds; below this many elements it does not pay off.
@@ -81,10 +74,10 @@ void ParallelTasks(const Exec& e, size_t tasks, size_t work, const Fn& fn) {
   }
 }
 
-// f(d, i) for i in [begin, end): whole vectors of tag DF, then single lanes of tag D1.
+// f(d, i) for i in [begin, end): whole vectors of tag D, then single lanes of tag D1.
 template <class F>
 HWY_INLINE void ForLanes(size_t begin, size_t end, const F& f) {
-  const DF d;
+  const D d;
   const size_t L = hn::Lanes(d);
   size_t i = begin;
   for (; i + L <= end; i += L) f(d, i);
@@ -97,12 +90,12 @@ HWY_INLINE void ForLanes(size_t begin, size_t end, const F& f) {
 struct ChannelSplit {
   size_t C, vecs, blocks;
   ChannelSplit(const Exec& e, size_t units, size_t C_) : C(C_) {
-    vecs = C / hn::Lanes(DF());
+    vecs = C / hn::Lanes(D());
     const size_t threads = PoolThreads(e);
     blocks = units >= threads ? 1 : std::max<size_t>(1, std::min(vecs, threads));
   }
   size_t begin(size_t b) const {
-    return b == blocks ? C : vecs * b / blocks * hn::Lanes(DF());
+    return b == blocks ? C : vecs * b / blocks * hn::Lanes(D());
   }
 };
 
@@ -211,7 +204,7 @@ void sigmoid_backward_hwy(size_t n, const float* y /* (n) */, const float* dy /*
 }
 
 float RowMax(size_t cols, const float* HWY_RESTRICT x) {
-  const DF d;
+  const D d;
   const size_t L = hn::Lanes(d);
   auto vm = hn::Set(d, -std::numeric_limits<float>::infinity());
   size_t i = 0;
@@ -223,7 +216,7 @@ float RowMax(size_t cols, const float* HWY_RESTRICT x) {
 
 // sum of a[i] * b[i], or of a[i] when b is null.
 float RowDot(size_t cols, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b) {
-  const DF d;
+  const D d;
   const size_t L = hn::Lanes(d);
   auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
   size_t i = 0;
