@@ -26,6 +26,7 @@
 
 #include "gemm_hwy.h"
 #include "kernels.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 #include "winograd_hwy.h"
 
@@ -43,8 +44,6 @@ constexpr int kFilterPixels = 64;
 // Runs of filter-gradient tasks per thread, each with its own partial sums: more balance the
 // load better, each costs one more partial (R x K floats) to fill and add.
 constexpr int kFilterRunsPerThread = 2;
-// Below this many flops a convolution runs on the calling thread only.
-constexpr double kMinParallelFlops = 1 << 21;
 
 HWY_INLINE void CopyN(const float* HWY_RESTRICT src, float* HWY_RESTRICT dst, int n) {
   const D d;
@@ -200,7 +199,7 @@ int Threads(const Exec& e, double flops) {
 void PackInto(int K, int N, int kc, const float* B, long rsb, long csb, float* dst,
               const Exec& e, int threads) {
   const int slivers = gemm::b_slivers(N);
-  if (threads > 1 && static_cast<double>(K) * N >= 65536.0) {
+  if (threads > 1 && static_cast<double>(K) * N >= kMinParallelPackFloats) {
     e.pool->run(slivers, 1, [&](size_t b, size_t end) {
       gemm::pack_b(K, N, kc, B, rsb, csb, dst, static_cast<int>(b), static_cast<int>(end));
     });
@@ -650,7 +649,7 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
             }
       }
     };
-    if (threads > 1 && static_cast<double>(rt) * d.C >= 65536.0) {
+    if (threads > 1 && static_cast<double>(rt) * d.C >= kMinParallelPackFloats) {
       e.pool->run(slivers, 1, pack);
     } else {
       pack(0, slivers);

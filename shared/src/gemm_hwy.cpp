@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "gemm_hwy.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 
 namespace tagnet {
@@ -54,8 +55,6 @@ constexpr int kNCMin = 256;
 constexpr int kBBlockFloats = 128 << 10;
 // Work chunks per thread when gemm_hwy splits M or N.
 constexpr int kChunksPerThread = 4;
-// Below this many flops the pool's wake-up costs more than a second core saves.
-constexpr double kMinParallelFlops = 1 << 21;
 // gemm_hwy packs a shared B in N blocks of at most this many floats.
 constexpr size_t kMaxSharedB = size_t(4) << 20;
 // Floats of the row-major staging buffer for a C with non-unit column stride.
@@ -548,7 +547,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
   }
   ThreadPool* pool = e.pool;
   int threads = pool ? pool->threads() : 1;
-  if (2.0 * M * N * K < gemm::kMinParallelFlops) threads = 1;
+  if (2.0 * M * N * K < kMinParallelFlops) threads = 1;
   const int mt = (M + kMR - 1) / kMR;
   const int slivers = gemm::b_slivers(N);
   if (threads <= 1 || (mt < 2 && slivers < 2)) {
@@ -585,7 +584,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
     const int nc_slivers = gemm::b_slivers(nc);
     float* bp = gemm::scratch(gemm::kSlotSharedB, gemm::packed_b_floats(K, nc));
     const float* bsrc = B + j0 * csb;
-    if (static_cast<double>(K) * nc >= 65536.0) {
+    if (static_cast<double>(K) * nc >= kMinParallelPackFloats) {
       pool->run(nc_slivers, 1, [&](size_t b, size_t end) {
         gemm::pack_b(K, nc, kc, bsrc, rsb, csb, bp, static_cast<int>(b), static_cast<int>(end));
       });

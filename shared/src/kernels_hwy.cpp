@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 
 namespace tagnet {
@@ -30,8 +31,6 @@ namespace {
 
 using D1 = hn::CappedTag<float, 1>;
 
-// Waking the pool costs a few microseconds; below this many elements it does not pay off.
-constexpr size_t kMinParallelWork = size_t{1} << 16;
 // Elementwise chunks: a multiple of any vector length, large enough to amortise a task.
 constexpr size_t kFlatGrain = 4096;
 // Rows summed in float before folding into double: short enough that float rounding stays

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 
 namespace tagnet::kern {
@@ -63,11 +64,6 @@ struct PthreadpoolDeleter {
   void operator()(pthreadpool_t p) const { pthreadpool_destroy(p); }
 };
 
-// Waking the pool's workers costs 20-30 us, as much as ~2^18 element-wise operations on one
-// core (relu over 2^17 floats: 16 us inline, 64 us on two threads), so smaller ops run on the
-// calling thread.
-constexpr double kMinWorkToThread = 1 << 18;
-
 // Work of a GEMM-like op in element-wise units: the weights are streamed once and a
 // multiply-add costs about a sixteenth of an element-wise op (dense 1024->64 over 32 rows:
 // 44 us inline, 52 us on two threads; 1024->1024 over one row: 155 us inline, 72 us threaded).
@@ -78,7 +74,7 @@ double gemm_work(double macs, double weights) { return macs / 16 + weights; }
 // Null runs the operator on the calling thread.
 pthreadpool_t xnn_threads(const Exec& e, double work) {
   const int threads = e.pool ? e.pool->threads() : 1;
-  if (threads <= 1 || work < kMinWorkToThread) return nullptr;
+  if (threads <= 1 || work < kMinXnnpackThreadedWork) return nullptr;
   static std::mutex mu;
   static std::map<int, std::unique_ptr<pthreadpool, PthreadpoolDeleter>> pools;
   std::lock_guard<std::mutex> lock(mu);

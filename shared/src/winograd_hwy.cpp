@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "gemm_hwy.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 #include "winograd_hwy.h"
 
@@ -296,7 +297,7 @@ void transform_weights(int C, int K, const float* w, float* u, const Exec& e, in
       }
     }
   };
-  if (threads > 1 && e.pool && S > 1 && static_cast<double>(C) * K >= 16384.0) {
+  if (threads > 1 && e.pool && S > 1 && static_cast<double>(C) * K >= kMinParallelWinogradPairs) {
     e.pool->run(S, 1, slivers);
   } else {
     slivers(0, S);
