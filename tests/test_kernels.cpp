@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernel_tester.h"
@@ -434,6 +436,19 @@ INSTANTIATE_TEST_SUITE_P(Backends, KernelTest, ::testing::ValuesIn(BackendsUnder
                          [](const ::testing::TestParamInfo<const Backend*>& info) {
                            return std::string(info.param->name);
                          });
+
+// A table filled by position that misses an entry leaves its last slots null, which would
+// only show when that op first runs. The table is a name and function pointers, all of one size.
+TEST_P(KernelTest, TableFillsEverySlot) {
+  static_assert(std::is_standard_layout<Backend>::value, "Backend must stay a plain table");
+  constexpr size_t kSlots = sizeof(Backend) / sizeof(void*);
+  static_assert(kSlots * sizeof(void*) == sizeof(Backend), "every slot is one pointer wide");
+  void* slots[kSlots];
+  std::memcpy(slots, be(), sizeof(Backend));
+  for (size_t i = 0; i < kSlots; ++i) {
+    EXPECT_NE(slots[i], nullptr) << "slot " << i << " in the order of struct Backend (0 = name)";
+  }
+}
 
 struct Mnk {
   int m, n, k;

@@ -116,6 +116,8 @@ void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float*
                                float* db, const Exec& e);
 
 // ---- the dispatch table ----
+// Tables fill it in slot order and label every entry, `/* .gemm = */ gemm_hwy,` (ggml's way:
+// C++17 has no designated initializers), so a misplaced kernel shows in review.
 struct Backend {
   const char* name;
   void (*gemm)(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
