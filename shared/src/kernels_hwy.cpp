@@ -1,5 +1,5 @@
 // The `hwy` backend: gemm/conv/dense come from gemm_hwy.cpp and conv_hwy.cpp; the
-// memory-bound kernels (activations, pooling, batch norm) live here.
+// memory-bound kernels (activations, pooling, batch norm, dropout, copies) live here.
 //
 // Channel loops run whole vectors and finish the C % lanes tail with a one-lane vector, so
 // every channel goes through the same arithmetic.
@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -538,28 +539,91 @@ void batchnorm_backward_hwy(int M, int C, const float* x /* (M, C) */, const flo
   });
 }
 
+// Frozen BatchNorm: the scale is computed per channel in float, as batchnorm_backward_infer_ref
+// does, so both give the same numbers.
+void batchnorm_backward_infer_hwy(int M, int C, const float* dy /* (M, C) */,
+                                  const float* gamma /* (C) */, const float* moving_var /* (C) */,
+                                  float eps, float* dx /* (M, C) */, const Exec& e) {
+  const size_t Ms = M, Cs = C;
+  std::vector<float> scale(Cs);
+  for (size_t c = 0; c < Cs; ++c) scale[c] = gamma[c] / std::sqrt(moving_var[c] + eps);
+  ParallelFor(e, Ms, 1, 3 * Ms * Cs, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const float* gr = dy + r * Cs;
+      float* dr = dx + r * Cs;
+      ForLanes(0, Cs, [&](auto d, size_t c) {
+        hn::StoreU(hn::MulAdd(hn::LoadU(d, gr + c), hn::LoadU(d, scale.data() + c),
+                              hn::LoadU(d, dr + c)),
+                   d, dr + c);
+      });
+    }
+  });
+}
+
+// ---------------------------------------------------------------- dropout, identity
+
+void dropout_forward_hwy(size_t n, const float* x /* (n) */, const float* mask /* (n) */,
+                         float* y /* (n) */, const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, 2 * n, [&](size_t b, size_t end) {
+    ForLanes(b, end, [&](auto d, size_t i) {
+      hn::StoreU(hn::Mul(hn::LoadU(d, x + i), hn::LoadU(d, mask + i)), d, y + i);
+    });
+  });
+}
+
+void dropout_backward_hwy(size_t n, const float* mask /* (n) */, const float* dy /* (n) */,
+                          float* dx /* (n) */, const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, 3 * n, [&](size_t b, size_t end) {
+    ForLanes(b, end, [&](auto d, size_t i) {
+      hn::StoreU(hn::MulAdd(hn::LoadU(d, dy + i), hn::LoadU(d, mask + i), hn::LoadU(d, dx + i)),
+                 d, dx + i);
+    });
+  });
+}
+
+void identity_forward_hwy(size_t n, const float* x /* (n) */, float* y /* (n) */,
+                          const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, n, [&](size_t b, size_t end) {
+    std::memcpy(y + b, x + b, (end - b) * sizeof(float));
+  });
+}
+
+void identity_backward_hwy(size_t n, const float* dy /* (n) */, float* dx /* (n) */,
+                           const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, 2 * n, [&](size_t b, size_t end) {
+    ForLanes(b, end, [&](auto d, size_t i) {
+      hn::StoreU(hn::Add(hn::LoadU(d, dx + i), hn::LoadU(d, dy + i)), d, dx + i);
+    });
+  });
+}
+
 const Backend kHwyBackend = {
-    /* .name                    = */ "hwy",
-    /* .gemm                    = */ gemm_hwy,
-    /* .conv2d_forward          = */ conv2d_forward_hwy,
-    /* .conv2d_backward_data    = */ conv2d_backward_data_hwy,
-    /* .conv2d_backward_filter  = */ conv2d_backward_filter_hwy,
-    /* .dense_forward           = */ dense_forward_hwy,
-    /* .dense_backward_data     = */ dense_backward_data_hwy,
-    /* .dense_backward_filter   = */ dense_backward_filter_hwy,
-    /* .maxpool_forward         = */ maxpool_forward_hwy,
-    /* .maxpool_backward        = */ maxpool_backward_hwy,
-    /* .gap_forward             = */ gap_forward_hwy,
-    /* .gap_backward            = */ gap_backward_hwy,
-    /* .relu_forward            = */ relu_forward_hwy,
-    /* .relu_backward           = */ relu_backward_hwy,
-    /* .sigmoid_forward         = */ sigmoid_forward_hwy,
-    /* .sigmoid_backward        = */ sigmoid_backward_hwy,
-    /* .softmax_forward         = */ softmax_forward_hwy,
-    /* .softmax_backward        = */ softmax_backward_hwy,
-    /* .batchnorm_forward_train = */ batchnorm_forward_train_hwy,
-    /* .batchnorm_forward_infer = */ batchnorm_forward_infer_hwy,
-    /* .batchnorm_backward      = */ batchnorm_backward_hwy,
+    /* .name                     = */ "hwy",
+    /* .gemm                     = */ gemm_hwy,
+    /* .conv2d_forward           = */ conv2d_forward_hwy,
+    /* .conv2d_backward_data     = */ conv2d_backward_data_hwy,
+    /* .conv2d_backward_filter   = */ conv2d_backward_filter_hwy,
+    /* .dense_forward            = */ dense_forward_hwy,
+    /* .dense_backward_data      = */ dense_backward_data_hwy,
+    /* .dense_backward_filter    = */ dense_backward_filter_hwy,
+    /* .maxpool_forward          = */ maxpool_forward_hwy,
+    /* .maxpool_backward         = */ maxpool_backward_hwy,
+    /* .gap_forward              = */ gap_forward_hwy,
+    /* .gap_backward             = */ gap_backward_hwy,
+    /* .relu_forward             = */ relu_forward_hwy,
+    /* .relu_backward            = */ relu_backward_hwy,
+    /* .sigmoid_forward          = */ sigmoid_forward_hwy,
+    /* .sigmoid_backward         = */ sigmoid_backward_hwy,
+    /* .softmax_forward          = */ softmax_forward_hwy,
+    /* .softmax_backward         = */ softmax_backward_hwy,
+    /* .batchnorm_forward_train  = */ batchnorm_forward_train_hwy,
+    /* .batchnorm_forward_infer  = */ batchnorm_forward_infer_hwy,
+    /* .batchnorm_backward       = */ batchnorm_backward_hwy,
+    /* .batchnorm_backward_infer = */ batchnorm_backward_infer_hwy,
+    /* .dropout_forward          = */ dropout_forward_hwy,
+    /* .dropout_backward         = */ dropout_backward_hwy,
+    /* .identity_forward         = */ identity_forward_hwy,
+    /* .identity_backward        = */ identity_backward_hwy,
 };
 
 }  // namespace

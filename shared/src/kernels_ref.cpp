@@ -347,6 +347,38 @@ void batchnorm_backward_ref(int M, int C, const float* x /* (M, C) */, const flo
   }
 }
 
+// The elementwise kernels below compute in float, one multiply-add per element: that is exact
+// enough for an oracle, and every backend then gives the same numbers.
+
+void batchnorm_backward_infer_ref(int M, int C, const float* dy /* (M, C) */,
+                                  const float* gamma /* (C) */, const float* moving_var /* (C) */,
+                                  float eps, float* dx /* (M, C) */) {
+  std::vector<float> scale(C);
+  for (int c = 0; c < C; ++c) scale[c] = gamma[c] / std::sqrt(moving_var[c] + eps);
+  for (int m = 0; m < M; ++m) {
+    for (int c = 0; c < C; ++c) {
+      const size_t at = static_cast<size_t>(m) * C + c;
+      dx[at] += dy[at] * scale[c];
+    }
+  }
+}
+
+void dropout_forward_ref(size_t n, const float* x, const float* mask, float* y) {
+  for (size_t i = 0; i < n; ++i) y[i] = x[i] * mask[i];
+}
+
+void dropout_backward_ref(size_t n, const float* mask, const float* dy, float* dx) {
+  for (size_t i = 0; i < n; ++i) dx[i] += dy[i] * mask[i];
+}
+
+void identity_forward_ref(size_t n, const float* x, float* y) {
+  for (size_t i = 0; i < n; ++i) y[i] = x[i];
+}
+
+void identity_backward_ref(size_t n, const float* dy, float* dx) {
+  for (size_t i = 0; i < n; ++i) dx[i] += dy[i];
+}
+
 // ---- the ref table: adapters from the Backend signatures, ignoring state and Exec ----
 
 namespace {
@@ -444,31 +476,57 @@ void batchnorm_backward(int M, int C, const float* x, const float* dy, const flo
   batchnorm_backward_ref(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta);
 }
 
+void batchnorm_backward_infer(int M, int C, const float* dy, const float* gamma,
+                              const float* moving_var, float eps, float* dx, const Exec&) {
+  batchnorm_backward_infer_ref(M, C, dy, gamma, moving_var, eps, dx);
+}
+
+void dropout_forward(size_t n, const float* x, const float* mask, float* y, const Exec&) {
+  dropout_forward_ref(n, x, mask, y);
+}
+
+void dropout_backward(size_t n, const float* mask, const float* dy, float* dx, const Exec&) {
+  dropout_backward_ref(n, mask, dy, dx);
+}
+
+void identity_forward(size_t n, const float* x, float* y, const Exec&) {
+  identity_forward_ref(n, x, y);
+}
+
+void identity_backward(size_t n, const float* dy, float* dx, const Exec&) {
+  identity_backward_ref(n, dy, dx);
+}
+
 }  // namespace
 
 const Backend* backend_ref() {
   static const Backend table = {
-      /* .name                    = */ "ref",
-      /* .gemm                    = */ gemm,
-      /* .conv2d_forward          = */ conv2d_forward,
-      /* .conv2d_backward_data    = */ conv2d_backward_data,
-      /* .conv2d_backward_filter  = */ conv2d_backward_filter,
-      /* .dense_forward           = */ dense_forward,
-      /* .dense_backward_data     = */ dense_backward_data,
-      /* .dense_backward_filter   = */ dense_backward_filter,
-      /* .maxpool_forward         = */ maxpool_forward,
-      /* .maxpool_backward        = */ maxpool_backward,
-      /* .gap_forward             = */ gap_forward,
-      /* .gap_backward            = */ gap_backward,
-      /* .relu_forward            = */ relu_forward,
-      /* .relu_backward           = */ relu_backward,
-      /* .sigmoid_forward         = */ sigmoid_forward,
-      /* .sigmoid_backward        = */ sigmoid_backward,
-      /* .softmax_forward         = */ softmax_forward,
-      /* .softmax_backward        = */ softmax_backward,
-      /* .batchnorm_forward_train = */ batchnorm_forward_train,
-      /* .batchnorm_forward_infer = */ batchnorm_forward_infer,
-      /* .batchnorm_backward      = */ batchnorm_backward,
+      /* .name                     = */ "ref",
+      /* .gemm                     = */ gemm,
+      /* .conv2d_forward           = */ conv2d_forward,
+      /* .conv2d_backward_data     = */ conv2d_backward_data,
+      /* .conv2d_backward_filter   = */ conv2d_backward_filter,
+      /* .dense_forward            = */ dense_forward,
+      /* .dense_backward_data      = */ dense_backward_data,
+      /* .dense_backward_filter    = */ dense_backward_filter,
+      /* .maxpool_forward          = */ maxpool_forward,
+      /* .maxpool_backward         = */ maxpool_backward,
+      /* .gap_forward              = */ gap_forward,
+      /* .gap_backward             = */ gap_backward,
+      /* .relu_forward             = */ relu_forward,
+      /* .relu_backward            = */ relu_backward,
+      /* .sigmoid_forward          = */ sigmoid_forward,
+      /* .sigmoid_backward         = */ sigmoid_backward,
+      /* .softmax_forward          = */ softmax_forward,
+      /* .softmax_backward         = */ softmax_backward,
+      /* .batchnorm_forward_train  = */ batchnorm_forward_train,
+      /* .batchnorm_forward_infer  = */ batchnorm_forward_infer,
+      /* .batchnorm_backward       = */ batchnorm_backward,
+      /* .batchnorm_backward_infer = */ batchnorm_backward_infer,
+      /* .dropout_forward          = */ dropout_forward,
+      /* .dropout_backward         = */ dropout_backward,
+      /* .identity_forward         = */ identity_forward,
+      /* .identity_backward        = */ identity_backward,
   };
   return &table;
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
 #include "kernels.h"
@@ -227,15 +226,10 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   const int M = static_cast<int>(x.size() / C);
   const float* gamma = params_[0].value.data();
   if (!trainable) {
-    // Inference-mode normalisation is an affine map: dx = dy * gamma / sqrt(var + eps).
-    if (!dx) return;
-    const float* mv = params_[3].value.data();
-    std::vector<float> scale(C);
-    for (int c = 0; c < C; ++c) scale[c] = gamma[c] / std::sqrt(mv[c] + epsilon_);
-    float* out = dx->data();
-    const float* g = dy.data();
-    for (int m = 0; m < M; ++m)
-      for (int c = 0; c < C; ++c) out[size_t(m) * C + c] += g[size_t(m) * C + c] * scale[c];
+    // A frozen layer normalises in inference mode, with no parameter gradients.
+    if (dx)
+      be(ctx).batchnorm_backward_infer(M, C, dy.data(), gamma, params_[3].value.data(), epsilon_,
+                                       dx->data(), exec_of(ctx));
     return;
   }
   float* dgamma = params_[0].grad.data();
@@ -355,7 +349,7 @@ nlohmann::json Dropout::config() const { return {{"rate", rate_}}; }
 void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize(x.shape());
   if (!ctx.training || rate_ == 0.f) {
-    std::memcpy(y.data(), x.data(), x.size() * sizeof(float));
+    be(ctx).identity_forward(x.size(), x.data(), y.data(), exec_of(ctx));
     return;
   }
   if (!fixed_mask_ || mask_.shape() != x.shape()) {
@@ -372,33 +366,31 @@ void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
         m[i + k] = ((r >> (16 * k)) & 0xFFFF) < cut ? 0.f : keep;
     }
   }
-  for (size_t i = 0; i < x.size(); ++i) y.at(i) = x.at(i) * mask_.at(i);
+  be(ctx).dropout_forward(x.size(), x.data(), mask_.data(), y.data(), exec_of(ctx));
 }
 
 void Dropout::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx,
                        const BackwardContext& ctx) {
   if (!dx) return;
-  if (!ctx.training || rate_ == 0.f) {
-    for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i);
-    return;
-  }
-  for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i) * mask_.at(i);
+  if (!ctx.training || rate_ == 0.f)
+    be(ctx).identity_backward(dy.size(), dy.data(), dx->data(), exec_of(ctx));
+  else
+    be(ctx).dropout_backward(dy.size(), mask_.data(), dy.data(), dx->data(), exec_of(ctx));
 }
 
 // ---- Flatten ----
 
 Shape Flatten::setup(const Shape& in) { return {static_cast<int>(in.numel())}; }
 
-void Flatten::forward(const Tensor& x, Tensor& y, const Context&) {
+void Flatten::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   expect_input(*this, x);
   y.resize(output_shape.batched(x.dim(0)));
-  std::memcpy(y.data(), x.data(), x.size() * sizeof(float));
+  be(ctx).identity_forward(x.size(), x.data(), y.data(), exec_of(ctx));
 }
 
 void Flatten::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx,
-                       const BackwardContext&) {
-  if (!dx) return;
-  for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i);
+                       const BackwardContext& ctx) {
+  if (dx) be(ctx).identity_backward(dy.size(), dy.data(), dx->data(), exec_of(ctx));
 }
 
 // ---- factory ----
