@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "file_io.h"
+
 namespace tagnet {
 
 namespace {
@@ -22,11 +24,8 @@ std::string keras_base_name(const std::string& type) {
       s += '_';
     s += upper ? static_cast<char>(c - 'A' + 'a') : c;
   }
-  if (s == "re_lu") return "re_lu";
   return s;
 }
-
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 }  // namespace
 

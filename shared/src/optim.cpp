@@ -10,6 +10,7 @@ namespace tagnet {
 void Optimizer::step(Model& model) {
   prepare(model.arena_size());
   ++iterations;
+  // Keras' time-based decay: lr / (1 + decay * the number of steps before this one).
   const float lr_t = lr / (1.f + decay * static_cast<float>(iterations - 1));
   float* base = model.param_arena();
   const float* gbase = model.grad_arena();
