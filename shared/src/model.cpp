@@ -178,7 +178,7 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
   bc.param_grads = true;
   for (auto& l : layers_)
     if (!l->trainable)
-      for (auto& p : l->params())
+      for (auto& p : l->params_)
         if (p.trainable) p.grad.zero();
   if (head == 0) return value;
   grads_act_[head - 1].resize(acts_[head - 1].shape());

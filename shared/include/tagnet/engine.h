@@ -76,7 +76,7 @@ struct Context {
   const Engine* engine = nullptr;
   bool training = false;
   Rng* rng = nullptr;            // dropout masks; required when training with Dropout
-  uint64_t param_version = 0;    // bumped on every parameter change (repacks cached weights)
+  uint64_t param_version = 0;    // a new value makes the layers rebuild cached weights
 };
 
 }  // namespace tagnet
