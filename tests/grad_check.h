@@ -82,7 +82,9 @@ inline void check_layer(std::unique_ptr<Layer> layer, const Shape& in, int N, co
   for (size_t i = 0; i < r.size(); ++i) r.at(i) = rng.uniform(-1.f, 1.f);
   auto loss = [&]() {
     Tensor yy;
-    ++ctx.param_version;   // parameters were perturbed in place: cached packed weights are stale
+    // check_points writes through pointers taken before the last forward; taking write access
+    // again marks the weights changed.
+    l.params();
     l.forward(x, yy, ctx);
     double s = 0;
     for (size_t i = 0; i < yy.size(); ++i) s += double(yy.at(i)) * r.at(i);

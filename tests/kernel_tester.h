@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <random>
@@ -704,6 +705,7 @@ class BatchNormTester {
     TestTrain(be);
     TestInfer(be);
     TestBackward(be);
+    TestBackwardInfer(be);
   }
 
   void TestTrain(const Backend* be) const {
@@ -759,6 +761,22 @@ class BatchNormTester {
     EXPECT_TRUE(Close(dbeta, want_dbeta, M_)) << "dbeta";
   }
 
+  // A frozen layer: the input gradient of the inference-mode normalisation.
+  void TestBackwardInfer(const Backend* be) const {
+    SCOPED_TRACE(Describe("batchnorm backward infer"));
+    Rng rng(seed_ + 300);
+    const size_t n = static_cast<size_t>(M_) * C_;
+    Buf gamma = rng.Make(C_, 0.5f, 1.5f), mvar = rng.Make(C_, 0.05f, 2.0f);
+    Buf dy = rng.Make(n);
+    Buf grad(n, 0.0f);
+    batchnorm_backward_infer_ref(M_, C_, dy.data(), gamma.data(), mvar.data(), eps_, grad.data());
+    const Buf pattern = rng.Make(n);
+    Buf dx = pattern;
+    be->batchnorm_backward_infer(M_, C_, dy.data(), gamma.data(), mvar.data(), eps_, dx.data(),
+                                 MakeExec(1));
+    EXPECT_TRUE(CloseAdded(dx, pattern, grad, 1)) << "dx = pattern + gradient";
+  }
+
  private:
   std::string Describe(const char* what) const {
     std::ostringstream s;
@@ -768,6 +786,67 @@ class BatchNormTester {
   int M_ = 1, C_ = 1;
   float eps_ = 1e-3f, offset_ = 0.0f;
   uint32_t seed_ = 8;
+};
+
+// ---------------------------------------------------------------------------------------
+
+// Inverted dropout with a given mask; rate 0 tests the identity kernels instead, which is what
+// Dropout runs outside training (and Flatten always).
+class DropoutTester {
+ public:
+  DropoutTester& size(size_t v) { n_ = v; return *this; }
+  DropoutTester& rate(float v) { rate_ = v; return *this; }
+  DropoutTester& seed(uint32_t v) { seed_ = v; return *this; }
+
+  void Test(const Backend* be) const {
+    Rng rng(seed_);
+    Buf mask(n_);
+    for (size_t i = 0; i < n_; ++i) mask[i] = rng.Uniform(0.0f, 1.0f) < rate_ ? 0.0f : Keep();
+    const float* m = mask.data();
+    const Exec e = MakeExec(1);
+    // The kernels under test, (x, y) forward and (dy, dx) backward.
+    std::function<void(const float*, float*)> fwd_ref, fwd, bwd_ref, bwd;
+    if (rate_ == 0.0f) {
+      fwd_ref = [&](const float* x, float* y) { identity_forward_ref(n_, x, y); };
+      fwd = [&](const float* x, float* y) { be->identity_forward(n_, x, y, e); };
+      bwd_ref = [&](const float* dy, float* dx) { identity_backward_ref(n_, dy, dx); };
+      bwd = [&](const float* dy, float* dx) { be->identity_backward(n_, dy, dx, e); };
+    } else {
+      fwd_ref = [&](const float* x, float* y) { dropout_forward_ref(n_, x, m, y); };
+      fwd = [&](const float* x, float* y) { be->dropout_forward(n_, x, m, y, e); };
+      bwd_ref = [&](const float* dy, float* dx) { dropout_backward_ref(n_, m, dy, dx); };
+      bwd = [&](const float* dy, float* dx) { be->dropout_backward(n_, m, dy, dx, e); };
+    }
+    {
+      SCOPED_TRACE(Describe("forward"));
+      Buf x = rng.Make(n_);
+      Buf want = NaNs(n_), got = NaNs(n_);
+      fwd_ref(x.data(), want.data());
+      fwd(x.data(), got.data());
+      EXPECT_TRUE(Close(got, want, 1, 0.0)) << "y (must be exact)";
+    }
+    {
+      SCOPED_TRACE(Describe("backward"));
+      Buf dy = rng.Make(n_);
+      Buf grad(n_, 0.0f);
+      bwd_ref(dy.data(), grad.data());
+      const Buf pattern = rng.Make(n_);
+      Buf got = pattern;
+      bwd(dy.data(), got.data());
+      EXPECT_TRUE(CloseAdded(got, pattern, grad, 1)) << "dx = pattern + gradient";
+    }
+  }
+
+ private:
+  float Keep() const { return 1.0f / (1.0f - rate_); }
+  std::string Describe(const char* what) const {
+    std::ostringstream s;
+    s << (rate_ == 0.0f ? "identity " : "dropout ") << what << " n=" << n_ << " rate=" << rate_;
+    return s.str();
+  }
+  size_t n_ = 1;
+  float rate_ = 0.5f;
+  uint32_t seed_ = 9;
 };
 
 }  // namespace ktest

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernel_tester.h"
@@ -313,6 +315,37 @@ TEST(RefKernels, BatchNormInferByHand) {
   ExpectEq(y, {2});
 }
 
+TEST(RefKernels, BatchNormBackwardInferMatchesFiniteDifferences) {
+  // A frozen layer: the forward pass is batchnorm_forward_infer_ref.
+  Rng rng(18);
+  const int M = 5, C = 3;
+  const float eps = 1e-3f;
+  Buf x = rng.Make(M * C, -2, 2), dy = rng.Make(M * C);
+  const Buf gamma = rng.Make(C, 0.5f, 1.5f), beta = rng.Make(C);
+  const Buf mmean = rng.Make(C), mvar = rng.Make(C, 0.2f, 2.0f);
+  Buf dx(M * C, 0.0f);
+  batchnorm_backward_infer_ref(M, C, dy.data(), gamma.data(), mvar.data(), eps, dx.data());
+  auto forward = [&](Buf& out) {
+    batchnorm_forward_infer_ref(M, C, x.data(), gamma.data(), beta.data(), mmean.data(),
+                                mvar.data(), eps, out.data());
+  };
+  ExpectNearBuf(dx, NumericGradient(x, dy, forward, 1e-2f), 2e-3, "dx");
+}
+
+TEST(RefKernels, DropoutAndIdentityByHand) {
+  const Buf x = FromList({1, -2, 3, 4}), mask = FromList({0, 2, 0, 2});
+  Buf y(4);
+  dropout_forward_ref(4, x.data(), mask.data(), y.data());
+  ExpectEq(y, {0, -4, 0, 8});
+  Buf dx(4, 1.0f);
+  dropout_backward_ref(4, mask.data(), FromList({5, 5, 5, 5}).data(), dx.data());
+  ExpectEq(dx, {1, 11, 1, 11});
+  identity_forward_ref(4, x.data(), y.data());
+  ExpectEq(y, {1, -2, 3, 4});
+  identity_backward_ref(4, x.data(), dx.data());
+  ExpectEq(dx, {2, 9, 4, 15});
+}
+
 TEST(RefKernels, BatchNormBackwardMatchesFiniteDifferences) {
   Rng rng(15);
   const int M = 6, C = 3;
@@ -400,6 +433,13 @@ TEST(RefKernels, InputGradientsAreAdded) {
     batchnorm_backward_ref(5, 4, ax.data(), ady.data(), g.data(), bm.data(), bis.data(), dx,
                            dg.data(), dbt.data());
   });
+  Buf mv = rng.Make(4, 0.2f, 2.0f);
+  check(20, "frozen batchnorm", [&](float* dx) {
+    batchnorm_backward_infer_ref(5, 4, ady.data(), g.data(), mv.data(), 1e-3f, dx);
+  });
+  Buf mask = rng.MakeInts(20, 0, 1);
+  check(20, "dropout", [&](float* dx) { dropout_backward_ref(20, mask.data(), ady.data(), dx); });
+  check(20, "identity", [&](float* dx) { identity_backward_ref(20, ady.data(), dx); });
 }
 
 TEST(RefKernels, TableWrapsTheRefKernels) {
@@ -434,6 +474,19 @@ INSTANTIATE_TEST_SUITE_P(Backends, KernelTest, ::testing::ValuesIn(BackendsUnder
                          [](const ::testing::TestParamInfo<const Backend*>& info) {
                            return std::string(info.param->name);
                          });
+
+// A table filled by position that misses an entry leaves its last slots null, which would
+// only show when that op first runs. The table is a name and function pointers, all of one size.
+TEST_P(KernelTest, TableFillsEverySlot) {
+  static_assert(std::is_standard_layout<Backend>::value, "Backend must stay a plain table");
+  constexpr size_t kSlots = sizeof(Backend) / sizeof(void*);
+  static_assert(kSlots * sizeof(void*) == sizeof(Backend), "every slot is one pointer wide");
+  void* slots[kSlots];
+  std::memcpy(slots, be(), sizeof(Backend));
+  for (size_t i = 0; i < kSlots; ++i) {
+    EXPECT_NE(slots[i], nullptr) << "slot " << i << " in the order of struct Backend (0 = name)";
+  }
+}
 
 struct Mnk {
   int m, n, k;
@@ -590,6 +643,14 @@ TEST_P(KernelTest, Softmax) {
 TEST_P(KernelTest, SoftmaxLargeLogits) {
   ktest::SoftmaxTester().rows(7).cols(13).range(200.0f).Test(be());
   ktest::SoftmaxTester().rows(3).cols(67).range(1000.0f).Test(be());
+}
+
+TEST_P(KernelTest, Dropout) {
+  for (size_t n : {1, 7, 31, 67, 1031, 100003}) {
+    ktest::DropoutTester().size(n).rate(0.3f).Test(be());
+    ktest::DropoutTester().size(n).rate(0.0f).Test(be());  // the identity kernels
+  }
+  ktest::DropoutTester().size(1031).rate(0.9f).Test(be());
 }
 
 TEST_P(KernelTest, BatchNorm) {

@@ -1,9 +1,11 @@
 // The model: architectures, the model file, training behaviour and optimizers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 #include "tagnet/architectures.h"
 #include "tagnet/model.h"
@@ -423,6 +425,51 @@ TEST(Model, RejectsWrongInputShape) {
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("expected (2, 8, 8, 3)"), std::string::npos) << e.what();
+  }
+}
+
+// Writing weights through the public API is all it takes: the next forward rebuilds what the
+// backend cached from the old ones (Winograd-transformed weights on hwy, a packed operator on
+// xnnpack), so its output matches a model that never saw the old weights.
+TEST(Model, ForwardSeesWeightsWrittenThroughTheApi) {
+  const auto make = [] {
+    Model m({8, 8, 16});
+    m.add(std::make_unique<Conv2D>(16, 3, 1, Padding::kSame));   // 3x3, 16 -> 16: Winograd
+    m.build(1);
+    return m;
+  };
+  Tensor x({2, 8, 8, 16});
+  Rng rng(2);
+  for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform(-1, 1);
+  const auto output = [&](Model& m, const Context& ctx) {
+    const Tensor& y = m.forward(x, ctx);
+    return std::vector<float>(y.data(), y.data() + y.size());
+  };
+  for (const std::string& backend : Engine::available_backends()) {
+    SCOPED_TRACE(backend);
+    Engine engine(Engine::Options{2, backend});
+    const Context ctx{&engine, false, nullptr, 0};
+    Model m = make();
+    const std::vector<float> before = output(m, ctx);
+    output(m, ctx);   // xnnpack packs weights on their second use
+
+    // Through a layer's parameters.
+    Tensor& kernel = m.layer(0).params()[0].value;
+    for (size_t i = 0; i < kernel.size(); ++i) kernel.at(i) = 0.5f - kernel.at(i);
+    Model fresh = make();
+    float* fresh_kernel = fresh.layer(0).params()[0].value.data();
+    std::copy(kernel.data(), kernel.data() + kernel.size(), fresh_kernel);
+    const std::vector<float> after = output(m, ctx);
+    EXPECT_NE(after, before);
+    EXPECT_EQ(after, output(fresh, ctx));
+    output(m, ctx);
+
+    // Through the parameter arena.
+    float* arena = m.param_arena();
+    for (size_t i = 0; i < kernel.size(); ++i) arena[i] *= -2.0f;
+    Model fresh2 = make();
+    std::copy(arena, arena + m.arena_size(), fresh2.param_arena());
+    EXPECT_EQ(output(m, ctx), output(fresh2, ctx));
   }
 }
 

@@ -85,7 +85,6 @@ void perturb(Model& m, uint64_t seed) {
       else continue;
       for (size_t k = 0; k < p.value.size(); ++k) p.value.at(k) = rng.uniform(lo, hi);
     }
-  m.bump_param_version();
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {

@@ -14,12 +14,7 @@
 // transformed weights in the layer's OpState until Exec::param_version changes.
 // Dense layers call gemm_hwy with transposed operands expressed through strides, except the
 // forward pass of a few rows, which is a set of dot products (DenseDots).
-// GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
-// target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
-#include <hwy/highway.h>
+#include "hwy_setup.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -31,18 +26,14 @@
 
 #include "gemm_hwy.h"
 #include "kernels.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 #include "winograd_hwy.h"
 
 namespace tagnet {
 namespace kern {
 
-namespace hn = hwy::HWY_NAMESPACE;
-
 namespace {
-
-using D = hn::ScalableTag<float>;
-constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 
 // Target floats of one im2col chunk: well inside L2 next to the packed weights.
 constexpr size_t kColFloats = size_t(96) << 10;
@@ -53,8 +44,6 @@ constexpr int kFilterPixels = 64;
 // Runs of filter-gradient tasks per thread, each with its own partial sums: more balance the
 // load better, each costs one more partial (R x K floats) to fill and add.
 constexpr int kFilterRunsPerThread = 2;
-// Below this many flops a convolution runs on the calling thread only.
-constexpr double kMinParallelFlops = 1 << 21;
 
 HWY_INLINE void CopyN(const float* HWY_RESTRICT src, float* HWY_RESTRICT dst, int n) {
   const D d;
@@ -210,7 +199,7 @@ int Threads(const Exec& e, double flops) {
 void PackInto(int K, int N, int kc, const float* B, long rsb, long csb, float* dst,
               const Exec& e, int threads) {
   const int slivers = gemm::b_slivers(N);
-  if (threads > 1 && static_cast<double>(K) * N >= 65536.0) {
+  if (threads > 1 && static_cast<double>(K) * N >= kMinParallelPackFloats) {
     e.pool->run(slivers, 1, [&](size_t b, size_t end) {
       gemm::pack_b(K, N, kc, B, rsb, csb, dst, static_cast<int>(b), static_cast<int>(end));
     });
@@ -660,7 +649,7 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
             }
       }
     };
-    if (threads > 1 && static_cast<double>(rt) * d.C >= 65536.0) {
+    if (threads > 1 && static_cast<double>(rt) * d.C >= kMinParallelPackFloats) {
       e.pool->run(slivers, 1, pack);
     } else {
       pack(0, slivers);

@@ -57,10 +57,4 @@ std::vector<std::string> Engine::available_backends() {
   return v;
 }
 
-float Rng::normal() {
-  // Box-Muller; u1 in (0, 1] so the log is finite.
-  const float u1 = 1.0f - uniform(), u2 = uniform();
-  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853071795864f * u2);
-}
-
 }  // namespace tagnet

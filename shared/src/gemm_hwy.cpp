@@ -10,15 +10,9 @@
 // then written in long row runs), or, with few A tiles, each B sliver stays in L1 instead.
 // gemm_hwy splits N across threads (each packs its own B columns) or, when A is the larger
 // operand, splits M after packing B once for all threads.
-#include "gemm_hwy.h"
+#include "hwy_setup.h"
 
-// GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
-// target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
 #include <hwy/cache_control.h>
-#include <hwy/highway.h>
 
 #include <algorithm>
 #include <chrono>
@@ -29,19 +23,16 @@
 #include <utility>
 #include <vector>
 
+#include "gemm_hwy.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 
 namespace tagnet {
 namespace kern {
 namespace gemm {
 
-namespace hn = hwy::HWY_NAMESPACE;
-
 namespace {
 
-using D = hn::ScalableTag<float>;
-using V = hn::Vec<D>;
-constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 constexpr int kMR = 6;
 // Two vectors per row: 6 x 2 accumulators + 2 B vectors + 1 broadcast fit the 16 registers
 // of both AVX2 and SIMD128.
@@ -64,8 +55,6 @@ constexpr int kNCMin = 256;
 constexpr int kBBlockFloats = 128 << 10;
 // Work chunks per thread when gemm_hwy splits M or N.
 constexpr int kChunksPerThread = 4;
-// Below this many flops the pool's wake-up costs more than a second core saves.
-constexpr double kMinParallelFlops = 1 << 21;
 // gemm_hwy packs a shared B in N blocks of at most this many floats.
 constexpr size_t kMaxSharedB = size_t(4) << 20;
 // Floats of the row-major staging buffer for a C with non-unit column stride.
@@ -540,7 +529,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
   const auto cost = [](int m, int n, int k, long ra, long ca, long cb, long cc) {
     const double mp = (m + kMR - 1) / kMR * kMR;
     const double np = (n + kNR - 1) / kNR * kNR;
-    const double compute = mp * np * k / (2.0 * gemm::kL * 2.0);
+    const double compute = mp * np * k / (2.0 * kL * 2.0);
     const double pack_b = static_cast<double>(k) * n * (cb == 1 ? 0.5 : 2.0);
     const double pack_a = gemm::ShouldPackA(ra, ca) ? 2.0 * m * k : 0.0;
     const double transpose_c = cc == 1 ? 0.0 : static_cast<double>(m) * n;
@@ -558,7 +547,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
   }
   ThreadPool* pool = e.pool;
   int threads = pool ? pool->threads() : 1;
-  if (2.0 * M * N * K < gemm::kMinParallelFlops) threads = 1;
+  if (2.0 * M * N * K < kMinParallelFlops) threads = 1;
   const int mt = (M + kMR - 1) / kMR;
   const int slivers = gemm::b_slivers(N);
   if (threads <= 1 || (mt < 2 && slivers < 2)) {
@@ -595,7 +584,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
     const int nc_slivers = gemm::b_slivers(nc);
     float* bp = gemm::scratch(gemm::kSlotSharedB, gemm::packed_b_floats(K, nc));
     const float* bsrc = B + j0 * csb;
-    if (static_cast<double>(K) * nc >= 65536.0) {
+    if (static_cast<double>(K) * nc >= kMinParallelPackFloats) {
       pool->run(nc_slivers, 1, [&](size_t b, size_t end) {
         gemm::pack_b(K, nc, kc, bsrc, rsb, csb, bp, static_cast<int>(b), static_cast<int>(end));
       });

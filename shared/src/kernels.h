@@ -96,6 +96,17 @@ void batchnorm_forward_infer_ref(int M, int C, const float* x, const float* gamm
 void batchnorm_backward_ref(int M, int C, const float* x, const float* dy, const float* gamma,
                             const float* mean, const float* invstd, float* dx, float* dgamma,
                             float* dbeta);
+// The input gradient of inference-mode BatchNorm (a frozen layer), an affine map per channel:
+// dx += dy * gamma / sqrt(moving_var + eps).
+void batchnorm_backward_infer_ref(int M, int C, const float* dy, const float* gamma,
+                                  const float* moving_var, float eps, float* dx);
+
+// Inverted dropout with a given mask, 0 or 1/(1-rate) per element: y = x * mask.
+void dropout_forward_ref(size_t n, const float* x, const float* mask, float* y);
+void dropout_backward_ref(size_t n, const float* mask, const float* dy, float* dx);
+// y = x (Flatten, Dropout outside training); its backward adds dy into dx.
+void identity_forward_ref(size_t n, const float* x, float* y);
+void identity_backward_ref(size_t n, const float* dy, float* dx);
 
 // ---- the project's own fast kernels (Highway, multi-threaded on Exec::pool) ----
 // gemm_hwy.cpp / conv_hwy.cpp. The remaining fast kernels are private to kernels_hwy.cpp,
@@ -116,6 +127,8 @@ void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float*
                                float* db, const Exec& e);
 
 // ---- the dispatch table ----
+// Tables fill it in slot order and label every entry, `/* .gemm = */ gemm_hwy,` (ggml's way:
+// C++17 has no designated initializers), so a misplaced kernel shows in review.
 struct Backend {
   const char* name;
   void (*gemm)(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
@@ -156,6 +169,13 @@ struct Backend {
   void (*batchnorm_backward)(int M, int C, const float* x, const float* dy, const float* gamma,
                              const float* mean, const float* invstd, float* dx, float* dgamma,
                              float* dbeta, const Exec& e);
+  void (*batchnorm_backward_infer)(int M, int C, const float* dy, const float* gamma,
+                                   const float* moving_var, float eps, float* dx, const Exec& e);
+  void (*dropout_forward)(size_t n, const float* x, const float* mask, float* y, const Exec& e);
+  void (*dropout_backward)(size_t n, const float* mask, const float* dy, float* dx,
+                           const Exec& e);
+  void (*identity_forward)(size_t n, const float* x, float* y, const Exec& e);
+  void (*identity_backward)(size_t n, const float* dy, float* dx, const Exec& e);
 };
 
 // The tables. `ref` is single-threaded plain loops; `hwy` is the project's own Highway

@@ -1,44 +1,37 @@
 // The `hwy` backend: gemm/conv/dense come from gemm_hwy.cpp and conv_hwy.cpp; the
-// memory-bound kernels (activations, pooling, batch norm) live here.
+// memory-bound kernels (activations, pooling, batch norm, dropout, copies) live here.
 //
-// Highway is used with static dispatch only, so the one target is the build's (-march on
-// x86, SIMD128 under Emscripten). Channel loops run whole vectors and finish the C % lanes
-// tail with a one-lane vector, so every channel goes through the same arithmetic.
+// Channel loops run whole vectors and finish the C % lanes tail with a one-lane vector, so
+// every channel goes through the same arithmetic.
 //
 // Threading: work below kMinParallelWork runs on the calling thread. Reductions (batch norm
 // statistics) are split into a number of row chunks that depends on the shape only, not on
 // the thread count, and the chunk partials are combined in a fixed order: results are
 // identical whatever the pool size.
 
-// Highway 1.0 only selects its AVX2 target when AES/PCLMUL are enabled too, which
-// -march=haswell does not do; none of these kernels use those instructions.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
-#include <hwy/highway.h>
+#include "hwy_setup.h"
+
 #include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "kernels.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 
 namespace tagnet {
 namespace kern {
 namespace {
 
-namespace hn = hwy::HWY_NAMESPACE;
-using DF = hn::ScalableTag<float>;
 using D1 = hn::CappedTag<float, 1>;
 
-// Waking the pool costs a few microseconds; below this many elements it does not pay off.
-constexpr size_t kMinParallelWork = size_t{1} << 16;
 // Elementwise chunks: a multiple of any vector length, large enough to amortise a task.
 constexpr size_t kFlatGrain = 4096;
 // Rows summed in float before folding into double: short enough that float rounding stays
@@ -81,10 +74,10 @@ void ParallelTasks(const Exec& e, size_t tasks, size_t work, const Fn& fn) {
   }
 }
 
-// f(d, i) for i in [begin, end): whole vectors of tag DF, then single lanes of tag D1.
+// f(d, i) for i in [begin, end): whole vectors of tag D, then single lanes of tag D1.
 template <class F>
 HWY_INLINE void ForLanes(size_t begin, size_t end, const F& f) {
-  const DF d;
+  const D d;
   const size_t L = hn::Lanes(d);
   size_t i = begin;
   for (; i + L <= end; i += L) f(d, i);
@@ -97,12 +90,12 @@ HWY_INLINE void ForLanes(size_t begin, size_t end, const F& f) {
 struct ChannelSplit {
   size_t C, vecs, blocks;
   ChannelSplit(const Exec& e, size_t units, size_t C_) : C(C_) {
-    vecs = C / hn::Lanes(DF());
+    vecs = C / hn::Lanes(D());
     const size_t threads = PoolThreads(e);
     blocks = units >= threads ? 1 : std::max<size_t>(1, std::min(vecs, threads));
   }
   size_t begin(size_t b) const {
-    return b == blocks ? C : vecs * b / blocks * hn::Lanes(DF());
+    return b == blocks ? C : vecs * b / blocks * hn::Lanes(D());
   }
 };
 
@@ -211,7 +204,7 @@ void sigmoid_backward_hwy(size_t n, const float* y /* (n) */, const float* dy /*
 }
 
 float RowMax(size_t cols, const float* HWY_RESTRICT x) {
-  const DF d;
+  const D d;
   const size_t L = hn::Lanes(d);
   auto vm = hn::Set(d, -std::numeric_limits<float>::infinity());
   size_t i = 0;
@@ -223,7 +216,7 @@ float RowMax(size_t cols, const float* HWY_RESTRICT x) {
 
 // sum of a[i] * b[i], or of a[i] when b is null.
 float RowDot(size_t cols, const float* HWY_RESTRICT a, const float* HWY_RESTRICT b) {
-  const DF d;
+  const D d;
   const size_t L = hn::Lanes(d);
   auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
   size_t i = 0;
@@ -546,28 +539,91 @@ void batchnorm_backward_hwy(int M, int C, const float* x /* (M, C) */, const flo
   });
 }
 
+// Frozen BatchNorm: the scale is computed per channel in float, as batchnorm_backward_infer_ref
+// does, so both give the same numbers.
+void batchnorm_backward_infer_hwy(int M, int C, const float* dy /* (M, C) */,
+                                  const float* gamma /* (C) */, const float* moving_var /* (C) */,
+                                  float eps, float* dx /* (M, C) */, const Exec& e) {
+  const size_t Ms = M, Cs = C;
+  std::vector<float> scale(Cs);
+  for (size_t c = 0; c < Cs; ++c) scale[c] = gamma[c] / std::sqrt(moving_var[c] + eps);
+  ParallelFor(e, Ms, 1, 3 * Ms * Cs, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const float* gr = dy + r * Cs;
+      float* dr = dx + r * Cs;
+      ForLanes(0, Cs, [&](auto d, size_t c) {
+        hn::StoreU(hn::MulAdd(hn::LoadU(d, gr + c), hn::LoadU(d, scale.data() + c),
+                              hn::LoadU(d, dr + c)),
+                   d, dr + c);
+      });
+    }
+  });
+}
+
+// ---------------------------------------------------------------- dropout, identity
+
+void dropout_forward_hwy(size_t n, const float* x /* (n) */, const float* mask /* (n) */,
+                         float* y /* (n) */, const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, 2 * n, [&](size_t b, size_t end) {
+    ForLanes(b, end, [&](auto d, size_t i) {
+      hn::StoreU(hn::Mul(hn::LoadU(d, x + i), hn::LoadU(d, mask + i)), d, y + i);
+    });
+  });
+}
+
+void dropout_backward_hwy(size_t n, const float* mask /* (n) */, const float* dy /* (n) */,
+                          float* dx /* (n) */, const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, 3 * n, [&](size_t b, size_t end) {
+    ForLanes(b, end, [&](auto d, size_t i) {
+      hn::StoreU(hn::MulAdd(hn::LoadU(d, dy + i), hn::LoadU(d, mask + i), hn::LoadU(d, dx + i)),
+                 d, dx + i);
+    });
+  });
+}
+
+void identity_forward_hwy(size_t n, const float* x /* (n) */, float* y /* (n) */,
+                          const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, n, [&](size_t b, size_t end) {
+    std::memcpy(y + b, x + b, (end - b) * sizeof(float));
+  });
+}
+
+void identity_backward_hwy(size_t n, const float* dy /* (n) */, float* dx /* (n) */,
+                           const Exec& e) {
+  ParallelFor(e, n, kFlatGrain, 2 * n, [&](size_t b, size_t end) {
+    ForLanes(b, end, [&](auto d, size_t i) {
+      hn::StoreU(hn::Add(hn::LoadU(d, dx + i), hn::LoadU(d, dy + i)), d, dx + i);
+    });
+  });
+}
+
 const Backend kHwyBackend = {
-    "hwy",
-    gemm_hwy,
-    conv2d_forward_hwy,
-    conv2d_backward_data_hwy,
-    conv2d_backward_filter_hwy,
-    dense_forward_hwy,
-    dense_backward_data_hwy,
-    dense_backward_filter_hwy,
-    maxpool_forward_hwy,
-    maxpool_backward_hwy,
-    gap_forward_hwy,
-    gap_backward_hwy,
-    relu_forward_hwy,
-    relu_backward_hwy,
-    sigmoid_forward_hwy,
-    sigmoid_backward_hwy,
-    softmax_forward_hwy,
-    softmax_backward_hwy,
-    batchnorm_forward_train_hwy,
-    batchnorm_forward_infer_hwy,
-    batchnorm_backward_hwy,
+    /* .name                     = */ "hwy",
+    /* .gemm                     = */ gemm_hwy,
+    /* .conv2d_forward           = */ conv2d_forward_hwy,
+    /* .conv2d_backward_data     = */ conv2d_backward_data_hwy,
+    /* .conv2d_backward_filter   = */ conv2d_backward_filter_hwy,
+    /* .dense_forward            = */ dense_forward_hwy,
+    /* .dense_backward_data      = */ dense_backward_data_hwy,
+    /* .dense_backward_filter    = */ dense_backward_filter_hwy,
+    /* .maxpool_forward          = */ maxpool_forward_hwy,
+    /* .maxpool_backward         = */ maxpool_backward_hwy,
+    /* .gap_forward              = */ gap_forward_hwy,
+    /* .gap_backward             = */ gap_backward_hwy,
+    /* .relu_forward             = */ relu_forward_hwy,
+    /* .relu_backward            = */ relu_backward_hwy,
+    /* .sigmoid_forward          = */ sigmoid_forward_hwy,
+    /* .sigmoid_backward         = */ sigmoid_backward_hwy,
+    /* .softmax_forward          = */ softmax_forward_hwy,
+    /* .softmax_backward         = */ softmax_backward_hwy,
+    /* .batchnorm_forward_train  = */ batchnorm_forward_train_hwy,
+    /* .batchnorm_forward_infer  = */ batchnorm_forward_infer_hwy,
+    /* .batchnorm_backward       = */ batchnorm_backward_hwy,
+    /* .batchnorm_backward_infer = */ batchnorm_backward_infer_hwy,
+    /* .dropout_forward          = */ dropout_forward_hwy,
+    /* .dropout_backward         = */ dropout_backward_hwy,
+    /* .identity_forward         = */ identity_forward_hwy,
+    /* .identity_backward        = */ identity_backward_hwy,
 };
 
 }  // namespace

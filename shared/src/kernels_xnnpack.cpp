@@ -1,5 +1,5 @@
 // The `xnnpack` backend: forward ops run on XNNPACK operators, everything XNNPACK lacks
-// (gemm, the backward passes, batchnorm) on the project's own Highway kernels.
+// (gemm, the backward passes, batchnorm, dropout, copies) on the project's own Highway kernels.
 //
 // XNNPACK packs weights when an operator is created, so each layer keeps its operator in
 // its OpState and it is re-created only when the creation arguments, the parameter
@@ -20,6 +20,7 @@
 #include <string>
 
 #include "kernels.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
 
 namespace tagnet::kern {
@@ -63,11 +64,6 @@ struct PthreadpoolDeleter {
   void operator()(pthreadpool_t p) const { pthreadpool_destroy(p); }
 };
 
-// Waking the pool's workers costs 20-30 us, as much as ~2^18 element-wise operations on one
-// core (relu over 2^17 floats: 16 us inline, 64 us on two threads), so smaller ops run on the
-// calling thread.
-constexpr double kMinWorkToThread = 1 << 18;
-
 // Work of a GEMM-like op in element-wise units: the weights are streamed once and a
 // multiply-add costs about a sixteenth of an element-wise op (dense 1024->64 over 32 rows:
 // 44 us inline, 52 us on two threads; 1024->1024 over one row: 155 us inline, 72 us threaded).
@@ -78,7 +74,7 @@ double gemm_work(double macs, double weights) { return macs / 16 + weights; }
 // Null runs the operator on the calling thread.
 pthreadpool_t xnn_threads(const Exec& e, double work) {
   const int threads = e.pool ? e.pool->threads() : 1;
-  if (threads <= 1 || work < kMinWorkToThread) return nullptr;
+  if (threads <= 1 || work < kMinXnnpackThreadedWork) return nullptr;
   static std::mutex mu;
   static std::map<int, std::unique_ptr<pthreadpool, PthreadpoolDeleter>> pools;
   std::lock_guard<std::mutex> lock(mu);
@@ -315,33 +311,54 @@ void batchnorm_backward(int M, int C, const float* x, const float* dy, const flo
                         float* dbeta, const Exec& e) {
   backend_hwy()->batchnorm_backward(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, e);
 }
+void batchnorm_backward_infer(int M, int C, const float* dy, const float* gamma,
+                              const float* moving_var, float eps, float* dx, const Exec& e) {
+  backend_hwy()->batchnorm_backward_infer(M, C, dy, gamma, moving_var, eps, dx, e);
+}
+void dropout_forward(size_t n, const float* x, const float* mask, float* y, const Exec& e) {
+  backend_hwy()->dropout_forward(n, x, mask, y, e);
+}
+void dropout_backward(size_t n, const float* mask, const float* dy, float* dx, const Exec& e) {
+  backend_hwy()->dropout_backward(n, mask, dy, dx, e);
+}
+void identity_forward(size_t n, const float* x, float* y, const Exec& e) {
+  backend_hwy()->identity_forward(n, x, y, e);
+}
+void identity_backward(size_t n, const float* dy, float* dx, const Exec& e) {
+  backend_hwy()->identity_backward(n, dy, dx, e);
+}
 
 }  // namespace
 
 // Null when XNNPACK cannot initialize (a CPU it does not support), so callers fall back to hwy.
 const Backend* backend_xnnpack() {
   static const Backend table{
-      "xnnpack",
-      gemm_hwy,
-      conv2d_forward,
-      conv2d_backward_data_hwy,
-      conv2d_backward_filter_hwy,
-      dense_forward,
-      dense_backward_data_hwy,
-      dense_backward_filter_hwy,
-      maxpool_forward,
-      maxpool_backward,
-      gap_forward,
-      gap_backward,
-      relu_forward,
-      relu_backward,
-      sigmoid_forward,
-      sigmoid_backward,
-      softmax_forward,
-      softmax_backward,
-      batchnorm_forward_train,
-      batchnorm_forward_infer,
-      batchnorm_backward,
+      /* .name                     = */ "xnnpack",
+      /* .gemm                     = */ gemm_hwy,
+      /* .conv2d_forward           = */ conv2d_forward,
+      /* .conv2d_backward_data     = */ conv2d_backward_data_hwy,
+      /* .conv2d_backward_filter   = */ conv2d_backward_filter_hwy,
+      /* .dense_forward            = */ dense_forward,
+      /* .dense_backward_data      = */ dense_backward_data_hwy,
+      /* .dense_backward_filter    = */ dense_backward_filter_hwy,
+      /* .maxpool_forward          = */ maxpool_forward,
+      /* .maxpool_backward         = */ maxpool_backward,
+      /* .gap_forward              = */ gap_forward,
+      /* .gap_backward             = */ gap_backward,
+      /* .relu_forward             = */ relu_forward,
+      /* .relu_backward            = */ relu_backward,
+      /* .sigmoid_forward          = */ sigmoid_forward,
+      /* .sigmoid_backward         = */ sigmoid_backward,
+      /* .softmax_forward          = */ softmax_forward,
+      /* .softmax_backward         = */ softmax_backward,
+      /* .batchnorm_forward_train  = */ batchnorm_forward_train,
+      /* .batchnorm_forward_infer  = */ batchnorm_forward_infer,
+      /* .batchnorm_backward       = */ batchnorm_backward,
+      /* .batchnorm_backward_infer = */ batchnorm_backward_infer,
+      /* .dropout_forward          = */ dropout_forward,
+      /* .dropout_backward         = */ dropout_backward,
+      /* .identity_forward         = */ identity_forward,
+      /* .identity_backward        = */ identity_backward,
   };
   return initialize() == xnn_status_success ? &table : nullptr;
 }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
 #include "kernels.h"
@@ -11,11 +10,6 @@
 namespace tagnet {
 
 namespace {
-
-kern::Exec exec_of(const Context& ctx) {
-  if (!ctx.engine) throw std::logic_error("layer called without an engine in its context");
-  return kern::Exec{&ctx.engine->pool(), ctx.param_version};
-}
 
 const kern::Backend& be(const Context& ctx) { return ctx.engine->backend(); }
 
@@ -45,11 +39,11 @@ void expect_input(const Layer& l, const Tensor& x) {
 
 // dy gated by a fused ReLU: the backward of y = relu(z) seen from z.
 const Tensor& gate_relu(Activation a, const Tensor& y, const Tensor& dy, Tensor& scratch,
-                        const Context& ctx) {
+                        const Context& ctx, const kern::Exec& e) {
   if (a != Activation::kRelu) return dy;
   scratch.resize(dy.shape());
   scratch.zero();
-  be(ctx).relu_backward(dy.size(), y.data(), dy.data(), scratch.data(), exec_of(ctx));
+  be(ctx).relu_backward(dy.size(), y.data(), dy.data(), scratch.data(), e);
   return scratch;
 }
 
@@ -57,6 +51,12 @@ const Tensor& gate_relu(Activation a, const Tensor& y, const Tensor& dy, Tensor&
 
 Layer::Layer() = default;
 Layer::~Layer() = default;
+
+kern::Exec Layer::exec(const Context& ctx) const {
+  if (!ctx.engine) throw std::logic_error("layer called without an engine in its context");
+  // Both counts only grow, so the sum changes whenever either does.
+  return kern::Exec{&ctx.engine->pool(), ctx.param_version + param_writes_};
+}
 
 size_t Layer::param_count(bool trainable_only) const {
   size_t n = 0;
@@ -123,15 +123,15 @@ void Conv2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   const auto d = conv_dims(N, input_shape, output_shape, kernel_, stride_, pt_, pl_, pb_, pr_);
   be(ctx).conv2d_forward(d, x.data(), params_[0].value.data(),
                          use_bias_ ? params_[1].value.data() : nullptr, act_of(activation_),
-                         y.data(), op_state_, exec_of(ctx));
+                         y.data(), op_state_, exec(ctx));
 }
 
 void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
                       const BackwardContext& ctx) {
   const int N = x.dim(0);
   const auto d = conv_dims(N, input_shape, output_shape, kernel_, stride_, pt_, pl_, pb_, pr_);
-  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx);
-  const auto e = exec_of(ctx);
+  const auto e = exec(ctx);
+  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx, e);
   if (trainable && ctx.param_grads)
     be(ctx).conv2d_backward_filter(d, x.data(), g.data(), params_[0].grad.data(),
                                    use_bias_ ? params_[1].grad.data() : nullptr, e);
@@ -162,14 +162,14 @@ void Dense::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize({N, units_});
   be(ctx).dense_forward(N, input_shape[0], units_, x.data(), params_[0].value.data(),
                         use_bias_ ? params_[1].value.data() : nullptr, act_of(activation_),
-                        y.data(), op_state_, exec_of(ctx));
+                        y.data(), op_state_, exec(ctx));
 }
 
 void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
                      const BackwardContext& ctx) {
   const int N = x.dim(0), I = input_shape[0];
-  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx);
-  const auto e = exec_of(ctx);
+  const auto e = exec(ctx);
+  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx, e);
   if (trainable && ctx.param_grads)
     be(ctx).dense_backward_filter(N, I, units_, x.data(), g.data(), params_[0].grad.data(),
                                   use_bias_ ? params_[1].grad.data() : nullptr, e);
@@ -207,7 +207,7 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   // A frozen BatchNorm runs in inference mode, as Keras does for trainable=False.
   if (ctx.training && trainable) {
     be(ctx).batchnorm_forward_train(M, C, x.data(), gamma, beta, epsilon_, y.data(),
-                                    mean_.data(), invstd_.data(), exec_of(ctx));
+                                    mean_.data(), invstd_.data(), exec(ctx));
     // Keras updates the moving variance with the unbiased batch variance.
     const float unbias = M > 1 ? static_cast<float>(M) / (M - 1) : 1.f;
     for (int c = 0; c < C; ++c) {
@@ -217,7 +217,7 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, const Context& ctx) {
     }
   } else {
     be(ctx).batchnorm_forward_infer(M, C, x.data(), gamma, beta, mm, mv, epsilon_, y.data(),
-                                    exec_of(ctx));
+                                    exec(ctx));
   }
 }
 
@@ -227,15 +227,10 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   const int M = static_cast<int>(x.size() / C);
   const float* gamma = params_[0].value.data();
   if (!trainable) {
-    // Inference-mode normalisation is an affine map: dx = dy * gamma / sqrt(var + eps).
-    if (!dx) return;
-    const float* mv = params_[3].value.data();
-    std::vector<float> scale(C);
-    for (int c = 0; c < C; ++c) scale[c] = gamma[c] / std::sqrt(mv[c] + epsilon_);
-    float* out = dx->data();
-    const float* g = dy.data();
-    for (int m = 0; m < M; ++m)
-      for (int c = 0; c < C; ++c) out[size_t(m) * C + c] += g[size_t(m) * C + c] * scale[c];
+    // A frozen layer normalises in inference mode, with no parameter gradients.
+    if (dx)
+      be(ctx).batchnorm_backward_infer(M, C, dy.data(), gamma, params_[3].value.data(), epsilon_,
+                                       dx->data(), exec(ctx));
     return;
   }
   float* dgamma = params_[0].grad.data();
@@ -254,41 +249,41 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     dxp = sink.data();
   }
   be(ctx).batchnorm_backward(M, C, x.data(), dy.data(), gamma, mean_.data(), invstd_.data(), dxp,
-                             dgamma, dbeta, exec_of(ctx));
+                             dgamma, dbeta, exec(ctx));
 }
 
 // ---- activations ----
 
 void ReLU::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize(x.shape());
-  be(ctx).relu_forward(x.size(), x.data(), y.data(), op_state_, exec_of(ctx));
+  be(ctx).relu_forward(x.size(), x.data(), y.data(), op_state_, exec(ctx));
 }
 void ReLU::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
                     const BackwardContext& ctx) {
-  if (dx) be(ctx).relu_backward(dy.size(), y.data(), dy.data(), dx->data(), exec_of(ctx));
+  if (dx) be(ctx).relu_backward(dy.size(), y.data(), dy.data(), dx->data(), exec(ctx));
 }
 
 void Sigmoid::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize(x.shape());
-  be(ctx).sigmoid_forward(x.size(), x.data(), y.data(), op_state_, exec_of(ctx));
+  be(ctx).sigmoid_forward(x.size(), x.data(), y.data(), op_state_, exec(ctx));
 }
 void Sigmoid::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
                        const BackwardContext& ctx) {
-  if (dx) be(ctx).sigmoid_backward(dy.size(), y.data(), dy.data(), dx->data(), exec_of(ctx));
+  if (dx) be(ctx).sigmoid_backward(dy.size(), y.data(), dy.data(), dx->data(), exec(ctx));
 }
 
 void Softmax::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize(x.shape());
   const int cols = x.dim(x.rank() - 1);
   be(ctx).softmax_forward(static_cast<int>(x.size() / cols), cols, x.data(), y.data(), op_state_,
-                          exec_of(ctx));
+                          exec(ctx));
 }
 void Softmax::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
                        const BackwardContext& ctx) {
   if (!dx) return;
   const int cols = y.dim(y.rank() - 1);
   be(ctx).softmax_backward(static_cast<int>(y.size() / cols), cols, y.data(), dy.data(), dx->data(),
-                           exec_of(ctx));
+                           exec(ctx));
 }
 
 // ---- pooling ----
@@ -314,14 +309,14 @@ void MaxPool2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   expect_input(*this, x);
   y.resize(output_shape.batched(x.dim(0)));
   be(ctx).maxpool_forward(pool_dims(x.dim(0), input_shape, output_shape, pool_, stride_), x.data(),
-                          y.data(), op_state_, exec_of(ctx));
+                          y.data(), op_state_, exec(ctx));
 }
 
 void MaxPool2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
                          const BackwardContext& ctx) {
   if (!dx) return;
   be(ctx).maxpool_backward(pool_dims(x.dim(0), input_shape, output_shape, pool_, stride_), x.data(),
-                           y.data(), dy.data(), dx->data(), exec_of(ctx));
+                           y.data(), dy.data(), dx->data(), exec(ctx));
 }
 
 Shape GlobalAvgPool2D::setup(const Shape& in) {
@@ -334,14 +329,14 @@ void GlobalAvgPool2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   const int C = input_shape[2];
   y.resize({x.dim(0), C});
   be(ctx).gap_forward(x.dim(0), input_shape[0] * input_shape[1], C, x.data(), y.data(), op_state_,
-                      exec_of(ctx));
+                      exec(ctx));
 }
 
 void GlobalAvgPool2D::backward(const Tensor& x, const Tensor&, const Tensor& dy, Tensor* dx,
                                const BackwardContext& ctx) {
   if (dx)
     be(ctx).gap_backward(x.dim(0), input_shape[0] * input_shape[1], input_shape[2], dy.data(),
-                         dx->data(), exec_of(ctx));
+                         dx->data(), exec(ctx));
 }
 
 // ---- Dropout ----
@@ -355,7 +350,7 @@ nlohmann::json Dropout::config() const { return {{"rate", rate_}}; }
 void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize(x.shape());
   if (!ctx.training || rate_ == 0.f) {
-    std::memcpy(y.data(), x.data(), x.size() * sizeof(float));
+    be(ctx).identity_forward(x.size(), x.data(), y.data(), exec(ctx));
     return;
   }
   if (!fixed_mask_ || mask_.shape() != x.shape()) {
@@ -372,33 +367,31 @@ void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
         m[i + k] = ((r >> (16 * k)) & 0xFFFF) < cut ? 0.f : keep;
     }
   }
-  for (size_t i = 0; i < x.size(); ++i) y.at(i) = x.at(i) * mask_.at(i);
+  be(ctx).dropout_forward(x.size(), x.data(), mask_.data(), y.data(), exec(ctx));
 }
 
 void Dropout::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx,
                        const BackwardContext& ctx) {
   if (!dx) return;
-  if (!ctx.training || rate_ == 0.f) {
-    for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i);
-    return;
-  }
-  for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i) * mask_.at(i);
+  if (!ctx.training || rate_ == 0.f)
+    be(ctx).identity_backward(dy.size(), dy.data(), dx->data(), exec(ctx));
+  else
+    be(ctx).dropout_backward(dy.size(), mask_.data(), dy.data(), dx->data(), exec(ctx));
 }
 
 // ---- Flatten ----
 
 Shape Flatten::setup(const Shape& in) { return {static_cast<int>(in.numel())}; }
 
-void Flatten::forward(const Tensor& x, Tensor& y, const Context&) {
+void Flatten::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   expect_input(*this, x);
   y.resize(output_shape.batched(x.dim(0)));
-  std::memcpy(y.data(), x.data(), x.size() * sizeof(float));
+  be(ctx).identity_forward(x.size(), x.data(), y.data(), exec(ctx));
 }
 
 void Flatten::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* dx,
-                       const BackwardContext&) {
-  if (!dx) return;
-  for (size_t i = 0; i < dy.size(); ++i) dx->at(i) += dy.at(i);
+                       const BackwardContext& ctx) {
+  if (dx) be(ctx).identity_backward(dy.size(), dy.data(), dx->data(), exec(ctx));
 }
 
 // ---- factory ----

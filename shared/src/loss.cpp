@@ -15,13 +15,6 @@ std::string loss_name(LossKind k) {
   return "?";
 }
 
-LossKind loss_from_name(const std::string& s) {
-  if (s == "binary_crossentropy") return LossKind::kBinaryCrossentropy;
-  if (s == "categorical_crossentropy") return LossKind::kCategoricalCrossentropy;
-  if (s == "binary_crossentropy_from_logits") return LossKind::kBinaryCrossentropyFromLogits;
-  throw std::invalid_argument("unknown loss '" + s + "'");
-}
-
 float loss_forward_backward(LossKind kind, const Tensor& logits, const Tensor& targets,
                             Tensor* dlogits) {
   if (logits.rank() != 2) throw std::invalid_argument("loss: logits must be (N, F), got " + logits.shape().str());

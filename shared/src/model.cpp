@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "file_io.h"
+
 namespace tagnet {
 
 namespace {
@@ -22,11 +24,8 @@ std::string keras_base_name(const std::string& type) {
       s += '_';
     s += upper ? static_cast<char>(c - 'A' + 'a') : c;
   }
-  if (s == "re_lu") return "re_lu";
   return s;
 }
-
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 }  // namespace
 
@@ -181,7 +180,7 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
   bc.param_grads = true;
   for (auto& l : layers_)
     if (!l->trainable)
-      for (auto& p : l->params())
+      for (auto& p : l->params_)
         if (p.trainable) p.grad.zero();
   if (head == 0) return value;
   grads_act_[head - 1].resize(acts_[head - 1].shape());

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <utility>
 #include <unistd.h>
 
 #include "tagnet/model.h"
@@ -37,7 +38,8 @@ std::vector<uint8_t> Model::save_bytes(Optimizer* opt) const {
   for (auto& l : layers_) {
     layers.push_back({{"type", l->type()}, {"name", l->name}, {"config", l->config()},
                       {"trainable", l->trainable}});
-    for (auto& p : l->params()) tensors.push_back({l->name + "/" + p.name, p.value.data(), p.shape});
+    for (auto& p : std::as_const(*l).params())
+      tensors.push_back({l->name + "/" + p.name, p.value.data(), p.shape});
   }
   nlohmann::json header = {{"format", "tagnet"},
                            {"architecture", {{"input_shape", input_shape_.dims()}, {"layers", layers}}},
@@ -48,7 +50,7 @@ std::vector<uint8_t> Model::save_bytes(Optimizer* opt) const {
       if (buf->size() != params_.size()) continue;   // never stepped: nothing to keep
       // Stored per parameter, so a file's optimizer state is independent of arena padding.
       for (auto& l : layers_)
-        for (auto& p : l->params())
+        for (auto& p : std::as_const(*l).params())
           tensors.push_back({"optimizer/" + sname + "/" + l->name + "/" + p.name,
                              buf->data() + (p.value.data() - params_.data()), p.shape});
     }

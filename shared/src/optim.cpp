@@ -10,8 +10,9 @@ namespace tagnet {
 void Optimizer::step(Model& model) {
   prepare(model.arena_size());
   ++iterations;
+  // Keras' time-based decay: lr / (1 + decay * the number of steps before this one).
   const float lr_t = lr / (1.f + decay * static_cast<float>(iterations - 1));
-  float* base = model.param_arena();
+  float* base = model.param_arena();   // write access: cached weights are rebuilt
   const float* gbase = model.grad_arena();
   for (size_t li = 0; li < model.num_layers(); ++li) {
     Layer& l = model.layer(li);
@@ -22,7 +23,6 @@ void Optimizer::step(Model& model) {
       update(p.value.data(), gbase + off, off, p.value.size(), lr_t);
     }
   }
-  model.bump_param_version();
 }
 
 std::unique_ptr<Optimizer> Optimizer::from_config(const std::string& type, const nlohmann::json& c) {

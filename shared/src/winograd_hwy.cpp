@@ -15,33 +15,23 @@
 // (tiles, C)), then for each NR-wide sliver of output channels runs the micro-kernel over all
 // 16 planes into M (16 planes of (tiles, NR), small enough to stay in cache) and transforms M
 // back into output pixels, bias and ReLU fused into the store.
-#include "winograd_hwy.h"
-
-// GCC's -march=haswell does not define __AES__, which makes Highway fall back to its SSSE3
-// target; these kernels use no AES/CLMUL ops, so that requirement is lifted.
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
-#endif
-#include <hwy/highway.h>
+#include "hwy_setup.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "gemm_hwy.h"
+#include "parallel_thresholds.h"
 #include "thread_pool.h"
+#include "winograd_hwy.h"
 
 namespace tagnet {
 namespace kern {
 namespace wino {
 
-namespace hn = hwy::HWY_NAMESPACE;
-
 namespace {
 
-using D = hn::ScalableTag<float>;
-using V = hn::Vec<D>;
-constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 constexpr int kXi = 16;  // positions of a transformed tile
 
 // Below these channel counts the transforms cost about as much as the multiply-adds saved.
@@ -307,7 +297,7 @@ void transform_weights(int C, int K, const float* w, float* u, const Exec& e, in
       }
     }
   };
-  if (threads > 1 && e.pool && S > 1 && static_cast<double>(C) * K >= 16384.0) {
+  if (threads > 1 && e.pool && S > 1 && static_cast<double>(C) * K >= kMinParallelWinogradPairs) {
     e.pool->run(S, 1, slivers);
   } else {
     slivers(0, S);

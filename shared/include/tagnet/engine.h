@@ -62,7 +62,6 @@ class Rng {
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
   uint32_t below(uint32_t n) { return static_cast<uint32_t>((next() >> 32) * n >> 32); }
-  float normal();
   template <typename T>
   void shuffle(std::vector<T>& v) {
     for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(static_cast<uint32_t>(i))]);
@@ -77,7 +76,7 @@ struct Context {
   const Engine* engine = nullptr;
   bool training = false;
   Rng* rng = nullptr;            // dropout masks; required when training with Dropout
-  uint64_t param_version = 0;    // bumped on every parameter change (repacks cached weights)
+  uint64_t param_version = 0;    // a new value makes the layers rebuild cached weights
 };
 
 }  // namespace tagnet

@@ -10,6 +10,9 @@
 //                    dx is not null, and, when ctx.param_grads is set and the layer is
 //                    trainable, OVERWRITES the gradients of its trainable parameters.
 //
+// Parameters are written through params() (non-const), which is what tells the backend that
+// the weights it cached for the forward pass (packed, transformed) are stale.
+//
 //   auto conv = std::make_unique<tagnet::Conv2D>(16, 2, 1, tagnet::Padding::kSame,
 //                                                tagnet::Activation::kRelu);
 #pragma once
@@ -25,6 +28,7 @@
 namespace tagnet {
 
 namespace kern {
+struct Exec;
 struct OpState;
 }
 
@@ -71,7 +75,12 @@ class Layer {
   virtual void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
                         const BackwardContext& ctx) = 0;
 
-  std::vector<Param>& params() { return params_; }
+  // Write access: the next forward rebuilds whatever the backend cached from the parameters.
+  // Take it again for writes that follow a forward pass.
+  std::vector<Param>& params() {
+    ++param_writes_;
+    return params_;
+  }
   const std::vector<Param>& params() const { return params_; }
   size_t param_count(bool trainable_only) const;
 
@@ -85,8 +94,15 @@ class Layer {
  protected:
   Param& add_param(const std::string& name, const Shape& shape, bool trainable, Init init,
                    int fan_in = 0, int fan_out = 0);
+  // What the kernels run with; its parameter version changes with ctx.param_version and
+  // with every write access to this layer's parameters.
+  kern::Exec exec(const Context& ctx) const;
   std::unique_ptr<kern::OpState> op_state_;   // backend's cached operator (forward)
   std::vector<Param> params_;
+
+ private:
+  friend class Model;   // clears frozen layers' gradients without write access to the values
+  uint64_t param_writes_ = 0;   // write accesses handed out by params()
 };
 
 class Conv2D : public Layer {

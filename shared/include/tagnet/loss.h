@@ -20,7 +20,6 @@ enum class LossKind {
 };
 
 std::string loss_name(LossKind k);            // Keras names: "binary_crossentropy", ...
-LossKind loss_from_name(const std::string& s);
 
 // logits and targets are (N, F). dlogits, when not null, is resized and overwritten.
 float loss_forward_backward(LossKind kind, const Tensor& logits, const Tensor& targets,

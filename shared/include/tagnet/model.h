@@ -88,10 +88,16 @@ class Model {
   // Marks layers [0, n) not trainable and the rest trainable.
   void freeze_below(size_t n);
 
-  float* param_arena() { return params_.data(); }
+  // Every parameter, arena_size() floats. Write access (non-const), like Layer::params(), makes
+  // the next forward rebuild the weights the backend cached; an optimizer step takes it.
+  float* param_arena() {
+    ++param_version_;
+    return params_.data();
+  }
+  const float* param_arena() const { return params_.data(); }
   const float* grad_arena() const { return grads_.data(); }
   size_t arena_size() const { return params_.size(); }
-  uint64_t param_version() const { return param_version_; }
+  [[deprecated("writes through param_arena() or Layer::params() already mark the weights changed")]]
   void bump_param_version() { ++param_version_; }
 
   // Free-form metadata stored in the model file: labels, preprocessing, training history...
@@ -120,7 +126,7 @@ class Model {
   std::vector<Tensor> grads_act_;
   Tensor input_;                 // copy of the last forward's input
   FloatBuffer params_, grads_;
-  uint64_t param_version_ = 1;
+  uint64_t param_version_ = 1;   // bumped by build() and by write access to the arena
   nlohmann::json metadata_ = nlohmann::json::object();
   bool built_ = false;
 };

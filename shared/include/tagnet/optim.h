@@ -21,10 +21,8 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual std::string type() const = 0;
   virtual nlohmann::json config() const = 0;
-  // Applies the model's current gradients and bumps its parameter version.
+  // Applies the model's current gradients to its parameters.
   void step(Model& model);
-  // Keras' time-based decay: lr / (1 + decay * iterations).
-  float current_lr() const { return lr / (1.f + decay * static_cast<float>(iterations)); }
   // Per-parameter state buffers, each the size of the model's parameter arena.
   virtual std::vector<std::pair<std::string, FloatBuffer*>> state() = 0;
 
