@@ -149,6 +149,35 @@ Data load_fashion_mnist(const TrainArgs& a, Source src) {
   return d;
 }
 
+// The run's default title: what trained on what, and how the data was varied.
+std::string describe(const TrainArgs& a, Source src, const std::string& what) {
+  std::string d = what + " on " + (src == Source::kFolder ? dataset_name(a.dataset) : a.dataset);
+  if (src == Source::kFolder) d += a.augment.off ? ", no augmentation" : ", augmented";
+  if (src == Source::kFashionMnist) d += a.augment.off ? ", fixed quadrants" : ", a fresh quadrant per epoch";
+  if (a.dropout >= 0) {
+    char rate[32];
+    std::snprintf(rate, sizeof rate, ", dropout %g", a.dropout);
+    d += rate;
+  }
+  return d;
+}
+
+void print_report(const TrainArgs& a, const char* set, Head head, const Scores& s, const RunResult& run,
+                  size_t examples, const std::string& trainable) {
+  std::printf("\n%s metrics (%s, %zu pictures):\n%s", set, run.best_saved ? "best model" : "final model", examples,
+              s.table.c_str());
+  char after[160];
+  std::snprintf(after, sizeof after, "(%s trainable, %zu epochs, %.0f s)", trainable.c_str(), run.history.size(),
+                run.seconds);
+  if (head == Head::kSigmoid)
+    std::printf("exact match %.4f, micro F1 %.4f, macro F1 %.4f, mAP %.4f %s\n", s.json["exact_match"].get<double>(),
+                s.json["micro_f1"].get<double>(), s.json["macro_f1"].get<double>(), s.json["mAP"].get<double>(), after);
+  else
+    std::printf("%s accuracy: %.4f %s\n", set, s.headline, after);
+  std::printf("saved %s%s%s\n", a.model_out.c_str(), a.history.empty() ? "" : (", " + a.history).c_str(),
+              a.plot.empty() || run.history.empty() ? "" : (", " + a.plot).c_str());
+}
+
 }  // namespace
 
 int train_network(const TrainArgs& a) {
@@ -235,17 +264,9 @@ int train_network(const TrainArgs& a) {
                     {"trainable", trainable}, {"first_trainable_layer", start ? start->first_trainable : 0}};
   if (start) md["training"]["base"] = fs::absolute(a.base).string();
 
-  std::string described = (start ? fs::path(a.base).filename().string() + " (" + trainable + " trainable)" : arch) +
-                          " on " + (src == Source::kFolder ? dataset_name(a.dataset) : a.dataset);
-  if (src == Source::kFolder) described += a.augment.off ? ", no augmentation" : ", augmented";
-  if (src == Source::kFashionMnist) described += a.augment.off ? ", fixed quadrants" : ", a fresh quadrant per epoch";
-  if (a.dropout >= 0) {
-    char rate[32];
-    std::snprintf(rate, sizeof rate, ", dropout %g", a.dropout);
-    described += rate;
-  }
-  const std::string title = a.title.empty() ? described : a.title;
-
+  const std::string title = a.title.empty() ? describe(a, src, start ? fs::path(a.base).filename().string() + " (" +
+                                                                    trainable + " trainable)" : arch)
+                                           : a.title;
   Trainer trainer(model, *data.train, *opt, loss_for(head), to, ctx);
   trainer.set_validation(data.val.get());
   RunOptions ro;
@@ -262,19 +283,7 @@ int train_network(const TrainArgs& a) {
   model.save(a.model_out, run.best_saved ? nullptr : opt.get());
   write_history(a.history, title, model);
   if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, md["history"], title);
-  const char* set = src == Source::kFolder ? "validation" : "test";
-  std::printf("\n%s metrics (%s, %zu pictures):\n%s", set, run.best_saved ? "best model" : "final model",
-              data.val->size(), s.table.c_str());
-  char after[160];
-  std::snprintf(after, sizeof after, "(%s trainable, %zu epochs, %.0f s)", trainable.c_str(), run.history.size(),
-                run.seconds);
-  if (head == Head::kSigmoid)
-    std::printf("exact match %.4f, micro F1 %.4f, macro F1 %.4f, mAP %.4f %s\n", s.json["exact_match"].get<double>(),
-                s.json["micro_f1"].get<double>(), s.json["macro_f1"].get<double>(), s.json["mAP"].get<double>(), after);
-  else
-    std::printf("%s accuracy: %.4f %s\n", set, s.headline, after);
-  std::printf("saved %s%s%s\n", a.model_out.c_str(), a.history.empty() ? "" : (", " + a.history).c_str(),
-              a.plot.empty() || run.history.empty() ? "" : (", " + a.plot).c_str());
+  print_report(a, src == Source::kFolder ? "validation" : "test", head, s, run, data.val->size(), trainable);
   return 0;
 }
 

@@ -97,8 +97,6 @@ class Model {
   const float* param_arena() const { return params_.data(); }
   const float* grad_arena() const { return grads_.data(); }
   size_t arena_size() const { return params_.size(); }
-  [[deprecated("writes through param_arena() or Layer::params() already mark the weights changed")]]
-  void bump_param_version() { ++param_version_; }
 
   // Free-form metadata stored in the model file: labels, preprocessing, training history...
   nlohmann::json& metadata() { return metadata_; }

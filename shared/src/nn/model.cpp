@@ -7,7 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "file_io.h"
+#include "round_up.h"
 
 namespace tagnet {
 

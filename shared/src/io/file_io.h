@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "round_up.h"
+
 namespace tagnet {
 
 // CRC-32 (IEEE 802.3, as zlib's crc32). Written here because the WASM build has no zlib.
 uint32_t crc32(const uint8_t* p, size_t n);
-
-inline size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 template <typename T>
 void put_le(std::vector<uint8_t>& out, size_t at, T v) {

@@ -67,7 +67,6 @@ Model slice_model(const Model& m, size_t begin, size_t end) {
   for (size_t i = begin; i < end; ++i) add_copy(out, m.layer(i), m.layer(i).name);
   out.build(0);
   for (size_t i = begin; i < end; ++i) copy_weights(m.layer(i), out.layer(i - begin));
-  out.bump_param_version();
   out.metadata() = m.metadata();
   return out;
 }
@@ -93,7 +92,6 @@ Model join_models(const Model& base, const Model& top) {
   out.build(0);
   for (size_t i = 0; i < base.num_layers(); ++i) copy_weights(base.layer(i), out.layer(i));
   for (size_t i = 0; i < top.num_layers(); ++i) copy_weights(top.layer(i), out.layer(base.num_layers() + i));
-  out.bump_param_version();
   out.metadata() = top.metadata();
   return out;
 }
