@@ -160,13 +160,9 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
                                const Context& ctx, Tensor* predictions) {
   Context fc = ctx;
   fc.training = true;
-  forward(x, fc);
-  if (predictions) *predictions = acts_.back();
   const size_t head = loss_head(loss);
-  const Tensor& logits = head == 0 ? input_ : acts_[head - 1];
-  const Tensor logits2d = logits.reshaped({logits.dim(0), static_cast<int>(logits.size() / logits.dim(0))});
   Tensor dlogits;
-  const float value = loss_forward_backward(loss, logits2d, targets, &dlogits);
+  const float value = forward_loss(x, targets, loss, fc, predictions, &dlogits);
   if (!std::isfinite(value)) throw std::runtime_error("loss is not finite (" + std::to_string(value) + ")");
 
   // Layers below the lowest trainable one need no input gradient.
@@ -210,13 +206,18 @@ float Model::evaluate_loss(const Tensor& x, const Tensor& targets, LossKind loss
                            const Context& ctx, Tensor* predictions) {
   Context ic = ctx;
   ic.training = false;
-  forward(x, ic);
+  return forward_loss(x, targets, loss, ic, predictions, nullptr);
+}
+
+float Model::forward_loss(const Tensor& x, const Tensor& targets, LossKind loss, const Context& ctx,
+                          Tensor* predictions, Tensor* dlogits) {
+  forward(x, ctx);
   if (predictions) *predictions = acts_.back();
   const size_t head = loss_head(loss);
   const Tensor& logits = head == 0 ? input_ : acts_[head - 1];
   return loss_forward_backward(
       loss, logits.reshaped({logits.dim(0), static_cast<int>(logits.size() / logits.dim(0))}),
-      targets, nullptr);
+      targets, dlogits);
 }
 
 void Model::freeze_below(size_t n) {
