@@ -36,8 +36,12 @@ std::vector<std::string> folder_labels(const std::string& folder, LabelMode mode
 std::vector<std::string> list_pictures(const std::string& dir) {
   static const std::set<std::string> exts = {".jpg", ".jpeg", ".png", ".bmp", ".gif"};
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) throw std::runtime_error(dir + ": cannot list the folder (" + ec.message() + ")");
+  for (const auto& e : it) {
+    // Broken links and link loops are not pictures: skipped, like any other non-file.
+    if (!e.is_regular_file(ec) || ec) continue;
     std::string ext = e.path().extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
     if (exts.count(ext)) out.push_back(e.path().string());
@@ -54,8 +58,10 @@ std::vector<std::string> class_folders(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw std::runtime_error(dir + ": no such folder");
   std::vector<std::string> folders;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory()) folders.push_back(e.path().filename().string());
+  fs::directory_iterator it(dir, ec);
+  if (ec) throw std::runtime_error(dir + ": cannot list the folder (" + ec.message() + ")");
+  for (const auto& e : it)
+    if (e.is_directory(ec) && !ec) folders.push_back(e.path().filename().string());
   std::sort(folders.begin(), folders.end());
   if (folders.empty())
     throw std::runtime_error(dir + ": no class folders (expected e.g. " + dir + "/red_dress/*.jpg)");

@@ -20,7 +20,7 @@ std::string format_duration(double s) {
 void ProgressPrinter::operator()(const Progress& p) {
   using clock = std::chrono::steady_clock;
   const auto now = clock::now();
-  if (p.step == 1 && !p.epoch_end) {
+  if (p.step == 1) {
     epoch_start_ = now;
     next_plain_ = p.steps / 10;
     std::fprintf(out_, "Epoch %d/%d\n", p.epoch, p.epochs);
@@ -29,6 +29,7 @@ void ProgressPrinter::operator()(const Progress& p) {
   char stats[256];
   std::snprintf(stats, sizeof stats, "loss: %.4f - %s: %.4f", p.loss, metric_.c_str(), p.accuracy);
   if (p.epoch_end) {
+    const double elapsed = p.seconds;   // the Trainer's, validation included
     const double per_step = p.steps ? elapsed / p.steps : 0;
     std::string val;
     if (p.has_val) {

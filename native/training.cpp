@@ -38,7 +38,11 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   Trainer::Callbacks cb;
   cb.on_progress = [&](const Progress& p) { printer(p); };
   cb.checkpoint = o.model_out.empty() ? Checkpoint::kNone : o.checkpoint;
-  cb.on_checkpoint = [&](const Progress&) {
+  size_t saved_epochs = 0;
+  int saved_epoch = 0;
+  cb.on_checkpoint = [&](const Progress& p) {
+    ++saved_epochs;
+    saved_epoch = p.epoch;
     record();
     // A best checkpoint is saved without the optimizer: its state belongs to the last epoch.
     model.save(o.model_out, o.checkpoint == Checkpoint::kLast ? o.save_optimizer : nullptr);
@@ -46,7 +50,15 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   g_stop = false;
   cb.stop = &g_stop;
   const auto previous = std::signal(SIGINT, on_sigint);
-  trainer.run(cb);
+  try {
+    trainer.run(cb);
+  } catch (const NonFiniteLoss& e) {
+    std::signal(SIGINT, previous);
+    std::string kept = "nothing was saved";
+    if (cb.checkpoint != Checkpoint::kNone && saved_epochs > 0)
+      kept = o.model_out + " keeps epoch " + std::to_string(saved_epoch);
+    throw std::runtime_error(std::string("training stopped ") + e.what() + "; " + kept + " (a lower --lr may help)");
+  }
   std::signal(SIGINT, previous);
   record();
   r.stopped = g_stop;

@@ -2,10 +2,20 @@
 // errors a person gets for bad input.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "cli_run.h"
 #include "tagnet/image.h"
@@ -147,6 +157,116 @@ TEST(Cli, BadInputGivesOneLineErrors) {
   r = run_cli("classify --model " + d + "/m.tagnet --image " + d + "/broken.jpg");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find(d + "/broken.jpg: "), std::string::npos) << r.out;
+
+  // Counts no run can use are refused, not replaced by defaults.
+  for (const char* bad : {"--epochs 0", "--epochs -1", "--size 100000"}) {
+    r = run_cli("train --dataset " + d + "/data " + bad + " --model " + d + "/n.tagnet");
+    EXPECT_EQ(r.status, 1) << bad;
+    EXPECT_EQ(count_lines(r.out), 1) << bad << "\n" << r.out;
+    EXPECT_EQ(r.out.rfind("tagnet: error: --", 0), 0u) << r.out;
+    EXPECT_FALSE(fs::exists(d + "/n.tagnet"));
+  }
+  // Links that loop or lead nowhere are not pictures: skipped, and training goes on.
+  fs::create_directory_symlink("..", d + "/data/red_dress/loop");
+  fs::create_symlink("self", d + "/data/blue_shirt/self");
+  fs::create_symlink("missing.png", d + "/data/blue_shirt/dangling.png");
+  r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model " + d +
+              "/m.tagnet --plot '' --history ''");
+  EXPECT_EQ(r.status, 0) << r.out;
+  r = run_cli("classify --model " + d + "/m.tagnet --image " + d + "/data/blue_shirt");
+  EXPECT_EQ(r.status, 0) << r.out;
+  fs::remove_all(d);
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A run whose loss becomes NaN stops with one line saying where, and the model file keeps the
+// last good checkpoint, bit for bit.
+TEST(Cli, DivergingTrainingStopsAndKeepsTheLastGoodModel) {
+  const std::string d = cli_temp_dir("cli_nan");
+  const std::string model = d + "/f.tagnet";
+  CliResult r = run_cli("train --dataset fashion-mnist --epochs 1 --limit 320 --test-limit 64 --model " + model +
+                        " --plot '' --history ''");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string good = file_bytes(model);
+  r = run_cli("train --dataset fashion-mnist --base " + model + " --lr 1e38 --epochs 3 --limit 320 --test-limit 64 "
+              "--model " + model + " --plot '' --history ''");
+  EXPECT_EQ(r.status, 1) << r.out;
+  const size_t error = r.out.find("tagnet: error: ");
+  ASSERT_NE(error, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("tagnet: error: ", error + 1), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\n', error), r.out.size() - 1) << r.out;   // one line, the last
+  EXPECT_EQ(r.out.compare(error, 32, "tagnet: error: training stopped "), 0) << r.out;
+  EXPECT_NE(r.out.find("is not finite"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("nothing was saved"), std::string::npos) << r.out;
+  EXPECT_EQ(file_bytes(model), good);
+  fs::remove_all(d);
+}
+
+// kill -9 at random moments, during training and during checkpoint saves: the model file is
+// always a complete model (the one before or the one after), and training goes on from it.
+TEST(Cli, KilledTrainingAlwaysLeavesALoadableModel) {
+  const std::string d = cli_temp_dir("cli_kill");
+  const std::string model = d + "/k.tagnet";
+  tagnet::Image img;
+  img.width = img.height = 8;
+  for (const char* f : {"red_dress", "blue_shirt"})
+    for (int i = 0; i < 4; ++i) {
+      img.rgb.assign(8 * 8 * 3, static_cast<uint8_t>(40 * i + (f[0] == 'r' ? 100 : 0)));
+      fs::create_directories(d + "/data/" + f);
+      tagnet::save_png(d + "/data/" + f + "/" + std::to_string(i) + ".png", img);
+    }
+  std::mt19937 rng(12345);
+  int loadable = 0, before_first_save = 0, during_save = 0;
+  for (int run = 0; run < 20; ++run) {
+    // One small batch per epoch: most of the time goes into saving each epoch's checkpoint.
+    const std::vector<std::string> args = {TAGNET_BIN, "train", "--dataset", d + "/data", "--arch", "fashionnet",
+                                           "--size", "16", "--epochs", "100000", "--threads", "1",
+                                           "--model", model, "--plot", "", "--history", ""};
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 600)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "run " << run << " ended by itself";
+    if (!fs::exists(model)) {
+      ++before_first_save;
+      continue;
+    }
+    EXPECT_NO_THROW(tagnet::Model::load(model)) << "run " << run;
+    ++loadable;
+    // A temporary file left behind: this kill came in the middle of a save.
+    for (const auto& e : fs::directory_iterator(d))
+      if (e.path().filename().string().rfind("k.tagnet.tmp", 0) == 0) {
+        ++during_save;
+        fs::remove(e.path());
+      }
+  }
+  std::printf("kill -9 x20: %d left a model (all loadable), %d during a save, %d before the first checkpoint\n",
+              loadable, during_save, before_first_save);
+  EXPECT_GE(loadable, 15) << before_first_save << " runs were killed before the first checkpoint";
+  EXPECT_GE(during_save, 2) << "kills during a save";
+  // Going on from a checkpoint of a killed run.
+  CliResult r;
+  ASSERT_TRUE(fs::exists(model));
+  r = run_cli("train --dataset " + d + "/data --base " + model + " --epochs 1 --model " + d +
+              "/more.tagnet --plot '' --history ''");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("continuing"), std::string::npos) << r.out;
   fs::remove_all(d);
 }
 

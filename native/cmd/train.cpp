@@ -24,6 +24,12 @@ namespace tagnet::native {
 
 bool given(const TrainArgs& a, const char* option) { return a.app && a.app->count(option) > 0; }
 
+void check_counts(const TrainArgs& a) {
+  if (given(a, "--epochs") && a.epochs < 1) throw std::invalid_argument("--epochs must be at least 1");
+  if (given(a, "--size") && (a.size < 8 || a.size > 1024))
+    throw std::invalid_argument("--size must be from 8 to 1024 pixels, not " + std::to_string(a.size));
+}
+
 namespace {
 
 enum class Source { kFolder, kFashionMnist, kGrid };
@@ -194,6 +200,7 @@ int train_network(const TrainArgs& a) {
   if (src == Source::kGrid && a.epoch_size == 0) throw std::invalid_argument("--epoch-size must be at least 1");
   if (src == Source::kGrid && a.test_size == 0 && a.test_limit == 0)
     throw std::invalid_argument("--test-size must be at least 1");
+  check_counts(a);
   const Checkpoint checkpoint = checkpoint_from_name(a.checkpoint);
   for (const std::string* out : {&a.model_out, &a.plot, &a.history})
     if (out == &a.model_out || !out->empty()) require_writable(*out);

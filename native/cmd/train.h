@@ -47,5 +47,7 @@ int train_top_model(const TrainArgs& a);
 
 // Whether the option was given on the command line.
 bool given(const TrainArgs& a, const char* option);
+// Fails for counts no run can use (--epochs 0, --size 100000).
+void check_counts(const TrainArgs& a);
 
 }  // namespace tagnet::native

@@ -14,6 +14,7 @@ namespace fs = std::filesystem;
 namespace tagnet::native {
 
 int train_top_model(const TrainArgs& a) {
+  check_counts(a);
   for (const std::string* out : {&a.model_out, &a.plot, &a.history})
     if (out == &a.model_out || !out->empty()) require_writable(*out);
   FeatureSet all = FeatureSet::load(a.features);

@@ -7,6 +7,7 @@
 //                                              logits, onehot, &dlogits);
 #pragma once
 
+#include <stdexcept>
 #include <string>
 
 #include "tagnet/tensor.h"
@@ -19,7 +20,14 @@ enum class LossKind {
   kBinaryCrossentropyFromLogits,  // two classes: one raw logit per example
 };
 
-std::string loss_name(LossKind k);            // Keras names: "binary_crossentropy", ...
+std::string loss_name(LossKind k);
+
+// Training diverged: a batch's loss is NaN or infinite. Thrown before the optimizer step, so
+// the weights are those of the last good step.
+class NonFiniteLoss : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};            // Keras names: "binary_crossentropy", ...
 
 // logits and targets are (N, F). dlogits, when not null, is resized and overwritten.
 float loss_forward_backward(LossKind kind, const Tensor& logits, const Tensor& targets,

@@ -163,7 +163,7 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
   const size_t head = loss_head(loss);
   Tensor dlogits;
   const float value = forward_loss(x, targets, loss, fc, predictions, &dlogits);
-  if (!std::isfinite(value)) throw std::runtime_error("loss is not finite (" + std::to_string(value) + ")");
+  if (!std::isfinite(value)) throw NonFiniteLoss("the loss is not finite (" + std::to_string(value) + ")");
 
   // Layers below the lowest trainable one need no input gradient.
   size_t lowest = layers_.size();

@@ -70,7 +70,12 @@ const Progress& Trainer::step() {
   const size_t b = step_ * B, e = std::min(order_.size(), b + B);
   batch_.assign(order_.begin() + b, order_.begin() + e);
   train_.fill(batch_, x_, y_, rng_, options_.augment);
-  const float l = model_.compute_gradients(x_, y_, loss_, ctx_, &pred_);
+  float l;
+  try {
+    l = model_.compute_gradients(x_, y_, loss_, ctx_, &pred_);
+  } catch (const NonFiniteLoss& e) {
+    throw NonFiniteLoss("in epoch " + std::to_string(epoch_) + ", batch " + std::to_string(step_ + 1) + ": " + e.what());
+  }
   if (gradient_hook_) gradient_hook_(model_);
   opt_.step(model_);
   loss_sum_ += double(l) * batch_.size();
@@ -90,6 +95,10 @@ const Progress& Trainer::step() {
     if (val_ && val_->size()) {
       last_.val = evaluate(model_, *val_, loss_, val_batch_ > 0 ? val_batch_ : options_.batch_size, ctx_);
       last_.has_val = true;
+      // Diverged weights: stop before anything saves them.
+      if (!std::isfinite(last_.val.loss))
+        throw NonFiniteLoss("at the end of epoch " + std::to_string(epoch_) + ": the validation loss is not finite (" +
+                            std::to_string(last_.val.loss) + ")");
     }
     last_.seconds = now_seconds() - epoch_start_;
     if (epoch_ <= options_.epochs) history_.push_back(last_);
