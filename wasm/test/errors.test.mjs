@@ -50,6 +50,37 @@ for (const variant of variants) {
       throwsTagnet(() => tagnet.loadModel('not bytes'), /Uint8Array/);
     });
 
+    test('random and mutated model bytes never abort the module', () => {
+      const good = ref.modelBytes('fashionnet');
+      let seed = 7;
+      const rand = (n) => {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        return seed % n;
+      };
+      let refused = 0;
+      for (let i = 0; i < 300; ++i) {
+        let bytes;
+        if (i % 3 === 0) {
+          bytes = new Uint8Array(rand(4096));
+          for (let k = 0; k < bytes.length; ++k) bytes[k] = rand(256);
+        } else if (i % 3 === 1) {
+          bytes = good.slice(0, rand(good.length));   // truncated
+        } else {
+          bytes = good.slice();                      // a few bytes overwritten anywhere
+          for (let k = 0, n = 1 + rand(8); k < n; ++k) bytes[rand(bytes.length)] = rand(256);
+        }
+        try {
+          tagnet.loadModel(bytes).delete();
+        } catch (e) {
+          assert.ok(e instanceof TagnetError, `${e}`);
+          assert.match(e.message, /^model bytes: /);
+          ++refused;
+        }
+      }
+      assert.ok(refused >= 290, `${refused} of 300 refused`);
+      throwsTagnet(() => model.classify(new Uint8Array(4), 1 << 20, 1 << 20), /out of range|bytes/);
+    });
+
     test('wrong picture sizes', () => {
       throwsTagnet(() => model.classify(pic.rgba, 41, 30), /must be 4920 bytes, got 4800/);
       throwsTagnet(() => model.classify(pic.rgba.subarray(1), 40, 30), /bytes/);
