@@ -184,6 +184,32 @@ struct OpenFile {
   const int fd;
 };
 
+// Why binding host:port failed, tried again by hand: httplib does not keep errno.
+std::string bind_failure(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  std::string why;
+  if (const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found); rc != 0) {
+    why = ::gai_strerror(rc);
+  } else {
+    const int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
+    int err = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+      const int yes = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) err = errno;
+      ::close(fd);
+    }
+    why = err != 0 ? std::strerror(err) : "cannot listen";
+    ::freeaddrinfo(found);
+  }
+  if (!why.empty()) why[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(why[0])));
+  return why;
+}
+
 // A request target as it may be printed: no control characters reach the terminal.
 std::string printable(std::string s) {
   for (char& c : s)
@@ -249,6 +275,13 @@ StaticServer::Server::Server(const fs::path& root, const ServeLimits& limits) : 
   // The Keep-Alive header httplib writes announces the limits the reception applies.
   set_keep_alive_max_count(static_cast<size_t>(limits.keep_alive_requests));
   set_keep_alive_timeout(std::max<time_t>(1, std::chrono::duration_cast<std::chrono::seconds>(limits.head_timeout).count()));
+  // httplib's default sets SO_REUSEPORT, with which a second server binds the same port without
+  // error and the kernel shares the connections between the two. SO_REUSEADDR alone still
+  // allows a restart while the last run's connections linger in TIME_WAIT.
+  set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   new_task_queue = [this] {
     start_gate();
     return new AtOnce([this] { stop_gate(); });
@@ -257,7 +290,7 @@ StaticServer::Server::Server(const fs::path& root, const ServeLimits& limits) : 
 
 int StaticServer::Server::bind(const std::string& host, int port) {
   const int bound = port == 0 ? bind_to_any_port(host) : (bind_to_port(host, port) ? port : -1);
-  if (bound < 0) throw std::runtime_error("cannot listen on " + host_and_port(host, port));
+  if (bound < 0) throw std::runtime_error(host_and_port(host, port) + ": " + bind_failure(host, port));
   // httplib listens with a backlog of 5: the connections of a burst beyond it (a page loading
   // its files, a load test) would wait for the client to send its SYN again, a second later.
   ::listen(svr_sock_, SOMAXCONN);

@@ -3,7 +3,7 @@
 // from everyone else.
 //
 //   StaticServer server("web/dist");
-//   const int port = server.bind("127.0.0.1", 8080);
+//   const int port = server.bind("127.0.0.1", 8080);   // throws "127.0.0.1:8080: address already in use"
 //   std::thread stopper([&] { wait_for_ctrl_c(); server.stop(); });
 //   server.listen();
 //
@@ -48,7 +48,8 @@ class StaticServer {
   explicit StaticServer(const std::filesystem::path& root, const ServeLimits& limits = {});
   ~StaticServer();
 
-  // Listens on host:port (port 0: any free port) and returns the port; throws when it cannot.
+  // Listens on host:port (port 0: any free port) and returns the port. A port that another
+  // program (or another `tagnet serve`) holds is an error, thrown as "HOST:PORT: reason".
   int bind(const std::string& host, int port);
   // Serves until stop(); false when the listening socket failed.
   bool listen();

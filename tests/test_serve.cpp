@@ -1,6 +1,6 @@
 // `tagnet serve` against the abuse an outside review tried: paths out of the folder, methods,
 // Range requests that multiply a response, clients that connect and send nothing (or a byte at
-// a time). The rules are tested as pure functions first, then the running
+// a time), a port in use. The rules are tested as pure functions first, then the running
 // server over loopback, each exchange bounded in time.
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -386,6 +386,14 @@ TEST(Serve, KeepAliveAndOversizedHeads) {
   // A request line beyond httplib's 8 KiB.
   EXPECT_EQ(request(srv.port, "GET", "/" + std::string(9000, 'a')).status, 414);
   EXPECT_EQ(request(srv.port, "GET", "/").status, 200);
+}
+
+TEST(Serve, PortInUseFailsAtStart) {
+  const Site s("serve_port");
+  const Served srv(s.root);
+  const auto r = tagnet::cli::run_cli("serve " + s.root.string() + " --port " + std::to_string(srv.port));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "tagnet: error: 127.0.0.1:" + std::to_string(srv.port) + ": address already in use\n");
 }
 
 }  // namespace

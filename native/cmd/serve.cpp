@@ -20,7 +20,7 @@ namespace tagnet::native {
 namespace {
 
 // Serves the files under `root` until SIGINT or SIGTERM. Prints "serving ROOT on
-// http://HOST:PORT/" on stdout once the socket listens.
+// http://HOST:PORT/" on stdout once the socket listens; a port in use is thrown as an error.
 int serve_command(const std::string& root, const std::string& host, int port) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
