@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libxnnpack-dev libpthreadpool-dev libhwy-dev libstb-dev nlohmann-json3-dev libcli11-dev
   zlib1g-dev libgtest-dev libbenchmark-dev libcairo2-dev dataset-fashion-mnist
-  emscripten nodejs chromium libcpp-httplib-dev
+  emscripten nodejs chromium libcpp-httplib-dev wrk
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,19 +2,6 @@
 // page needs to be crossOriginIsolated, so the browser allows SharedArrayBuffer and the
 // threaded WebAssembly build runs.
 
-// Debian's cpp-httplib is a compiled library built with TLS, zlib and brotli support; the
-// header must see the same options or its structs (Request holds an SSL pointer) would not
-// match the library's.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
-#include <httplib.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +11,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "static_server.h"
 
 namespace fs = std::filesystem;
 
@@ -32,7 +20,7 @@ namespace tagnet::native {
 namespace {
 
 // Serves the files under `root` until SIGINT or SIGTERM. Prints "serving ROOT on
-// http://HOST:PORT/" on stdout once the socket listens.
+// http://HOST:PORT/" on stdout once the socket listens; a port in use is thrown as an error.
 int serve_command(const std::string& root, const std::string& host, int port) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -40,57 +28,8 @@ int serve_command(const std::string& root, const std::string& host, int port) {
     return 1;
   }
   const std::string dir = fs::canonical(root).string();
-
-  httplib::Server server;
-  // COOP + COEP make the page crossOriginIsolated (SharedArrayBuffer, wasm threads); CORP lets
-  // an isolated page embed these same-origin files. no-cache keeps a browser from using a stale
-  // copy without asking: the page's service worker does the offline caching.
-  server.set_default_headers({{"Cross-Origin-Opener-Policy", "same-origin"},
-                              {"Cross-Origin-Embedder-Policy", "require-corp"},
-                              {"Cross-Origin-Resource-Policy", "same-origin"},
-                              {"Cache-Control", "no-cache"},
-                              {"X-Content-Type-Options", "nosniff"}});
-  for (const auto& [ext, mime] : std::initializer_list<std::pair<const char*, const char*>>{
-           {"html", "text/html; charset=utf-8"},
-           {"js", "text/javascript; charset=utf-8"},
-           {"mjs", "text/javascript; charset=utf-8"},
-           {"css", "text/css; charset=utf-8"},
-           {"json", "application/json"},
-           {"webmanifest", "application/manifest+json"},
-           {"wasm", "application/wasm"},
-           {"tagnet", "application/octet-stream"},
-           {"svg", "image/svg+xml"},
-           {"png", "image/png"},
-           {"jpg", "image/jpeg"},
-           {"jpeg", "image/jpeg"},
-           {"ico", "image/x-icon"},
-           {"txt", "text/plain; charset=utf-8"}})
-    server.set_file_extension_and_mimetype_mapping(ext, mime);
-  if (!server.set_mount_point("/", dir)) {
-    std::fprintf(stderr, "tagnet: error: %s: cannot serve this folder\n", dir.c_str());
-    return 1;
-  }
-  // cpp-httplib compresses text responses on the fly, with brotli at its default (slowest)
-  // quality when the browser accepts it: hundreds of milliseconds per script on a loaded
-  // machine, longer than sending the bytes to a local browser. Dropping the request's
-  // Accept-Encoding sends every file as it is. (The Request is a non-const object that the
-  // handler sees as const.)
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) res.set_content(std::to_string(res.status) + "\n", "text/plain; charset=utf-8");
-  });
-  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
-  });
-
-  const int bound = port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
-  if (bound < 0) {
-    std::fprintf(stderr, "tagnet: error: cannot listen on %s:%d\n", host.c_str(), port);
-    return 1;
-  }
+  StaticServer server(dir);
+  const int bound = server.bind(host, port);
 
   // Ctrl-C and SIGTERM stop the server from a thread of their own: stop() is not safe to call
   // from a signal handler. The mask is set before any thread starts so that all inherit it.
@@ -107,10 +46,9 @@ int serve_command(const std::string& root, const std::string& host, int port) {
     server.stop();
   });
 
-  const std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  std::printf("serving %s on http://%s:%d/\n", dir.c_str(), shown_host.c_str(), bound);
+  std::printf("serving %s on http://%s/\n", dir.c_str(), host_and_port(host, bound).c_str());
   std::fflush(stdout);
-  const bool ok = server.listen_after_bind() || signalled;
+  const bool ok = server.listen() || signalled;
   // The listener may have failed on its own: wake the stopper so it can be joined.
   if (!signalled) pthread_kill(stopper.native_handle(), SIGTERM);
   stopper.join();
