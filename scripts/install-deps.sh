@@ -7,6 +7,9 @@ packages=(
   libxnnpack-dev libpthreadpool-dev libhwy-dev libstb-dev nlohmann-json3-dev libcli11-dev
   zlib1g-dev libgtest-dev libbenchmark-dev libcairo2-dev dataset-fashion-mnist
   emscripten nodejs chromium libcpp-httplib-dev wrk
+  # The fuzz targets: clang, libFuzzer and the sanitizer runtimes, the symbolizer for their
+  # reports, and cjpeg/jpegtran for the JPEG seeds (tests/fuzz/make-corpus.sh).
+  clang-14 libclang-rt-14-dev llvm-14 libjpeg-turbo-progs
 )
 missing=()
 for p in "${packages[@]}"; do

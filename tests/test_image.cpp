@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -324,6 +325,58 @@ TEST(Decode, ZlibBombIsRefused) {
             (std::vector<uint8_t>{0, 0, 0}));
   EXPECT_EQ(decode(png_with_idat(1, 1, 8, 2, zlib_stored({0, 1, 2, 3}), 8192)).rgb,
             (std::vector<uint8_t>{1, 2, 3}));
+}
+
+// stb 2.27 memcpys an empty IDAT chunk that comes before any pixel data to a null pointer
+// (undefined behaviour, reported by UBSan); empty IDAT chunks add nothing, so the picture is
+// the same without them.
+TEST(Decode, EmptyIdatChunksAreSkipped) {
+  const Image im = gradient(3, 2);
+  std::vector<uint8_t> png = tagnet::encode_png(im);
+  const std::vector<uint8_t> empty_idat = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  size_t idat = 0;
+  for (size_t i = 8; i + 4 <= png.size() && !idat; ++i)
+    if (std::equal(png.begin() + i, png.begin() + i + 4, "IDAT")) idat = i - 4;
+  ASSERT_GT(idat, 0u);
+  png.insert(png.begin() + idat, empty_idat.begin(), empty_idat.end());
+  png.insert(png.end() - 12, empty_idat.begin(), empty_idat.end());  // and one before IEND
+  EXPECT_EQ(decode(png).rgb, im.rgb);
+  // Only empty IDAT chunks: no pixel data.
+  std::vector<uint8_t> none(png.begin(), png.begin() + idat + 12);
+  none.insert(none.end(), png.end() - 12, png.end());
+  EXPECT_TRUE(starts_with(error_of(none, "none.png"), "none.png: truncated or corrupt image (bad PNG data)"))
+      << error_of(none, "none.png");
+}
+
+// Some progressive JPEGs make stb 2.27 decode a scan with a Huffman table no DHT segment
+// defined, reading whatever its allocation held: these two, found by tests/fuzz, read outside
+// stb's tables when that memory was dirty. Allocations are zeroed now, so the outcome is the
+// same whatever the heap held before.
+TEST(Decode, ProgressiveJpegWithUndefinedHuffmanTablesIsDeterministic) {
+  const fs::path dir = fs::path(__FILE__).parent_path() / "fuzz" / "regressions" / "image";
+  for (const char* name : {"progressive-undefined-huffman-1.jpg", "progressive-undefined-huffman-2.jpg"}) {
+    std::ifstream in(dir / name, std::ios::binary);
+    ASSERT_TRUE(in) << (dir / name);
+    const std::vector<uint8_t> jpg{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::string first;
+    for (const uint8_t fill : {0x00, 0xFF, 0x5A}) {
+      {
+        // Freed blocks keep their bytes: the decoder's next allocations may reuse them.
+        std::vector<std::vector<uint8_t>> dirt;
+        for (size_t n = 1024; n <= (size_t(64) << 10); n += 512) dirt.emplace_back(n, fill);
+      }
+      std::string outcome;
+      try {
+        const Image im = decode(jpg);
+        outcome = std::to_string(im.width) + "x" + std::to_string(im.height) + ":" +
+                  std::string(im.rgb.begin(), im.rgb.end());
+      } catch (const ImageError& e) {
+        outcome = e.what();
+      }
+      if (fill == 0x00) first = outcome;
+      else EXPECT_EQ(outcome, first) << name << " after a heap filled with " << int(fill);
+    }
+  }
 }
 
 // The allocation cap must leave room for the largest honest case: 16-bit RGBA that does not

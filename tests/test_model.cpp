@@ -4,12 +4,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <vector>
 
 #include "tagnet/architectures.h"
 #include "tagnet/model.h"
 #include "tagnet/train.h"
+
+#include "container_edit.h"
 
 namespace tagnet {
 namespace {
@@ -166,6 +169,114 @@ TEST(ModelFile, RejectsDamagedFilesWithClearErrors) {
     EXPECT_NE(load_error(f), "");
   }
   EXPECT_THROW(Model::load("/nonexistent/model.tagnet"), ModelFileError);
+}
+
+// Numbers in the header are integers in range before they are used: converting 4.5e+21 to
+// int is undefined behaviour, and 2^32 + 5 would quietly become 5.
+TEST(ModelFile, HeaderNumbersMustBeIntegersInRange) {
+  const std::vector<uint8_t> good = small_vgg_like().save_bytes();
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) { return load_error(with_header(good, edit)); };
+  EXPECT_EQ(error([](nlohmann::json& h) { h["architecture"]["input_shape"][0] = 4.5e+21; }),
+            "test.tagnet: bad header: input_shape sizes must be an integer in [1, 65536], found 4.5e+21");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["architecture"]["layers"][6]["config"]["units"] = 4294967301u; }),
+            "test.tagnet: bad header: Dense units must be an integer in [1, 1048576], found 4294967301");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["architecture"]["layers"][0]["config"]["kernel_size"] = 2.5; }),
+            "test.tagnet: bad header: Conv2D kernel_size must be an integer in [1, 65536], found 2.5");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["tensors"][0]["offset"] = -32; }),
+            "test.tagnet: bad header: tensor 'conv2d/kernel' offset must be an integer in [0, 9007199254740992], "
+            "found -32");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["tensors"][0]["shape"][0] = 1e300; }),
+            "test.tagnet: bad header: tensor 'conv2d/kernel' shape sizes must be an integer in [1, 2147483647], "
+            "found 1e+300");
+  // A whole number written as a float is still that number.
+  EXPECT_EQ(error([](nlohmann::json& h) { h["architecture"]["layers"][6]["config"]["units"] = 5.0; }), "");
+}
+
+// A flattened size past int is refused, not wrapped into a small one.
+TEST(ModelFile, DerivedSizesStayWithinInt) {
+  Model m({4});
+  m.add(std::make_unique<Dense>(2));
+  m.build(0);
+  const std::vector<uint8_t> good = m.save_bytes();
+  const std::string e = load_error(with_header(good, [](nlohmann::json& h) {
+    h["architecture"]["input_shape"] = {65536, 65536, 2};
+    const nlohmann::json flatten = {{"type", "Flatten"}, {"name", "flatten"}, {"config", nlohmann::json::object()}};
+    h["architecture"]["layers"].insert(h["architecture"]["layers"].begin(), flatten);
+  }));
+  EXPECT_EQ(e, "test.tagnet: bad header: flatten: flattened size 2147483648 out of range");
+}
+
+// Copying or printing JSON recurses once per level: a header nested 200,000 deep would overflow
+// the stack, so nesting is limited while parsing.
+TEST(ModelFile, DeeplyNestedHeaderIsRefused) {
+  const std::vector<uint8_t> good = small_vgg_like().save_bytes();
+  nlohmann::json h = header_of(good);
+  h["metadata"] = "NESTED";
+  const std::string text = h.dump();
+  auto with_metadata = [&](size_t levels) {
+    std::string t = text;
+    t.replace(t.find("\"NESTED\""), 8, nested_arrays(levels));
+    return with_header_text(good, t);
+  };
+  EXPECT_EQ(load_error(with_metadata(200000)), "test.tagnet: JSON nested deeper than 64 levels");
+  EXPECT_EQ(load_error(with_metadata(64)), "test.tagnet: JSON nested deeper than 64 levels");
+  // The header's object and 63 arrays in it: 64 levels, the most allowed.
+  const std::vector<uint8_t> deepest = with_metadata(63);
+  EXPECT_EQ(load_error(deepest), "");
+  Model back = Model::load_bytes(deepest.data(), deepest.size(), "test.tagnet");
+  EXPECT_EQ(back.metadata().dump(), nested_arrays(63));
+}
+
+// `tagnet classify` reads a probability per label name: a one-logit head gives two.
+TEST(ModelFile, NoMoreLabelNamesThanProbabilities) {
+  Model logit({3});
+  logit.add(std::make_unique<Dense>(1));
+  logit.build(0);
+  logit.metadata()["labels"] = {"cat", "dog"};
+  EXPECT_EQ(load_error(logit.save_bytes()), "");
+  logit.metadata()["labels"] = {"cat", "dog", "fox"};
+  EXPECT_EQ(load_error(logit.save_bytes()), "test.tagnet: 3 label names for 1 model outputs");
+
+  Model m = small_vgg_like();  // 5 sigmoid outputs
+  m.metadata()["labels"] = {"a", "b", "c", "d", "e", "f"};
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: 6 label names for 5 model outputs");
+  m.metadata()["labels"] = {"a", 7};
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata labels must be a list of names");
+  // A base cut from a classifier keeps the classifier's labels; fewer names than outputs is fine.
+  m.metadata()["labels"] = {"a", "b"};
+  EXPECT_EQ(load_error(m.save_bytes()), "");
+}
+
+// A few hundred bytes of header can describe gigabytes of weights: the sizes are checked against
+// the data section before anything is allocated.
+TEST(ModelFile, WeightsAreFoundInTheDataSectionBeforeAllocating) {
+  Model m({4});
+  m.add(std::make_unique<Dense>(2));
+  m.build(0);
+  const std::vector<uint8_t> good = m.save_bytes();
+  // (1024,) -> Dense(2^20): 4 GiB of kernel in a file of a few hundred bytes.
+  const std::vector<uint8_t> huge = with_header(good, [](nlohmann::json& h) {
+    h["architecture"]["input_shape"] = {1024};
+    h["architecture"]["layers"][0]["config"]["units"] = 1 << 20;
+    h["tensors"][0]["shape"] = {1 << 20, 1024};
+    h["metadata"] = nlohmann::json::object();
+  });
+  EXPECT_LT(huge.size(), 512u);
+  EXPECT_EQ(load_error(huge), "test.tagnet: tensor 'dense/kernel' lies outside the data section (offset 0)");
+  // Layers whose weights all lie at offset 0 add up to more than the data section holds.
+  const std::vector<uint8_t> shared = with_header(good, [](nlohmann::json& h) {
+    auto& layers = h["architecture"]["layers"];
+    for (int i = 1; i < 40; ++i) {
+      layers.push_back(layers[0]);
+      layers.back()["name"] = "d" + std::to_string(i);
+      h["tensors"].push_back({{"name", "d" + std::to_string(i) + "/kernel"}, {"dtype", "f32"}, {"shape", {2, 2}},
+                              {"offset", 0}});
+      h["tensors"].push_back({{"name", "d" + std::to_string(i) + "/bias"}, {"dtype", "f32"}, {"shape", {2}},
+                              {"offset", 0}});
+    }
+  });
+  EXPECT_NE(load_error(shared).find("test.tagnet: the parameters take more than the 64 bytes of the data section"),
+            std::string::npos) << load_error(shared);
 }
 
 TEST(ModelFile, SaveIsAtomic) {

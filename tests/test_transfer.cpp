@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "tagnet/architectures.h"
@@ -14,6 +15,8 @@
 #include "tagnet/finetune.h"
 #include "tagnet/model.h"
 #include "tagnet/train.h"
+
+#include "container_edit.h"
 
 namespace tagnet {
 namespace {
@@ -348,6 +351,57 @@ TEST(Transfer, FeatureFileErrorsNameTheFileAndTheProblem) {
   EXPECT_EQ(s.size(), 2u);
   EXPECT_EQ(s.features.at(0), f.features.at(36));
   EXPECT_EQ(s.features.at(12), f.features.at(12));
+}
+
+// Every size in a feature file's header is an integer in range before it is used, and their
+// product is checked against the data section without overflowing.
+TEST(Transfer, FeatureFileSizesAreCheckedBeforeUse) {
+  FeatureSet f;
+  f.feature_shape = Shape({2, 2, 3});
+  f.features = Tensor(Shape({5, 2, 2, 3}));
+  f.targets = Tensor(Shape({5, 2}));
+  f.labels = {"a", "b"};
+  const std::vector<uint8_t> good = f.save_bytes();
+  auto error = [&](const std::function<void(nlohmann::json&)>& edit) -> std::string {
+    const std::vector<uint8_t> bytes = with_header(good, edit);
+    try {
+      FeatureSet::load_bytes(bytes.data(), bytes.size(), "x.features");
+    } catch (const FeatureFileError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error([](nlohmann::json& h) { h["count"] = 4.5e+21; }),
+            "x.features: bad header: count must be an integer in [1, 1073741824], found 4.5e+21");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["outputs"] = -2; }),
+            "x.features: bad header: outputs must be an integer in [1, 1048576], found -2");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["feature_shape"] = {2, 2, 4294967299u}; }),
+            "x.features: bad header: feature_shape sizes must be an integer in [1, 1048576], found 4294967299");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["tensors"][1]["offset"] = 1e300; }),
+            "x.features: bad header: tensor 'targets' offset must be an integer in [0, 9007199254740992], "
+            "found 1e+300");
+  // 2^30 examples of 2^60 floats: 2^92 bytes, which wraps to 0 in 64 bits.
+  EXPECT_EQ(error([](nlohmann::json& h) {
+              h["count"] = 1 << 30;
+              h["feature_shape"] = {1 << 20, 1 << 20, 1 << 20};
+            }),
+            "x.features: the data section holds 320 bytes, too few for 1073741824 examples of "
+            "1152921504606846978 floats");
+  nlohmann::json h = header_of(good);
+  h["metadata"] = "NESTED";
+  std::string text = h.dump();
+  text.replace(text.find("\"NESTED\""), 8, nested_arrays(200000));
+  const std::vector<uint8_t> deep = with_header_text(good, text);
+  EXPECT_THROW(
+      {
+        try {
+          FeatureSet::load_bytes(deep.data(), deep.size(), "x.features");
+        } catch (const FeatureFileError& e) {
+          EXPECT_STREQ(e.what(), "x.features: JSON nested deeper than 64 levels");
+          throw;
+        }
+      },
+      FeatureFileError);
 }
 
 TEST(Transfer, SavedTopAndBaseReproduceTheFineTunedModel) {

@@ -117,6 +117,9 @@ class Model {
   // The logits feeding a fused loss: the input of the final Sigmoid/Softmax when the loss
   // expects one, else the output. Returns the index of the first layer not run backward.
   size_t loss_head(LossKind loss) const;
+  // Sets up every layer in turn (shapes and parameter shapes, no parameter memory): the first
+  // half of build(), which the model file reader also runs to check sizes before allocating.
+  void setup_layers();
   // forward, then the fused loss of the output (and its gradient at the logits, when asked).
   float forward_loss(const Tensor& x, const Tensor& targets, LossKind loss, const Context& ctx,
                      Tensor* predictions, Tensor* dlogits);

@@ -84,6 +84,24 @@ std::string container_check(const uint8_t* data, size_t size, uint32_t expected_
   return "";
 }
 
+std::string container_json(const ContainerView& view, nlohmann::json& header) {
+  struct TooDeep {};
+  // `depth` counts the arrays and objects around the one that starts.
+  const nlohmann::json::parser_callback_t limit = [](int depth, nlohmann::json::parse_event_t event,
+                                                     nlohmann::json&) {
+    if ((event == nlohmann::json::parse_event_t::object_start ||
+         event == nlohmann::json::parse_event_t::array_start) && depth >= kMaxJsonDepth)
+      throw TooDeep{};
+    return true;
+  };
+  try {
+    header = nlohmann::json::parse(view.json, view.json + view.json_bytes, limit);
+  } catch (const TooDeep&) {
+    return "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  }
+  return "";
+}
+
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
   const std::string tmp = path + ".tmp-" + std::to_string(static_cast<long>(TAGNET_GETPID()));
   std::FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,13 @@ struct ContainerView {
 // in the words of `file_kind` ("model file") and `data_kind` ("tensor data").
 std::string container_check(const uint8_t* bytes, size_t size, uint32_t version, const char* file_kind,
                             const char* data_kind, ContainerView& view);
+
+// The JSON header of a checked container, parsed with at most kMaxJsonDepth levels of nesting:
+// copying or printing JSON recurses once per level, so a header nested 200,000 deep would
+// overflow the stack after it had parsed. Returns the problem ("" when none); JSON that does not
+// parse throws nlohmann's parse_error.
+constexpr int kMaxJsonDepth = 64;
+std::string container_json(const ContainerView& view, nlohmann::json& header);
 
 // Writes `bytes` to a temporary file beside `path`, flushes it to disk and renames it into
 // place. Throws std::runtime_error naming `path` and the reason; leaves no temporary behind.

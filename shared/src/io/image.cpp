@@ -36,19 +36,21 @@
 
 // Every allocation stb_image makes goes through a per-thread cap set from the picture's
 // header, so a compressed stream that inflates far beyond the pixels (a zlib bomb) fails
-// instead of taking memory without bound.
+// instead of taking memory without bound. New blocks are zeroed: stb 2.27 reads the Huffman
+// tables of a progressive JPEG whose scans use a table no DHT segment defined, and garbage
+// there indexes outside its lookup arrays.
 #include "file_io.h"
 
 namespace tagnet {
 namespace {
 thread_local size_t g_stbi_alloc_cap = ~size_t(0);
-void* capped_malloc(size_t n) { return n > g_stbi_alloc_cap ? nullptr : std::malloc(n); }
+void* capped_calloc(size_t n) { return n > g_stbi_alloc_cap ? nullptr : std::calloc(1, n); }
 void* capped_realloc(void* p, size_t n) {
   return n > g_stbi_alloc_cap ? nullptr : std::realloc(p, n);
 }
 }  // namespace
 }  // namespace tagnet
-#define STBI_MALLOC(n) tagnet::capped_malloc(n)
+#define STBI_MALLOC(n) tagnet::capped_calloc(n)
 #define STBI_REALLOC(p, n) tagnet::capped_realloc(p, n)
 #define STBI_FREE(p) std::free(p)
 
@@ -224,15 +226,43 @@ bool jpeg_huffman_counts_ok(const uint8_t* d, size_t n) {
   return true;
 }
 
+// stb 2.27 copies a PNG's IDAT chunks into a buffer it allocates at the first non-empty one;
+// an empty IDAT before that makes it memcpy zero bytes to a null pointer, which is undefined.
+// Empty IDAT chunks add nothing to the pixel stream, so they are left out of a copy that stb
+// reads instead; `out` stays empty when there is none.
+void drop_empty_idat(const uint8_t* d, size_t n, std::vector<uint8_t>& out) {
+  auto be32 = [&](size_t i) {
+    return uint32_t(d[i]) << 24 | uint32_t(d[i + 1]) << 16 | uint32_t(d[i + 2]) << 8 | d[i + 3];
+  };
+  size_t kept = 8;  // bytes up to here are copied (or, while out is empty, identical)
+  for (size_t p = 8; p + 12 <= n;) {
+    const uint32_t len = be32(p);
+    if (len > n - p - 12) break;  // truncated: stb reports it
+    if (len == 0 && std::memcmp(d + p + 4, "IDAT", 4) == 0) {
+      if (out.empty()) out.assign(d, d + p);
+      else out.insert(out.end(), d + kept, d + p);
+      kept = p + 12;
+    }
+    p += 12 + size_t(len);
+  }
+  if (!out.empty()) out.insert(out.end(), d + kept, d + n);
+}
+
 }  // namespace
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& origin) {
   if (size == 0 || !data) throw ImageError(origin + ": not an image (empty)");
   if (size > static_cast<size_t>(INT_MAX))
     throw ImageError(origin + ": not an image (" + std::to_string(size) + " bytes)");
-  const int len = static_cast<int>(size);
   const char* format = sniff_format(data, size);
   if (!format) throw ImageError(origin + ": not an image (not JPEG, PNG, BMP or GIF)");
+  std::vector<uint8_t> cleaned;
+  if (format[0] == 'P') drop_empty_idat(data, size, cleaned);
+  if (!cleaned.empty()) {
+    data = cleaned.data();
+    size = cleaned.size();
+  }
+  const int len = static_cast<int>(size);
   // Before stbi_info too: it reads the tables that precede the frame header.
   if (format[0] == 'J' && !jpeg_huffman_counts_ok(data, size))
     throw ImageError(origin + ": truncated or corrupt image (bad JPEG Huffman table)");

@@ -1,4 +1,5 @@
 // The model file: see the format in tagnet/model.h.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -8,9 +9,11 @@
 #include <utility>
 #include <unistd.h>
 
+#include "tagnet/architectures.h"
 #include "tagnet/model.h"
 
 #include "file_io.h"
+#include "json_number.h"
 
 namespace tagnet {
 
@@ -22,6 +25,23 @@ constexpr size_t kAlign = kContainerAlign;
 
 
 
+
+// `tagnet classify` and the module read one probability per label name: a model's outputs, or
+// two for a logit head (the logit's probability and its complement). More names than that
+// would be read past the probabilities. Fewer are valid: a base cut from a classifier keeps
+// the classifier's metadata.
+template <typename Fail>
+void check_labels(const Model& m, const Fail& fail) {
+  const auto it = m.metadata().find("labels");
+  if (it == m.metadata().end()) return;
+  if (!it->is_array()) throw fail("metadata labels must be a list of names");
+  for (const auto& l : *it)
+    if (!l.is_string()) throw fail("metadata labels must be a list of names");
+  const size_t outputs = m.output_shape().numel();
+  const size_t most = model_head(m) == Head::kLogit ? std::max<size_t>(outputs, 2) : outputs;
+  if (it->size() > most)
+    throw fail(std::to_string(it->size()) + " label names for " + std::to_string(outputs) + " model outputs");
+}
 
 struct TensorEntry {
   std::string name;
@@ -98,20 +118,16 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
   ContainerView view{};
   const std::string problem = container_check(data, size, kVersion, "model file", "tensor data", view);
   if (!problem.empty()) throw fail(problem);
-  const uint8_t* jp = view.json;
-  const uint64_t json_bytes = view.json_bytes, data_bytes = view.data_bytes;
+  const uint64_t data_bytes = view.data_bytes;
   const size_t data_start = static_cast<size_t>(view.data - data);
 
   try {
-    const nlohmann::json h = nlohmann::json::parse(jp, jp + json_bytes);
+    nlohmann::json h;
+    const std::string deep = container_json(view, h);
+    if (!deep.empty()) throw fail(deep);
     if (h.value("format", "") != "tagnet") throw fail("header is not a tagnet header");
     const auto& arch = h.at("architecture");
-    const std::vector<int> in_dims = arch.at("input_shape").get<std::vector<int>>();
-    if (in_dims.empty() || in_dims.size() > 3)
-      throw fail("bad input shape in header");
-    for (int d : in_dims)
-      if (d <= 0 || d > 1 << 16) throw fail("bad input shape in header");
-    Model m{Shape(in_dims)};
+    Model m{Shape(json_dims(arch.at("input_shape"), "input_shape", 3, 1 << 16))};
     std::set<std::string> names;
     for (auto& lj : arch.at("layers")) {
       auto layer = Layer::from_config(lj.at("type").get<std::string>(), lj.at("config"));
@@ -120,28 +136,45 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
       layer->trainable = lj.value("trainable", true);
       m.add(std::move(layer));
     }
-    m.build(0);
-    if (h.contains("metadata")) m.metadata_ = h.at("metadata");
 
     std::map<std::string, const nlohmann::json*> table;
     for (auto& t : h.at("tensors")) table[t.at("name").get<std::string>()] = &t;
-    auto read_tensor = [&](const std::string& name, const Shape& shape, float* dst) {
+    // Where a tensor's bytes are, once its entry matches the shape the model expects and lies
+    // within the data section.
+    auto locate = [&](const std::string& name, const Shape& shape) -> const uint8_t* {
       auto it = table.find(name);
       if (it == table.end()) throw fail("tensor '" + name + "' is missing");
       const auto& t = *it->second;
       if (t.at("dtype").get<std::string>() != "f32")
         throw fail("tensor '" + name + "' has unsupported dtype " + t.at("dtype").dump());
-      const Shape s(t.at("shape").get<std::vector<int>>());
+      const Shape s(json_dims(t.at("shape"), "tensor '" + name + "' shape", 8, INT32_MAX));
       if (s != shape)
         throw fail("tensor '" + name + "' has shape " + s.str() + ", expected " + shape.str());
-      const uint64_t off = t.at("offset").get<uint64_t>();
-      const uint64_t nbytes = shape.numel() * sizeof(float);
-      if (off % kAlign != 0 || off > data_bytes || nbytes > data_bytes - off)
+      const uint64_t off = json_integer(t.at("offset"), "tensor '" + name + "' offset", 0, int64_t(1) << 53);
+      if (off % kAlign != 0 || off > data_bytes || shape.numel() > (data_bytes - off) / sizeof(float))
         throw fail("tensor '" + name + "' lies outside the data section (offset " + std::to_string(off) + ")");
-      std::memcpy(dst, data + data_start + off, nbytes);
+      return data + data_start + off;
     };
+    // A few hundred bytes of header can describe gigabytes of weights: every parameter is
+    // found in the data section, and all of them fit there side by side, before the model
+    // allocates any.
+    m.setup_layers();
+    std::vector<const uint8_t*> sources;
+    uint64_t floats = 0;
     for (auto& l : m.layers_)
-      for (auto& p : l->params()) read_tensor(l->name + "/" + p.name, p.shape, p.value.data());
+      for (auto& p : std::as_const(*l).params()) {
+        sources.push_back(locate(l->name + "/" + p.name, p.shape));
+        floats += p.shape.numel();  // each at most data_bytes / 4: no overflow
+        if (floats > data_bytes / sizeof(float))
+          throw fail("the parameters take more than the " + std::to_string(data_bytes) +
+                     " bytes of the data section");
+      }
+    m.build(0);
+    size_t k = 0;
+    for (auto& l : m.layers_)
+      for (auto& p : l->params()) std::memcpy(p.value.data(), sources[k++], p.value.size() * sizeof(float));
+    if (h.contains("metadata")) m.metadata_ = h.at("metadata");
+    check_labels(m, fail);
 
     if (opt) {
       opt->reset();
@@ -155,8 +188,8 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
           buf->assign(m.params_.size(), 0.f);
           for (auto& l : m.layers_)
             for (auto& p : l->params())
-              read_tensor(prefix + l->name + "/" + p.name, p.shape,
-                          buf->data() + (p.value.data() - m.params_.data()));
+              std::memcpy(buf->data() + (p.value.data() - m.params_.data()),
+                          locate(prefix + l->name + "/" + p.name, p.shape), p.value.size() * sizeof(float));
         }
       }
     }

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
+#include "json_number.h"
 #include "kernels.h"
 #include "thread_pool.h"
 
@@ -26,6 +28,14 @@ Activation activation_from(const std::string& s) {
   if (s == "relu") return Activation::kRelu;
   if (s == "linear") return Activation::kNone;
   throw std::invalid_argument("unknown activation '" + s + "'");
+}
+
+// A size a layer derives from its input and configuration, refused when it leaves int (which
+// the kernels take) rather than wrapped.
+int derived_size(int64_t v, const Layer& l, const char* what) {
+  if (v < 1 || v > INT32_MAX)
+    throw std::invalid_argument(l.name + ": " + what + " " + std::to_string(v) + " out of range");
+  return static_cast<int>(v);
 }
 
 void expect_input(const Layer& l, const Tensor& x) {
@@ -104,9 +114,10 @@ Shape Conv2D::setup(const Shape& in) {
     OH = (H - kernel_) / stride_ + 1;
     OW = (W - kernel_) / stride_ + 1;
   }
-  const int R = kernel_ * kernel_ * C;
+  const int64_t window = int64_t(kernel_) * kernel_;
+  const int R = derived_size(window * C, *this, "kernel size x channels");
   add_param("kernel", {filters_, kernel_, kernel_, C}, true, Init::kGlorotUniform, R,
-            kernel_ * kernel_ * filters_);
+            derived_size(window * filters_, *this, "kernel size x filters"));
   if (use_bias_) add_param("bias", {filters_}, true, Init::kZeros);
   return {OH, OW, filters_};
 }
@@ -381,7 +392,11 @@ void Dropout::backward(const Tensor&, const Tensor&, const Tensor& dy, Tensor* d
 
 // ---- Flatten ----
 
-Shape Flatten::setup(const Shape& in) { return {static_cast<int>(in.numel())}; }
+Shape Flatten::setup(const Shape& in) {
+  int64_t n = 1;
+  for (int d : in.dims()) n = std::min<int64_t>(n * d, int64_t(INT32_MAX) + 1);  // no overflow: d <= 2^31
+  return {derived_size(n, *this, "flattened size")};
+}
 
 void Flatten::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   expect_input(*this, x);
@@ -430,14 +445,19 @@ LayerKind layer_kind_from_name(const std::string& name) {
 }
 
 std::unique_ptr<Layer> Layer::from_config(const std::string& type, const nlohmann::json& c) {
+  // Sizes come from files: each is checked to be an integer in a range no real network leaves
+  // (XNNPACK and the kernels take int dimensions), before a layer is made of it.
+  constexpr int64_t kMaxUnits = 1 << 20, kMaxWindow = 1 << 16;
   switch (layer_kind_from_name(type)) {
     case LayerKind::kConv2D:
-      return std::make_unique<Conv2D>(c.at("filters").get<int>(), c.at("kernel_size").get<int>(),
-                                      c.value("strides", 1), padding_from(c.value("padding", "valid")),
-                                      activation_from(c.value("activation", "linear")),
-                                      c.value("use_bias", true));
+      return std::make_unique<Conv2D>(
+          static_cast<int>(json_integer(c.at("filters"), "Conv2D filters", 1, kMaxUnits)),
+          static_cast<int>(json_integer(c.at("kernel_size"), "Conv2D kernel_size", 1, kMaxWindow)),
+          static_cast<int>(json_integer_or(c, "strides", 1, "Conv2D strides", 1, kMaxWindow)),
+          padding_from(c.value("padding", "valid")), activation_from(c.value("activation", "linear")),
+          c.value("use_bias", true));
     case LayerKind::kDense:
-      return std::make_unique<Dense>(c.at("units").get<int>(),
+      return std::make_unique<Dense>(static_cast<int>(json_integer(c.at("units"), "Dense units", 1, kMaxUnits)),
                                      activation_from(c.value("activation", "linear")),
                                      c.value("use_bias", true));
     case LayerKind::kBatchNorm:
@@ -446,7 +466,9 @@ std::unique_ptr<Layer> Layer::from_config(const std::string& type, const nlohman
     case LayerKind::kSigmoid: return std::make_unique<Sigmoid>();
     case LayerKind::kSoftmax: return std::make_unique<Softmax>();
     case LayerKind::kMaxPool2D:
-      return std::make_unique<MaxPool2D>(c.at("pool_size").get<int>(), c.value("strides", 0));
+      return std::make_unique<MaxPool2D>(
+          static_cast<int>(json_integer(c.at("pool_size"), "MaxPooling2D pool_size", 1, kMaxWindow)),
+          static_cast<int>(json_integer_or(c, "strides", 0, "MaxPooling2D strides", 0, kMaxWindow)));
     case LayerKind::kGlobalAvgPool2D: return std::make_unique<GlobalAvgPool2D>();
     case LayerKind::kDropout: return std::make_unique<Dropout>(c.at("rate").get<float>());
     case LayerKind::kFlatten: return std::make_unique<Flatten>();

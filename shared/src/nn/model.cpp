@@ -56,22 +56,16 @@ void Model::truncate(size_t n) {
 }
 
 void Model::build(uint64_t seed) {
-  if (layers_.empty()) throw std::invalid_argument("model has no layers");
   // Values of layers built before, restored after the arena is reallocated.
   std::vector<std::vector<std::vector<float>>> kept(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i)
     for (auto& p : layers_[i]->params())
       if (p.value.data()) kept[i].emplace_back(p.value.data(), p.value.data() + p.value.size());
-  Shape s = input_shape_;
+  setup_layers();
   size_t total = 0;
-  for (auto& l : layers_) {
-    l->input_shape = s;
-    l->params().clear();
-    s = l->setup(s);
-    l->output_shape = s;
-    // Each tensor starts on a 64-byte boundary in the arena.
+  // Each tensor starts on a 64-byte boundary in the arena.
+  for (auto& l : layers_)
     for (auto& p : l->params()) total += round_up(p.shape.numel(), 16);
-  }
   // 16 spare floats: XNNPACK may read up to 16 bytes past the last weight tensor.
   params_.assign(total + 16, 0.f);
   grads_.assign(total + 16, 0.f);
@@ -104,6 +98,17 @@ void Model::build(uint64_t seed) {
   grads_act_.resize(layers_.size());
   built_ = true;
   ++param_version_;
+}
+
+void Model::setup_layers() {
+  if (layers_.empty()) throw std::invalid_argument("model has no layers");
+  Shape s = input_shape_;
+  for (auto& l : layers_) {
+    l->input_shape = s;
+    l->params().clear();
+    s = l->setup(s);
+    l->output_shape = s;
+  }
 }
 
 Shape Model::output_shape() const {

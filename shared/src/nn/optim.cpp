@@ -5,6 +5,8 @@
 
 #include "tagnet/model.h"
 
+#include "json_number.h"
+
 namespace tagnet {
 
 void Optimizer::step(Model& model) {
@@ -36,7 +38,7 @@ std::unique_ptr<Optimizer> Optimizer::from_config(const std::string& type, const
                               c.value("nesterov", false), c.value("decay", 0.f));
   else
     throw std::invalid_argument("unknown optimizer '" + type + "'");
-  o->iterations = c.value("iterations", int64_t{0});
+  o->iterations = json_integer_or(c, "iterations", 0, type + " iterations", 0, int64_t(1) << 53);
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "file_io.h"
+#include "json_number.h"
 
 namespace tagnet {
 
@@ -216,23 +217,18 @@ FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::s
   ContainerView view{};
   const std::string problem = container_check(data, size, kVersion, "feature file", "feature data", view);
   if (!problem.empty()) throw fail(problem);
-  const uint8_t* jp = view.json;
-  const uint64_t json_bytes = view.json_bytes, data_bytes = view.data_bytes;
+  const uint64_t data_bytes = view.data_bytes;
   const size_t data_start = static_cast<size_t>(view.data - data);
 
   try {
-    const nlohmann::json h = nlohmann::json::parse(jp, jp + json_bytes);
+    nlohmann::json h;
+    const std::string deep = container_json(view, h);
+    if (!deep.empty()) throw fail(deep);
     if (h.value("format", "") != "tagnet-features") throw fail("header is not a tagnet feature header");
     FeatureSet s;
-    const uint64_t count = h.at("count").get<uint64_t>();
-    const std::vector<int> fdims = h.at("feature_shape").get<std::vector<int>>();
-    const int outputs = h.at("outputs").get<int>();
-    if (count == 0 || count > (1u << 30)) throw fail("bad example count " + std::to_string(count));
-    if (fdims.empty() || fdims.size() > 3) throw fail("bad feature shape in header");
-    for (int d : fdims)
-      if (d <= 0 || d > 1 << 20) throw fail("bad feature shape in header");
-    if (outputs < 1 || outputs > 1 << 20) throw fail("bad output count " + std::to_string(outputs));
-    s.feature_shape = Shape(fdims);
+    const int count = static_cast<int>(json_integer(h.at("count"), "count", 1, 1 << 30));
+    s.feature_shape = Shape(json_dims(h.at("feature_shape"), "feature_shape", 3, 1 << 20));
+    const int outputs = static_cast<int>(json_integer(h.at("outputs"), "outputs", 1, 1 << 20));
     s.labels = h.at("labels").get<std::vector<std::string>>();
     s.head = head_from_name(h.at("head").get<std::string>());
     if (!s.labels.empty() && s.labels.size() != static_cast<size_t>(outputs) &&
@@ -249,22 +245,23 @@ FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::s
       const auto& t = *it->second;
       if (t.at("dtype").get<std::string>() != "f32")
         throw fail("tensor '" + name + "' has unsupported dtype " + t.at("dtype").dump());
-      const Shape shape(t.at("shape").get<std::vector<int>>());
+      const Shape shape(json_dims(t.at("shape"), "tensor '" + name + "' shape", 8, INT32_MAX));
       if (shape != dst.shape())
         throw fail("tensor '" + name + "' has shape " + shape.str() + ", expected " + dst.shape().str());
-      const uint64_t off = t.at("offset").get<uint64_t>();
+      const uint64_t off = json_integer(t.at("offset"), "tensor '" + name + "' offset", 0, int64_t(1) << 53);
       const uint64_t nbytes = dst.size() * sizeof(float);
       if (off % kAlign != 0 || off > data_bytes || nbytes > data_bytes - off)
         throw fail("tensor '" + name + "' lies outside the data section (offset " + std::to_string(off) + ")");
       std::memcpy(dst.data(), data + data_start + off, nbytes);
     };
-    // Sizes are checked against the data section before anything is allocated.
-    const uint64_t need = (count * s.feature_shape.numel() + count * static_cast<uint64_t>(outputs)) * sizeof(float);
-    if (need > data_bytes)
-      throw fail("the data section holds " + std::to_string(data_bytes) + " bytes, the header describes " +
-                 std::to_string(need));
-    s.features = Tensor(s.feature_shape.batched(static_cast<int>(count)));
-    s.targets = Tensor(Shape{static_cast<int>(count), outputs});
+    // Sizes are checked against the data section before anything is allocated, by division:
+    // their product can pass 2^64.
+    const uint64_t per_example = s.feature_shape.numel() + static_cast<uint64_t>(outputs);  // < 2^61
+    if (per_example > data_bytes / sizeof(float) / static_cast<uint64_t>(count))
+      throw fail("the data section holds " + std::to_string(data_bytes) + " bytes, too few for " +
+                 std::to_string(count) + " examples of " + std::to_string(per_example) + " floats");
+    s.features = Tensor(s.feature_shape.batched(count));
+    s.targets = Tensor(Shape{count, outputs});
     read_tensor("features", s.features);
     read_tensor("targets", s.targets);
     return s;
