@@ -192,6 +192,18 @@ TEST(ModelFile, HeaderNumbersMustBeIntegersInRange) {
   EXPECT_EQ(error([](nlohmann::json& h) { h["architecture"]["layers"][6]["config"]["units"] = 5.0; }), "");
 }
 
+// What an error quotes from the file stays on one line of bounded length.
+TEST(ModelFile, ErrorsQuotingTheFileStayOnOneLine) {
+  const std::vector<uint8_t> good = small_vgg_like().save_bytes();
+  EXPECT_EQ(load_error(with_header(good, [](nlohmann::json& h) { h["architecture"]["layers"][0]["type"] = "Conv\n2D"; })),
+            "test.tagnet: bad header: unknown layer type 'Conv?2D'");
+  // nlohmann's parse error quotes the whole token it stopped in.
+  const std::string e = load_error(with_header_text(good, "{\"format\": \"" + std::string(10000, 'T') + "\xff\"}"));
+  EXPECT_EQ(e.rfind("test.tagnet: bad header: [json.exception.parse_error.101]", 0), 0u) << e;
+  EXPECT_LE(e.size(), 13 + 512 + 3);
+  EXPECT_EQ(e.substr(e.size() - 3), "...");
+}
+
 // A flattened size past int is refused, not wrapped into a small one.
 TEST(ModelFile, DerivedSizesStayWithinInt) {
   Model m({4});

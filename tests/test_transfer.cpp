@@ -387,6 +387,8 @@ TEST(Transfer, FeatureFileSizesAreCheckedBeforeUse) {
             }),
             "x.features: the data section holds 320 bytes, too few for 1073741824 examples of "
             "1152921504606846978 floats");
+  EXPECT_EQ(error([](nlohmann::json& h) { h["head"] = "sof\nt"; }),
+            "x.features: bad header: unknown head 'sof?t' (softmax, sigmoid, logit)");
   nlohmann::json h = header_of(good);
   h["metadata"] = "NESTED";
   std::string text = h.dump();

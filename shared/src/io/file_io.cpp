@@ -102,6 +102,18 @@ std::string container_json(const ContainerView& view, nlohmann::json& header) {
   return "";
 }
 
+std::string one_line(const std::string& message) {
+  std::string out = message;
+  if (out.size() > kMaxErrorBytes) {
+    size_t cut = kMaxErrorBytes;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+    out = out.substr(0, cut) + "...";
+  }
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+  return out;
+}
+
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
   const std::string tmp = path + ".tmp-" + std::to_string(static_cast<long>(TAGNET_GETPID()));
   std::FILE* f = std::fopen(tmp.c_str(), "wb");

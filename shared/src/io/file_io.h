@@ -60,6 +60,12 @@ std::string container_check(const uint8_t* bytes, size_t size, uint32_t version,
 constexpr int kMaxJsonDepth = 64;
 std::string container_json(const ContainerView& view, nlohmann::json& header);
 
+// A reader's error message as one line of bounded length: the parts a message quotes from the
+// file (a name, nlohmann's "last read" of a parse error) can hold line breaks and run to megabytes.
+// Control characters become '?', and more than kMaxErrorBytes bytes end in "...".
+constexpr size_t kMaxErrorBytes = 512;
+std::string one_line(const std::string& message);
+
 // Writes `bytes` to a temporary file beside `path`, flushes it to disk and renames it into
 // place. Throws std::runtime_error naming `path` and the reason; leaves no temporary behind.
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);

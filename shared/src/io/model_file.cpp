@@ -110,7 +110,7 @@ Model Model::load(const std::string& path, std::unique_ptr<Optimizer>* opt) {
 Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& origin,
                         std::unique_ptr<Optimizer>* opt) {
   auto fail = [&](const std::string& what) -> ModelFileError {
-    return ModelFileError(origin + ": " + what);
+    return ModelFileError(origin + ": " + one_line(what));
   };
   if (size < kContainerHeader)
     throw fail("not a tagnet model (" + std::to_string(size) + " bytes, shorter than the header)");

@@ -207,7 +207,7 @@ FeatureSet FeatureSet::load(const std::string& path) {
 }
 
 FeatureSet FeatureSet::load_bytes(const uint8_t* data, size_t size, const std::string& origin) {
-  auto fail = [&](const std::string& what) { return FeatureFileError(origin + ": " + what); };
+  auto fail = [&](const std::string& what) { return FeatureFileError(origin + ": " + one_line(what)); };
   if (size < kContainerHeader)
     throw fail("not a tagnet feature file (" + std::to_string(size) + " bytes, shorter than the header)");
   if (std::memcmp(data, kMagic, 8) != 0) {
