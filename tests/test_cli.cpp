@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cli_run.h"
+#include "tagnet/features.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
 
@@ -206,19 +207,48 @@ TEST(Cli, DivergingTrainingStopsAndKeepsTheLastGoodModel) {
   fs::remove_all(d);
 }
 
+// Starts `args` (args[0] the program) with its output discarded.
+pid_t start_cli(const std::vector<std::string>& args) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// kill -9 after `ms`; false when the process had ended by itself.
+bool kill_after(pid_t pid, std::chrono::microseconds delay) {
+  std::this_thread::sleep_for(delay);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFSIGNALED(status);
+}
+
 // kill -9 at random moments, during training and during checkpoint saves: the model file is
 // always a complete model (the one before or the one after), and training goes on from it.
 TEST(Cli, KilledTrainingAlwaysLeavesALoadableModel) {
   const std::string d = cli_temp_dir("cli_kill");
   const std::string model = d + "/k.tagnet";
-  tagnet::Image img;
-  img.width = img.height = 8;
-  for (const char* f : {"red_dress", "blue_shirt"})
-    for (int i = 0; i < 4; ++i) {
-      img.rgb.assign(8 * 8 * 3, static_cast<uint8_t>(40 * i + (f[0] == 'r' ? 100 : 0)));
-      fs::create_directories(d + "/data/" + f);
-      tagnet::save_png(d + "/data/" + f + "/" + std::to_string(i) + ".png", img);
-    }
+  // Plain pictures of two folders, `count` each, grey levels `step` apart.
+  const auto write_pictures = [&](const std::string& dir, int side, int count, int step) {
+    tagnet::Image img;
+    img.width = img.height = side;
+    for (const char* f : {"red_dress", "blue_shirt"})
+      for (int i = 0; i < count; ++i) {
+        img.rgb.assign(size_t(side) * side * 3, static_cast<uint8_t>(step * i + (f[0] == 'r' ? 100 : 0)));
+        fs::create_directories(dir + "/" + f);
+        tagnet::save_png(dir + "/" + f + "/" + std::to_string(i) + ".png", img);
+      }
+  };
+  write_pictures(d + "/data", 8, 4, 40);
   std::mt19937 rng(12345);
   int loadable = 0, before_first_save = 0, during_save = 0;
   for (int run = 0; run < 20; ++run) {
@@ -226,23 +256,9 @@ TEST(Cli, KilledTrainingAlwaysLeavesALoadableModel) {
     const std::vector<std::string> args = {TAGNET_BIN, "train", "--dataset", d + "/data", "--arch", "fashionnet",
                                            "--size", "16", "--epochs", "100000", "--threads", "1",
                                            "--model", model, "--plot", "", "--history", ""};
-    const pid_t pid = ::fork();
+    const pid_t pid = start_cli(args);
     ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      std::vector<char*> argv;
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 600)(rng)));
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "run " << run << " ended by itself";
+    ASSERT_TRUE(kill_after(pid, std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 600)(rng)))) << "run " << run << " ended by itself";
     if (!fs::exists(model)) {
       ++before_first_save;
       continue;
@@ -267,6 +283,31 @@ TEST(Cli, KilledTrainingAlwaysLeavesALoadableModel) {
               "/more.tagnet --plot '' --history ''");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("continuing"), std::string::npos) << r.out;
+
+  // The same for feature files: there is a complete one, or none yet. One whole run first,
+  // timed, so that the kills land within the run's length on any machine.
+  write_pictures(d + "/many", 96, 100, 1);
+  const std::string features = d + "/f.features";
+  const std::vector<std::string> args = {TAGNET_BIN, "features", "--model", model, "--dataset", d + "/many",
+                                         "--labels", "multi", "--threads", "1", "--out", features};
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t whole = start_cli(args);
+  ASSERT_GE(whole, 0);
+  int status = 0;
+  ::waitpid(whole, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const auto length = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  int killed = 0;
+  for (int run = 0; run < 20; ++run) {
+    const pid_t pid = start_cli(args);
+    ASSERT_GE(pid, 0);
+    killed += kill_after(pid, length * std::uniform_int_distribution<int>(5, 95)(rng) / 100);
+    ASSERT_TRUE(fs::exists(features)) << "run " << run;
+    EXPECT_NO_THROW(tagnet::FeatureSet::load(features)) << "run " << run;
+  }
+  std::printf("kill -9 x20 of features (a whole run takes %.0f ms): %d killed before the end, the feature file "
+              "loadable after every one\n", length.count() / 1000.0, killed);
+  EXPECT_GE(killed, 5);
   fs::remove_all(d);
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -299,7 +300,28 @@ TEST(ModelFile, SaveIsAtomic) {
   EXPECT_EQ(read_file(path), m.save_bytes());
   // A failed save leaves no file behind.
   EXPECT_THROW(m.save("/nonexistent-dir/x.tagnet"), std::runtime_error);
+  // The temporary file of a save that was killed (no such process) goes with the next save;
+  // one of a live process stays.
+  const std::string stale = path + ".tmp-999999999";
+  write_file(stale, {1});
+  write_file(path + ".tmp-1", {1});  // init is alive
+  m.save(path);
+  EXPECT_FALSE(std::ifstream(stale).good());
+  EXPECT_TRUE(std::ifstream(path + ".tmp-1").good());
+  std::remove((path + ".tmp-1").c_str());
   std::remove(path.c_str());
+}
+
+TEST(ModelFile, AFolderGivesAOneLineError) {
+  const std::string dir = temp_path("folder.tagnet");
+  std::filesystem::create_directories(dir);
+  try {
+    Model::load(dir);
+    FAIL() << "a folder loaded as a model";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), dir + ": cannot read (Is a directory)");
+  }
+  std::filesystem::remove(dir);
 }
 
 // A toy problem: the label is whether the left half of the picture is brighter.

@@ -3,8 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <filesystem>
 #include <stdexcept>
 
 #if defined(_WIN32)
@@ -14,6 +13,7 @@
 #define TAGNET_FSYNC(fd) _commit(fd)
 #define TAGNET_FILENO _fileno
 #else
+#include <signal.h>
 #include <unistd.h>
 #define TAGNET_GETPID getpid
 #define TAGNET_FSYNC(fd) fsync(fd)
@@ -114,7 +114,29 @@ std::string one_line(const std::string& message) {
   return out;
 }
 
+// A process killed while saving leaves its temporary file behind; the next save removes it.
+static void remove_stale_temporaries(const std::string& path) {
+#if !defined(_WIN32)
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp-";
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+#else
+  (void)path;
+#endif
+}
+
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
+  remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp-" + std::to_string(static_cast<long>(TAGNET_GETPID()));
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
@@ -137,14 +159,20 @@ void write_file_atomic(const std::string& path, const std::vector<uint8_t>& byte
 }
 
 bool read_file(const std::string& path, std::vector<uint8_t>& bytes, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
     error = std::string("cannot open (") + std::strerror(errno) + ")";
     return false;
   }
-  bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (in.bad()) {
-    error = "read error";
+  bytes.clear();
+  uint8_t chunk[1 << 16];
+  size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) bytes.insert(bytes.end(), chunk, chunk + n);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    error = std::string("cannot read (") + std::strerror(err) + ")";  // e.g. a directory
     return false;
   }
   return true;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The native suite under AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer
+# (preset native-debug, -O1), then every fuzz target once over its committed corpus and
+# regression inputs. Any report fails the run. Suppressions: tests/lsan.supp, tests/ubsan.supp,
+# each entry saying why it is safe.
+#
+#   scripts/run-sanitizers.sh
+#
+# Left out under the sanitizers, for time only (each runs in the release suites): the
+# end-to-end folder pipeline (20 epochs of SmallerVGGNet, about 25 minutes under ASan) and
+# the full-size dataset generation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+slow='^(Cli\.FolderPipelineEndToEnd|MakeDataset\.FoldersCountsAndPictureSizes)$'
+cmake --preset native-debug >/dev/null
+cmake --build --preset native-debug -j "$jobs"
+ctest --preset native-debug -j "$jobs" -E "$slow"
+scripts/fuzz.sh --corpus-only
