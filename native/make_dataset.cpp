@@ -146,12 +146,15 @@ struct Look {
   float max_degrees = 8.f;
   float rotate_chance = 0.5f;
   float shadow_chance = 0.6f;
+  float bg_lo = 0.74f, bg_hi = 0.97f;   // background brightness
+  bool bg_any_hue = false;              // faint tints of every hue, not only greys and beiges
 };
 
 // A light, weakly tinted background: greys, warm beiges and greens, never red- or blue-leaning so
 // that it cannot lend its colour to the garment, never dark so that black garments stay visible.
-Rgb background_colour(Rng& rng, float v_lo, float v_hi) {
+Rgb background_colour(Rng& rng, float v_lo, float v_hi, bool any_hue = false) {
   if (rng.uniform() < 0.4f) return draw_hsv(rng, 0.f, 0.f, 0.f, 0.f, v_lo, v_hi);
+  if (any_hue) return draw_hsv(rng, 0.f, 360.f, 0.03f, 0.18f, v_lo, v_hi);
   return draw_hsv(rng, 40.f, 150.f, 0.02f, 0.1f, v_lo, v_hi);
 }
 
@@ -264,12 +267,13 @@ Image render(const uint8_t* src /* (28, 28) */, int S, const Look& look, Rng& rn
   for (float& c : cover) c = smoothstep(0.02f, 0.14f, c);
 
   // Background: plain, a soft two-colour gradient, or a vignette.
-  const Rgb bg0 = background_colour(rng, 0.74f, 0.97f);
+  const Rgb bg0 = background_colour(rng, look.bg_lo, look.bg_hi, look.bg_any_hue);
   Rgb bg1 = bg0;
   const int kind = int(rng.below(3));
   if (kind == 1) {
     const float v0 = std::max({bg0.r, bg0.g, bg0.b}) / 255.f;
-    bg1 = background_colour(rng, std::max(0.72f, v0 - 0.1f), std::min(0.98f, v0 + 0.06f));
+    bg1 = background_colour(rng, std::max(look.bg_lo - 0.02f, v0 - 0.1f), std::min(look.bg_hi + 0.01f, v0 + 0.06f),
+                            look.bg_any_hue);
   }
   const float gdir = rng.uniform(0.f, 6.2831853f), gx = std::cos(gdir), gy = std::sin(gdir);
   const float vignette = kind == 2 ? rng.uniform(0.03f, 0.07f) : 0.f;
@@ -329,16 +333,17 @@ Image render(const uint8_t* src /* (28, 28) */, int S, const Look& look, Rng& rn
   return img;
 }
 
-enum class Colour { kBlack, kBlue, kRed };
-enum class Garment { kJeans, kDress, kShirt };
+enum class Colour { kBlack, kBlue, kRed, kWhite, kGreen, kYellow, kAny };
+enum class Garment { kJeans, kDress, kShirt, kPullover, kCoat, kSneaker, kBoot };
 
 struct Kind {
-  const char* name;
+  std::string name;
   Colour colour;
   Garment garment;
+  int share = 1;   // pictures: share x per_class
 };
 
-constexpr Kind kKinds[] = {
+const Kind kKinds[] = {
     {"black_jeans", Colour::kBlack, Garment::kJeans},
     {"blue_dress", Colour::kBlue, Garment::kDress},
     {"blue_jeans", Colour::kBlue, Garment::kJeans},
@@ -346,7 +351,17 @@ constexpr Kind kKinds[] = {
     {"red_dress", Colour::kRed, Garment::kDress},
     {"red_shirt", Colour::kRed, Garment::kShirt},
 };
-constexpr Kind kUnseen = {"black_dress", Colour::kBlack, Garment::kDress};
+const Kind kUnseen = {"black_dress", Colour::kBlack, Garment::kDress};
+
+constexpr std::pair<Colour, const char*> kColours[] = {
+    {Colour::kBlack, "black"}, {Colour::kBlue, "blue"},   {Colour::kRed, "red"},
+    {Colour::kWhite, "white"}, {Colour::kGreen, "green"}, {Colour::kYellow, "yellow"},
+};
+constexpr std::pair<Garment, const char*> kGarments[] = {
+    {Garment::kJeans, "jeans"},       {Garment::kDress, "dress"},     {Garment::kShirt, "shirt"},
+    {Garment::kPullover, "pullover"}, {Garment::kCoat, "coat"},       {Garment::kSneaker, "sneaker"},
+    {Garment::kBoot, "boot"},
+};
 
 Look clothing_look(const Kind& kind, Rng& rng) {
   Look look;
@@ -370,16 +385,36 @@ Look clothing_look(const Kind& kind, Rng& rng) {
       // Dark red through bright red to crimson.
       look.garment = draw_hsv(rng, -14.f, 5.f, 0.7f, 0.95f, 0.4f, 0.95f);
       break;
+    case Colour::kWhite:
+      look.garment = draw_hsv(rng, 30.f, 60.f, 0.f, 0.06f, 0.86f, 0.98f);
+      look.texture = 0.7f;
+      break;
+    case Colour::kGreen:
+      look.garment = draw_hsv(rng, 95.f, 150.f, 0.45f, 0.9f, 0.3f, 0.85f);
+      break;
+    case Colour::kYellow:
+      look.garment = draw_hsv(rng, 45.f, 58.f, 0.6f, 0.95f, 0.8f, 1.f);
+      break;
+    case Colour::kAny:
+      // Muted tints of every hue, greys and browns: the garment's shape has to tell its kind.
+      look.garment = draw_hsv(rng, 0.f, 360.f, 0.f, 0.55f, 0.2f, 0.85f);
+      look.texture = rng.uniform(0.45f, 0.9f);
+      break;
   }
   return look;
 }
 
-// Fashion-MNIST labels: 1 trouser, 3 dress, 0 T-shirt, 6 shirt.
+// Fashion-MNIST labels: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt,
+// 7 sneaker, 8 bag, 9 ankle boot.
 std::vector<int> classes_of(Garment g) {
   switch (g) {
     case Garment::kJeans: return {1};
     case Garment::kDress: return {3};
     case Garment::kShirt: break;
+    case Garment::kPullover: return {2};
+    case Garment::kCoat: return {4};
+    case Garment::kSneaker: return {7};
+    case Garment::kBoot: return {9};
   }
   return {0, 6};
 }
@@ -461,8 +496,16 @@ MakeDatasetReport write_atomically(const fs::path& out, bool overwrite, Build bu
 
 }  // namespace
 
-MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::string& fmnist_dir,
-                                     uint64_t seed, int per_class, int size, bool overwrite) {
+namespace {
+
+// Folders of colour + garment pictures (`kinds`, drawn by `look_of`) from Fashion-MNIST train
+// pictures, and examples/ with three test pictures of each fashion-color kind and of black_dress.
+// `tutorial_garments` keeps to the pictures that look like their garment only, as the
+// tutorial's product photos do; with seven garments that would leave too few pullovers.
+template <typename LookOf>
+MakeDatasetReport make_colour_garment(const std::string& out_dir, const std::string& fmnist_dir,
+                                      uint64_t seed, int per_class, int size, bool overwrite,
+                                      const std::vector<Kind>& kinds, LookOf look_of, bool tutorial_garments) {
   if (per_class < 1) throw std::invalid_argument("per_class must be at least 1");
   if (size < 16 || size > 4096) throw std::invalid_argument("size must be in 16..4096");
   const fs::path out = destination(out_dir);
@@ -472,61 +515,64 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
 
   // Folders sharing a garment take disjoint pictures of it, so that e.g. blue_jeans and
   // black_jeans never show the same trousers.
-  const Garment garments[] = {Garment::kJeans, Garment::kDress, Garment::kShirt};
-  std::vector<std::vector<size_t>> picks(std::size(kKinds));
+  std::vector<Garment> garments;
+  for (const auto& [g, name] : kGarments)
+    if (std::any_of(kinds.begin(), kinds.end(), [g = g](const Kind& k) { return k.garment == g; }))
+      garments.push_back(g);
+  std::vector<std::vector<size_t>> picks(kinds.size());
   const std::vector<double> means = class_means(train);
   std::vector<int> all_garment_labels;
   for (Garment g : garments)
     for (int c : classes_of(g)) all_garment_labels.push_back(c);
   for (Garment g : garments) {
-    const std::vector<size_t> pool =
-        unambiguous(train, means, classes_of(g), all_garment_labels,
-                    shuffled_pool(train, classes_of(g), stream(seed, 1 + int(g))));
+    std::vector<size_t> pool = shuffled_pool(train, classes_of(g), stream(seed, 1 + int(g)));
+    if (tutorial_garments) pool = unambiguous(train, means, classes_of(g), all_garment_labels, std::move(pool));
     size_t next = 0;
-    for (size_t k = 0; k < std::size(kKinds); ++k) {
-      if (kKinds[k].garment != g) continue;
-      if (next + size_t(per_class) > pool.size())
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      if (kinds[k].garment != g) continue;
+      const size_t count = size_t(per_class) * size_t(kinds[k].share);
+      if (next + count > pool.size())
         throw std::invalid_argument("per_class " + std::to_string(per_class) +
                                     " needs more Fashion-MNIST pictures than there are");
-      picks[k].assign(pool.begin() + next, pool.begin() + next + per_class);
-      next += per_class;
+      picks[k].assign(pool.begin() + next, pool.begin() + next + count);
+      next += count;
     }
   }
 
   return write_atomically(out, overwrite, [&](const fs::path& root) {
     MakeDatasetReport report;
-    for (size_t k = 0; k < std::size(kKinds); ++k) {
-      const fs::path dir = root / "dataset" / kKinds[k].name;
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      const fs::path dir = root / "dataset" / kinds[k].name;
       fs::create_directories(dir);
-      for (int i = 0; i < per_class; ++i) {
+      for (size_t i = 0; i < picks[k].size(); ++i) {
         Rng rng = stream(seed, (uint64_t(k + 1) << 32) | uint64_t(i));
-        const Look look = clothing_look(kKinds[k], rng);
+        const Look look = look_of(kinds[k], rng);
         const uint8_t* src = train.images.pixels.data() + picks[k][i] * kSide * kSide;
-        save_jpeg((dir / numbered(i, "jpg")).string(), render(src, size, look, rng), kJpegQuality);
+        save_jpeg((dir / numbered(int(i), "jpg")).string(), render(src, size, look, rng), kJpegQuality);
       }
-      report.per_folder.emplace_back(std::string("dataset/") + kKinds[k].name, size_t(per_class));
-      report.images += size_t(per_class);
+      report.per_folder.emplace_back(std::string("dataset/") + kinds[k].name, picks[k].size());
+      report.images += picks[k].size();
     }
 
     // Three unseen test pictures of every kind and of the combination no folder holds.
     const fs::path dir = root / "examples";
     fs::create_directories(dir);
-    std::vector<Kind> kinds(std::begin(kKinds), std::end(kKinds));
-    kinds.push_back(kUnseen);
+    std::vector<Kind> examples(std::begin(kKinds), std::end(kKinds));
+    examples.push_back(kUnseen);
     size_t written = 0;
     std::vector<size_t> pools[3];
     size_t used[3] = {0, 0, 0};
-    for (Garment g : garments)
+    for (Garment g : {Garment::kJeans, Garment::kDress, Garment::kShirt})
       pools[int(g)] = most_typical(
           test, train, shuffled_pool(test, classes_of(g), stream(seed, 100 + int(g))));
-    for (size_t k = 0; k < kinds.size(); ++k) {
-      const Garment g = kinds[k].garment;
+    for (size_t k = 0; k < examples.size(); ++k) {
+      const Garment g = examples[k].garment;
       for (int j = 0; j < 3; ++j) {
         const size_t src_index = pools[int(g)].at(used[int(g)]++);
         Rng rng = stream(seed, (uint64_t(1000 + k) << 32) | uint64_t(j));
-        const Look look = clothing_look(kinds[k], rng);
+        const Look look = clothing_look(examples[k], rng);
         char name[64];
-        std::snprintf(name, sizeof name, "%s_%02d.jpg", kinds[k].name, j + 1);
+        std::snprintf(name, sizeof name, "%s_%02d.jpg", examples[k].name.c_str(), j + 1);
         save_jpeg((dir / name).string(),
                   render(test.images.pixels.data() + src_index * kSide * kSide, size, look, rng),
                   kJpegQuality);
@@ -537,6 +583,42 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
     report.images += written;
     return report;
   });
+}
+
+// The wardrobe's looks: the clothing colours, over backgrounds of any faint tint whose
+// brightness keeps the garment visible, at more sizes and angles.
+Look wardrobe_look(const Kind& kind, Rng& rng) {
+  Look look = clothing_look(kind, rng);
+  const float v = std::max({look.garment.r, look.garment.g, look.garment.b}) / 255.f;
+  look.bg_lo = v > 0.8f ? 0.25f : v < 0.3f ? 0.6f : 0.7f;
+  look.bg_hi = v > 0.8f ? 0.65f : 0.97f;
+  look.bg_any_hue = true;
+  look.min_frac = 0.4f;
+  look.max_frac = 0.95f;
+  look.max_degrees = 15.f;
+  return look;
+}
+
+}  // namespace
+
+MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::string& fmnist_dir,
+                                     uint64_t seed, int per_class, int size, bool overwrite) {
+  return make_colour_garment(out_dir, fmnist_dir, seed, per_class, size, overwrite,
+                             std::vector<Kind>(std::begin(kKinds), std::end(kKinds)), clothing_look,
+                             /*tutorial_garments=*/true);
+}
+
+MakeDatasetReport make_wardrobe(const std::string& out_dir, const std::string& fmnist_dir,
+                                uint64_t seed, int per_class, int size, bool overwrite) {
+  std::vector<Kind> kinds;
+  for (const auto& [c, cn] : kColours)
+    for (const auto& [g, gn] : kGarments)
+      if (c != kUnseen.colour || g != kUnseen.garment) kinds.push_back({std::string(cn) + "_" + gn, c, g});
+  // Garments in colours without a name, labelled by kind alone, so that the network learns
+  // shapes apart from the six colours.
+  for (const auto& [g, gn] : kGarments) kinds.push_back({gn, Colour::kAny, g, 2});
+  return make_colour_garment(out_dir, fmnist_dir, seed, per_class, size, overwrite, kinds, wardrobe_look,
+                             /*tutorial_garments=*/false);
 }
 
 namespace {
@@ -559,29 +641,30 @@ std::vector<std::pair<std::string, int>> class_pair(const std::string& kind) {
 }  // namespace
 
 MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
-                                 const std::string& pair, uint64_t seed, int size, bool overwrite) {
+                                 const std::string& pair, uint64_t seed, int size, bool overwrite,
+                                 bool test_split) {
   if (size < 16 || size > 4096) throw std::invalid_argument("size must be in 16..4096");
   const auto classes = class_pair(pair);
   if (classes.empty())
     throw std::invalid_argument("unknown dataset kind '" + pair +
-                                "' (fashion-color, or two different Fashion-MNIST classes such as pullover-coat)");
+                                "' (fashion-color, wardrobe, or two different Fashion-MNIST classes such as pullover-coat)");
   const fs::path out = destination(out_dir);
   check_destination(out, overwrite);
-  const Split train = load_split(fmnist_dir, "train");
-  constexpr int kTrain = 1000, kValidation = 500;
+  const Split train = load_split(fmnist_dir, test_split ? "t10k" : "train");
+  const int train_count = test_split ? 500 : 1000, validation_count = 500;
 
   return write_atomically(out, overwrite, [&](const fs::path& root) {
     MakeDatasetReport report;
     for (const char* split : {"train", "validation"}) {
       const bool is_train = split[0] == 't';
       for (const auto& [name, label] : classes) {
-        // Train takes the first kTrain pictures of the shuffled pool, validation the next
-        // kValidation: disjoint by construction.
+        // Train takes the first train_count pictures of the shuffled pool, validation the next
+        // validation_count: disjoint by construction.
         const std::vector<size_t> pool =
             shuffled_pool(train, {label}, stream(seed, 10 + uint64_t(label)));
-        const size_t first = is_train ? 0 : kTrain;
-        const int count = is_train ? kTrain : kValidation;
-        if (pool.size() < size_t(kTrain + kValidation))
+        const size_t first = is_train ? 0 : train_count;
+        const int count = is_train ? train_count : validation_count;
+        if (pool.size() < size_t(train_count + validation_count))
           throw std::runtime_error(fmnist_dir + ": too few " + name + " pictures");
         const fs::path dir = root / split / name;
         fs::create_directories(dir);

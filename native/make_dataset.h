@@ -33,10 +33,21 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
                                      uint64_t seed, int per_class = 350, int size = 96,
                                      bool overwrite = false);
 
+// The default web model's pretraining set: dataset/<colour>_<garment> for six colours (black,
+// blue, red, white, green, yellow) and seven garments (jeans, dress, shirt, pullover, coat,
+// sneaker, boot), every pair but black_dress, and dataset/<garment> (twice as many) in muted
+// colours of any hue, labelled by kind alone; over faintly tinted backgrounds at varied sizes
+// and angles; examples/ as make_fashion_color's. Sandals and bags never appear, so teaching
+// them measures what transfers.
+MakeDatasetReport make_wardrobe(const std::string& out_dir, const std::string& fmnist_dir,
+                                uint64_t seed, int per_class = 120, int size = 96,
+                                bool overwrite = false);
+
 // `pair` names two Fashion-MNIST classes joined by '-' (pullover-coat, tshirt-shirt, ...);
+// `test_split` draws from the test pictures instead (500 train, 500 validation per class);
 // throws std::invalid_argument, before writing anything, for anything else.
 MakeDatasetReport make_two_class(const std::string& out_dir, const std::string& fmnist_dir,
                                  const std::string& pair, uint64_t seed, int size = 150,
-                                 bool overwrite = false);
+                                 bool overwrite = false, bool test_split = false);
 
 }  // namespace tagnet::native

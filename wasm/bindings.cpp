@@ -24,6 +24,8 @@
 #include "tagnet/dataset.h"
 #include "tagnet/engine.h"
 #include "tagnet/finetune.h"
+#include "tagnet/novelty.h"
+#include "tagnet/teach.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
 #include "tagnet/optim.h"
@@ -237,6 +239,8 @@ class WasmModel {
 
   uintptr_t output_data() const { return reinterpret_cast<uintptr_t>(out_.data()); }
   size_t output_size() const { return out_.size(); }
+  uintptr_t novelty_data() const { return reinterpret_cast<uintptr_t>(novelty_.data()); }
+  size_t novelty_size() const { return novelty_.size(); }
 
   bool save() {
     return guarded([&] { bytes_ = model().save_bytes(); });
@@ -312,6 +316,7 @@ class WasmModel {
     return *model_;
   }
   const std::shared_ptr<Model>& shared() const { return model_; }
+  void adopt(Model&& m) { model_ = std::make_shared<Model>(std::move(m)); }
 
  private:
   std::vector<std::string> labels() const {
@@ -334,7 +339,7 @@ class WasmModel {
 
   void run(const std::vector<tagnet::Image>& pictures) {
     const tagnet::Context ctx{&engine(), false, nullptr};
-    const auto probs = tagnet::classify_images(model(), pictures, ctx);
+    const auto probs = tagnet::classify_images(model(), pictures, ctx, &novelty_);
     const size_t F = probs.empty() ? 0 : probs[0].size();
     out_.resize(probs.size() * F);
     for (size_t i = 0; i < probs.size(); ++i)
@@ -343,6 +348,7 @@ class WasmModel {
 
   std::shared_ptr<Model> model_;
   std::vector<float> out_;
+  std::vector<float> novelty_;   // per picture of the last classification; -1: no statistics
   std::vector<uint8_t> bytes_;
 };
 
@@ -440,6 +446,77 @@ class WasmTrainer {
   StepResult last_;
 };
 
+
+// ---- teaching new labels ----
+
+struct TeachOptions {
+  int copies = 8;
+  int steps = 300;
+  float lr = 3e-3f;
+  double heldOut = 0.2;
+  bool keepLabels = true;
+  double seed = 1;
+  AugmentOptions augment = to_options(tagnet::tutorial_augment());
+};
+
+// tagnet::Teacher a piece at a time, so JS can report progress between pieces.
+class WasmTeacher {
+ public:
+  bool init(const WasmModel& source, const std::string& labels_json, bool one_per_picture,
+            const TeachOptions& o) {
+    return guarded([&] {
+      if (!(o.seed >= 0)) throw std::invalid_argument("createTeacher: seed must be non-negative");
+      tagnet::TeachOptions to;
+      to.copies = o.copies;
+      to.steps = o.steps;
+      to.lr = o.lr;
+      to.held_out = o.heldOut;
+      to.keep_labels = o.keepLabels;
+      to.seed = static_cast<uint64_t>(o.seed);
+      to.augment = from_options(o.augment);
+      teacher_ = std::make_unique<tagnet::Teacher>(source.model(), parse_labels(labels_json, "createTeacher"),
+                                                   one_per_picture, to, tagnet::Context{&engine(), false, nullptr});
+    });
+  }
+
+  // `labels_json`: the taught labels this picture shows.
+  bool add(uintptr_t rgba, size_t bytes, int width, int height, const std::string& labels_json) {
+    return guarded([&] {
+      teacher().add(checked_rgba(rgba, bytes, width, height), parse_labels(labels_json, "addPicture"));
+    });
+  }
+
+  size_t size() const { return teacher_ ? teacher_->size() : 0; }
+
+  // 1: more to do, 0: done, -1: error.
+  int step() {
+    int more = -1;
+    guarded([&] { more = teacher().step() ? 1 : 0; });
+    return more;
+  }
+
+  // JSON {phase, done, total}.
+  std::string progress() const {
+    if (!teacher_) return "{}";
+    const auto p = teacher_->progress();
+    return nlohmann::json{{"phase", p.phase}, {"done", p.done}, {"total", p.total}}.dump();
+  }
+
+  std::string report() const { return teacher_ ? teacher_->report().to_json().dump() : "{}"; }
+
+  // Puts the taught model into `into` (a new Model object; the one taught stays as it was).
+  bool result(WasmModel& into) const {
+    return guarded([&] { into.adopt(teacher().result()); });
+  }
+
+ private:
+  tagnet::Teacher& teacher() const {
+    if (!teacher_) throw std::logic_error("the teacher is not initialised");
+    return *teacher_;
+  }
+  std::unique_ptr<tagnet::Teacher> teacher_;
+};
+
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(tagnet) {
@@ -468,6 +545,14 @@ EMSCRIPTEN_BINDINGS(tagnet) {
       .field("batchSize", &TrainerOptions::batchSize)
       .field("seed", &TrainerOptions::seed)
       .field("augment", &TrainerOptions::augment);
+  em::value_object<TeachOptions>("TeachOptions")
+      .field("copies", &TeachOptions::copies)
+      .field("steps", &TeachOptions::steps)
+      .field("lr", &TeachOptions::lr)
+      .field("heldOut", &TeachOptions::heldOut)
+      .field("keepLabels", &TeachOptions::keepLabels)
+      .field("seed", &TeachOptions::seed)
+      .field("augment", &TeachOptions::augment);
   em::value_object<StepResult>("StepResult")
       .field("loss", &StepResult::loss)
       .field("accuracy", &StepResult::accuracy)
@@ -488,6 +573,8 @@ EMSCRIPTEN_BINDINGS(tagnet) {
       .function("classifyBatch", &WasmModel::classify_batch)
       .function("outputData", &WasmModel::output_data)
       .function("outputSize", &WasmModel::output_size)
+      .function("noveltyData", &WasmModel::novelty_data)
+      .function("noveltySize", &WasmModel::novelty_size)
       .function("save", &WasmModel::save)
       .function("bytesData", &WasmModel::bytes_data)
       .function("bytesSize", &WasmModel::bytes_size)
@@ -506,4 +593,14 @@ EMSCRIPTEN_BINDINGS(tagnet) {
       .function("result", &WasmTrainer::result)
       .function("epoch", &WasmTrainer::epoch)
       .function("stepInEpoch", &WasmTrainer::step_in_epoch);
+
+  em::class_<WasmTeacher>("Teacher")
+      .constructor<>()
+      .function("init", &WasmTeacher::init)
+      .function("add", &WasmTeacher::add)
+      .function("size", &WasmTeacher::size)
+      .function("step", &WasmTeacher::step)
+      .function("progress", &WasmTeacher::progress)
+      .function("report", &WasmTeacher::report)
+      .function("result", &WasmTeacher::result);
 }

@@ -144,6 +144,66 @@ export declare class Trainer {
   delete(): void;
 }
 
+export interface TeachOptions {
+  /** Every picture shows exactly one of the taught labels (classes); default false. */
+  onePerPicture?: boolean;
+  /** Augmented copies of each picture whose features are cached (default 8). */
+  copies?: number;
+  /** Adam steps over the cached features (default 300). */
+  steps?: number;
+  /** Adam's learning rate (default 3e-3). */
+  lr?: number;
+  /** Share of each label's pictures (at least 2) kept aside for the held-out score (default 0.2). */
+  heldOut?: number;
+  /** Keep the model's own labels, their outputs unchanged (default true). */
+  keepLabels?: boolean;
+  seed?: number;
+  /** Default: the tutorial's augmentation. */
+  augment?: AugmentOptions;
+}
+
+export interface TeachProgress {
+  phase: 'features' | 'training' | 'done';
+  /** Pictures whose features are done (phase 'features'), or fits done (phase 'training'). */
+  done: number;
+  total: number;
+}
+
+export interface TeachReport {
+  /** Per taught label: its pictures, and its held-out pictures scored right out of heldOut. */
+  labels: { name: string; pictures: number; right: number; heldOut: number }[];
+  right: number;
+  heldOut: number;
+  /** The accuracy of always giving the most common answer. */
+  chance: number;
+  /** Plain sentences: too few pictures, near chance. */
+  warnings: string[];
+  trainedParams: number;
+  featureSeconds: number;
+  trainSeconds: number;
+}
+
+/**
+ * Teaching new labels from a few pictures each: the frozen base's features are computed once
+ * per picture and augmented copy, then only the taught labels' outputs train, so the model's
+ * other outputs stay exactly as they were. The model it came from is not changed.
+ */
+export declare class Teacher {
+  private constructor();
+  /** Adds an RGBA picture showing `labels` (taught labels; [] for none of them). */
+  addPicture(rgba: Bytes, width: number, height: number, labels: string[]): void;
+  readonly size: number;
+  /** One piece of work. */
+  step(): TeachProgress;
+  /** Steps until done, yielding between pieces; false when stopped by `signal`. */
+  run(onProgress?: (p: TeachProgress) => void, options?: RunOptions): Promise<boolean>;
+  report(): TeachReport;
+  /** The taught model, a new Model that must be deleted. */
+  result(): Model;
+  /** Frees the pictures and features. Must be called. */
+  delete(): void;
+}
+
 export declare class Model {
   private constructor();
   info(): ModelInfo;
@@ -155,6 +215,12 @@ export declare class Model {
   classify(rgba: Bytes, width: number, height: number): Float32Array;
   /** N pictures: N * labels probabilities, row by row. Throws for an empty batch. */
   classifyBatch(items: BatchItem[]): Float32Array;
+  /**
+   * Per picture of the last classify()/classifyBatch(): above 1 the picture is unlike the
+   * pictures the model learnt from (its features far from every group of training pictures);
+   * -1 when the model holds no statistics.
+   */
+  lastNovelty(): Float32Array;
   /** The model as .tagnet file bytes (loadable natively and by loadModel). */
   save(): Uint8Array;
   /**
@@ -175,6 +241,8 @@ export declare class Model {
   /** Freezes the layers below trainableFrom(part), the rest train; returns that index. */
   setTrainable(part: TrainablePart): number;
   createTrainer(options?: TrainerOptions): Trainer;
+  /** Teaches the model `labels` (see Teacher); the Teacher must be deleted. */
+  createTeacher(labels: string[], options?: TeachOptions): Teacher;
   /** Frees the model. Must be called. */
   delete(): void;
 }

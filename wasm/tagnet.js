@@ -290,6 +290,16 @@ export class Model {
     return t._copyFloats(m.outputData(), m.outputSize());
   }
 
+  /**
+   * The novelty of each picture of the last classify() or classifyBatch(): above 1, the
+   * picture is unlike the pictures the model learnt from; -1 when the model file holds no
+   * statistics to tell.
+   */
+  lastNovelty() {
+    const m = this._handle();
+    return this._t._copyFloats(m.noveltyData(), m.noveltySize());
+  }
+
   /** The model as .tagnet file bytes. */
   save() {
     const m = this._handle();
@@ -374,6 +384,39 @@ export class Model {
       this._t._fail();
     }
     return new Trainer(this._t, handle, o);
+  }
+
+  /**
+   * Teaches this model `labels` from a few pictures each (see Teacher): the frozen base's
+   * features once per picture and augmented copy, then only the taught labels' outputs train.
+   * onePerPicture: every picture shows exactly one of the labels. Options: copies (8), steps
+   * (300), lr (3e-3), heldOut (0.2), keepLabels (true: the model's own labels stay, unchanged),
+   * seed (1), augment (the tutorial's).
+   */
+  createTeacher(labels, { onePerPicture = false, ...options } = {}) {
+    if (!Array.isArray(labels)) throw new TagnetError('createTeacher: labels must be an array of strings');
+    const a = { ...this._t.tutorialAugment(), ...(options.augment ?? {}) };
+    const o = {
+      copies: options.copies ?? 8,
+      steps: options.steps ?? 300,
+      lr: options.lr ?? 3e-3,
+      heldOut: options.heldOut ?? 0.2,
+      keepLabels: options.keepLabels ?? true,
+      seed: options.seed ?? 1,
+      augment: a,
+    };
+    for (const k of ['copies', 'steps']) {
+      if (!Number.isInteger(o[k])) throw new TagnetError(`createTeacher: ${k} must be an integer`);
+    }
+    for (const k of ['lr', 'heldOut', 'seed']) {
+      if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw new TagnetError(`createTeacher: ${k} must be a finite number`);
+    }
+    const handle = new this._t._mod.Teacher();
+    if (!handle.init(this._handle(), JSON.stringify(labels), !!onePerPicture, o)) {
+      handle.delete();
+      this._t._fail();
+    }
+    return new Teacher(this._t, handle);
   }
 
   /** Frees the model. A Trainer created from it keeps working until it is deleted too. */
@@ -463,6 +506,79 @@ export class Trainer {
   }
 
   /** Frees the trainer's examples and optimizer state. */
+  delete() {
+    if (this._h) {
+      this._h.delete();
+      this._h = null;
+    }
+  }
+}
+
+/**
+ * Teaching new labels: add pictures, run(), then report() and result(). The model it was
+ * created from does not change.
+ */
+export class Teacher {
+  constructor(tagnet, handle) {
+    this._t = tagnet;
+    this._h = handle;
+  }
+
+  _handle() {
+    if (!this._h) throw new TagnetError('the teacher was deleted');
+    return this._h;
+  }
+
+  /** Adds an RGBA picture showing `labels` (taught labels; [] for none of them). */
+  addPicture(rgba, width, height, labels) {
+    const h = this._handle();
+    if (!Array.isArray(labels)) throw new TagnetError('addPicture: labels must be an array of strings');
+    const data = asBytes(rgba, 'rgba');
+    checkSize(width, height);
+    this._t._check(this._t._withBytes(data, (ptr) => h.add(ptr, data.length, width, height, JSON.stringify(labels))));
+  }
+
+  /** Pictures added so far. */
+  get size() { return this._handle().size(); }
+
+  /** One piece of work; returns {phase: 'features' | 'training' | 'done', done, total}. */
+  step() {
+    const h = this._handle();
+    if (h.step() < 0) this._t._fail();
+    return JSON.parse(h.progress());
+  }
+
+  /**
+   * Steps until done, yielding to the event loop between pieces; onProgress(progress) after
+   * each. Aborting `signal` stops between pieces (the teaching can go on with run() later).
+   */
+  async run(onProgress, { signal } = {}) {
+    for (;;) {
+      if (signal?.aborted) return false;
+      const p = this.step();
+      onProgress?.(p);
+      if (p.phase === 'done') return true;
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * {labels: [{name, pictures, right, heldOut}], right, heldOut, chance, warnings: [string],
+   *  trainedParams, featureSeconds, trainSeconds}
+   */
+  report() { return JSON.parse(this._handle().report()); }
+
+  /** The taught model, a new Model (delete() it when done). */
+  result() {
+    const model = new this._t._mod.Model();
+    if (!this._handle().result(model)) {
+      model.delete();
+      this._t._fail();
+    }
+    return new Model(this._t, model);
+  }
+
+  /** Frees the teacher's pictures and features. */
   delete() {
     if (this._h) {
       this._h.delete();

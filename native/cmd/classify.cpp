@@ -15,6 +15,7 @@
 #include "tagnet/architectures.h"
 #include "tagnet/dataset.h"
 #include "tagnet/model.h"
+#include "tagnet/novelty.h"
 
 namespace fs = std::filesystem;
 
@@ -75,7 +76,9 @@ int classify_command(const ClassifyArgs& a) {
       ++failures;
       continue;
     }
-    const std::vector<float> probs = classify_images(model, {img}, ctx)[0];
+    std::vector<float> novelty;
+    const std::vector<float> probs = classify_images(model, {img}, ctx, &novelty)[0];
+    const bool unfamiliar = novelty[0] > 1;
     std::vector<size_t> order(labels.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return probs[x] > probs[y]; });
@@ -88,10 +91,15 @@ int classify_command(const ClassifyArgs& a) {
     }
     std::vector<std::string> sorted_pred = predicted;
     std::sort(sorted_pred.begin(), sorted_pred.end());
-    const bool unseen = head == Head::kSigmoid && !seen.empty() && !predicted.empty() && !seen.count(sorted_pred);
+    // A single label is no combination, whether or not it was seen alone.
+    const bool unseen = head == Head::kSigmoid && !seen.empty() && predicted.size() > 1 && !seen.count(sorted_pred);
     nlohmann::json j = {{"image", file}, {"predicted", predicted}};
     for (size_t i : order) j["probabilities"][labels[i]] = probs[i];
     if (head == Head::kSigmoid) j["unseen_combination"] = unseen;
+    if (novelty[0] >= 0) {
+      j["novelty"] = novelty[0];
+      j["unfamiliar"] = unfamiliar;
+    }
     if (!a.json) {
       std::printf("%s\n", file.c_str());
       for (size_t i : order) {
@@ -103,12 +111,16 @@ int classify_command(const ClassifyArgs& a) {
         for (auto& l : sorted_pred) combo += (combo.empty() ? "" : ", ") + l;
         std::printf("  note: the combination {%s} never occurred together in training\n", combo.c_str());
       }
+      if (unfamiliar)
+        std::printf("  note: this looks unlike the pictures this model learnt from (novelty %.1f); the labels are guesses\n",
+                    novelty[0]);
     }
     if (!a.output.empty()) {
       std::vector<std::string> lines;
       for (size_t k = 0; k < order.size() && static_cast<int>(k) < a.top; ++k)
         lines.push_back(labels[order[k]] + ": " + percent(probs[order[k]]));
       if (unseen) lines.push_back("(never seen together in training)");
+      if (unfamiliar) lines.push_back("(unlike the training pictures)");
       const std::string out =
           out_dir ? (fs::path(a.output) / (fs::path(file).stem().string() + ".png")).string() : a.output;
       save_png(out, annotate_image(img, lines));

@@ -17,5 +17,6 @@ Command add_serve(CLI::App& app);
 Command add_features(CLI::App& app);
 Command add_finetune(CLI::App& app);
 Command add_replace_head(CLI::App& app);
+Command add_teach(CLI::App& app);
 
 }  // namespace tagnet::native

@@ -16,6 +16,7 @@
 #include "tagnet/architectures.h"
 #include "tagnet/finetune.h"
 #include "tagnet/model.h"
+#include "tagnet/novelty.h"
 #include "training.h"
 
 namespace fs = std::filesystem;
@@ -286,6 +287,7 @@ int train_network(const TrainArgs& a) {
 
   const Scores s = score(model, *data.val, head, labels, ctx);
   md["metrics"] = s.json;
+  if (src == Source::kFolder) learn_novelty(model, *data.train, ctx);
   md["history"] = run.history_json;
   model.save(a.model_out, run.best_saved ? nullptr : opt.get());
   write_history(a.history, title, model);

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { createTagnet } from '../tagnet.js';
@@ -101,4 +102,20 @@ export function syntheticPicture(width, height, seed, klass = 0) {
     }
   }
   return rgba;
+}
+
+// describe(`${title} (${variant})`) for each variant, the module and the reference data opened
+// before its tests run: body(env, variant) reads env.tagnet and env.ref inside its tests.
+export function describeVariants(title, body) {
+  for (const variant of variants) {
+    describe(`${title} (${variant})`, () => {
+      const env = { tagnet: null, ref: null };
+      before(async () => {
+        env.ref = loadReference();
+        env.tagnet = await openTagnet(variant);
+      });
+      after(() => env.tagnet?.dispose());
+      body(env, variant);
+    });
+  }
 }
