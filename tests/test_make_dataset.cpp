@@ -19,6 +19,7 @@
 namespace fs = std::filesystem;
 using tagnet::native::make_fashion_color;
 using tagnet::native::make_two_class;
+using tagnet::native::make_wardrobe;
 using tagnet::native::MakeDatasetReport;
 
 namespace {
@@ -261,6 +262,44 @@ TEST_F(MakeDataset, TwoClassPairsByName) {
   const auto want = two_class_folders("sandal", "sneaker");
   EXPECT_EQ(report.per_folder, want);
   EXPECT_EQ(count_files(out / "train/sneaker"), 1000u);
+}
+
+// The web model's pretraining set: 41 colour_garment folders (no black_dress), 7 garment
+// folders of twice the size in muted colours, the same examples as fashion-color, and never a
+// sandal or a bag (classes left for measuring what transfers).
+TEST_F(MakeDataset, WardrobeFoldersAndExamples) {
+  const fs::path out = root_ / "wardrobe";
+  const MakeDatasetReport report = make_wardrobe(out.string(), kFmnist, 7, 2, 24);
+  ASSERT_EQ(report.per_folder.size(), 41u + 7u + 1u);
+  std::set<std::string> folders;
+  for (const auto& [folder, n] : report.per_folder) {
+    folders.insert(folder);
+    const bool garment_only = folder.find('_') == std::string::npos;
+    if (folder != "examples") EXPECT_EQ(n, garment_only ? 4u : 2u) << folder;
+  }
+  EXPECT_FALSE(folders.count("dataset/black_dress"));
+  for (const char* f : {"dataset/white_sneaker", "dataset/yellow_boot", "dataset/green_coat", "dataset/pullover",
+                        "dataset/black_jeans", "examples"})
+    EXPECT_TRUE(folders.count(f)) << f;
+  for (const auto& f : folders) {
+    EXPECT_EQ(f.find("sandal"), std::string::npos);
+    EXPECT_EQ(f.find("bag"), std::string::npos);
+  }
+  const fs::path colour = root_ / "colour";
+  make_fashion_color(colour.string(), kFmnist, 7, 2, 24);
+  EXPECT_EQ(tree(out / "examples"), tree(colour / "examples"));
+}
+
+// --split test draws two classes from the test pictures, 500 + 500 per class, other pictures
+// than the train split gives.
+TEST_F(MakeDataset, TwoClassFromTheTestPictures) {
+  const fs::path test = root_ / "test", train = root_ / "train";
+  const MakeDatasetReport report = make_two_class(test.string(), kFmnist, "sandal-bag", 9, 24, false, true);
+  EXPECT_EQ(report.images, 2000u);
+  EXPECT_EQ(count_files(test / "train/bag"), 500u);
+  EXPECT_EQ(count_files(test / "validation/sandal"), 500u);
+  make_two_class(train.string(), kFmnist, "sandal-bag", 9, 24);
+  EXPECT_NE(read_bytes(test / "train/bag/00000.jpg"), read_bytes(train / "train/bag/00000.jpg"));
 }
 
 // Fashion-MNIST as the tutorial network sees it: a garment in one quadrant of a black 56x56
