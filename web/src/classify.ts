@@ -3,7 +3,7 @@
 import { CancelledError } from './bridge';
 import { byId, h } from './dom';
 import type { Picture } from './images';
-import { busy, errorText, showMessage } from './messages';
+import { busy, errorText, showError } from './messages';
 import { isUnseenCombination, percent, predictedIndices } from './predict';
 import { type Prediction, type ResultItem, state } from './state';
 import { saveTeach } from './teach';
@@ -47,7 +47,7 @@ export async function classifyPictures(pictures: Picture[]): Promise<void> {
   } catch (e) {
     state.results = state.results.filter((r) => !items.includes(r));
     items.forEach((r) => URL.revokeObjectURL(r.url));
-    if (!(e instanceof CancelledError)) showMessage(`Classification failed: ${errorText(e)}`);
+    if (!(e instanceof CancelledError)) showError(`Classification failed: ${errorText(e)}`, 'classify');
   }
   renderResults();
 }

@@ -4,10 +4,34 @@ import type { RgbaImage } from './protocol';
 
 /** A file that could not be used as a picture; the message names it and says why. */
 export class NotAnImageError extends Error {
-  constructor(name: string, reason = 'not an image') {
+  constructor(name: string, reason = 'not a picture') {
     super(`${name}: ${reason}`);
     this.name = 'NotAnImageError';
   }
+}
+
+// How files of the formats browsers decode begin, to tell a damaged picture from a file that
+// is no picture at all.
+const SIGNATURES: { format: string; at: number; bytes: number[] }[] = [
+  { format: 'JPEG', at: 0, bytes: [0xff, 0xd8, 0xff] },
+  { format: 'PNG', at: 0, bytes: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
+  { format: 'GIF', at: 0, bytes: [0x47, 0x49, 0x46, 0x38] },
+  { format: 'WebP', at: 8, bytes: [0x57, 0x45, 0x42, 0x50] },
+];
+
+/** The picture format the first bytes of a file announce, or null. */
+export function announcedFormat(head: Uint8Array): string | null {
+  const match = SIGNATURES.find((s) => s.bytes.every((b, i) => head[s.at + i] === b));
+  return match?.format ?? null;
+}
+
+/** Why a file the browser could not decode is no picture. */
+async function undecodable(file: Blob, name: string): Promise<NotAnImageError> {
+  const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+  const format = announcedFormat(head);
+  if (format) return new NotAnImageError(name, `damaged ${format} (it starts like a ${format} picture but does not decode)`);
+  if (looksLikeModel(head)) return new NotAnImageError(name, 'not a picture (it is a tagnet model: open it with "Open model file")');
+  return new NotAnImageError(name, 'not a picture');
 }
 
 export interface Picture extends RgbaImage {
@@ -46,10 +70,7 @@ export async function decodePicture(file: Blob, name: string, maxSide = MAX_SIDE
   try {
     bitmap = await createImageBitmap(file);
   } catch {
-    const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
-    throw new NotAnImageError(name, looksLikeModel(head)
-      ? 'not an image (it is a tagnet model: open it with "Open model file")'
-      : 'not an image');
+    throw await undecodable(file, name);
   }
   try {
     return await fromSource(bitmap, bitmap.width, bitmap.height, name, maxSide);

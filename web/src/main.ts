@@ -10,7 +10,7 @@ import { CancelledError } from './bridge';
 import { wireClassify } from './classify';
 import { byId } from './dom';
 import { setUpServiceWorker } from './isolation';
-import { busy, errorText, showMessage, wireBusy } from './messages';
+import { busy, errorText, showError, showInfo, wireBusy } from './messages';
 import { defaultModelBytes, useModel, wireModel } from './model';
 import type { InitResult } from './protocol';
 import { loadExampleButtons, wireSources } from './sources';
@@ -87,12 +87,12 @@ async function start(): Promise<void> {
       await useModel(await bytes, stored?.name ?? 'default.tagnet', stored?.source ?? 'default', false);
     } catch (e) {
       if (!stored) throw e;
-      showMessage(`The model kept in this browser did not load (${errorText(e)}); using the default model.`);
+      showError(`The model kept in this browser did not load (${errorText(e)}); using the default model.`);
       await useModel(await fallback, 'default.tagnet', 'default', true);
     }
     timings.modelReady = performance.now();
   });
-  if (!store().persistent) showMessage('This browser does not keep data for this page: teaching pictures are lost on reload.', 'info');
+  if (!store().persistent) showInfo('This browser does not keep data for this page: teaching pictures are lost on reload.');
   await restoreTeach();
   syncTeachToModel();
   markReady();
@@ -105,5 +105,5 @@ async function start(): Promise<void> {
 start().catch((e) => {
   byId('engine-status').textContent = `The engine did not start: ${errorText(e)}`;
   document.body.dataset.failed = 'true';
-  if (!(e instanceof CancelledError)) showMessage(`The page could not start: ${errorText(e)}`);
+  if (!(e instanceof CancelledError)) showError(`The page could not start: ${errorText(e)}`);
 });

@@ -3,7 +3,7 @@
 import { CancelledError } from './bridge';
 import { reclassifyAll, setThreshold } from './classify';
 import { byId, download, formatBytes, formatCount, h } from './dom';
-import { busy, errorText, type Progress, showMessage } from './messages';
+import { busy, clearErrors, errorText, type Progress, showError, showInfo } from './messages';
 import { looksLikeModel } from './modelfile';
 import { combinationsOf } from './predict';
 import type { LoadedModel } from './protocol';
@@ -81,6 +81,7 @@ export async function useModel(bytes: Uint8Array, name: string, source: ModelSou
   const info = await state.engine.load(bytes);
   state.timings.lastLoadMs = performance.now() - t0;
   setCurrentModel(info, bytes, name, source);
+  clearErrors('model');
   renderModel();
   byId<HTMLButtonElement>('default-model').disabled = source === 'default';
   if (save) {
@@ -97,18 +98,19 @@ function modelErrorText(name: string, e: unknown): string {
 }
 
 export async function openModelFile(file: File): Promise<void> {
+  clearErrors('model');
   await busy(`Opening ${file.name}…`, async () => {
     const bytes = new Uint8Array(await file.arrayBuffer());
     if (!looksLikeModel(bytes)) {
-      showMessage(`${file.name}: not a tagnet model (it does not start like a .tagnet file)`);
+      showError(`${file.name}: not a tagnet model (it does not start like a .tagnet file)`, 'model');
       return;
     }
     try {
       await useModel(bytes, file.name, 'file', true);
-      showMessage(`Opened ${file.name}.`, 'info');
+      showInfo(`Opened ${file.name}.`);
     } catch (e) {
       if (e instanceof CancelledError) return;
-      showMessage(modelErrorText(file.name, e));
+      showError(modelErrorText(file.name, e), 'model');
     }
   }, true);
 }
@@ -128,7 +130,7 @@ export function wireModel(): void {
     try {
       await useModel(await defaultModelBytes(progress), 'default.tagnet', 'default', true);
     } catch (e) {
-      if (!(e instanceof CancelledError)) showMessage(`The default model did not load: ${errorText(e)}`);
+      if (!(e instanceof CancelledError)) showError(`The default model did not load: ${errorText(e)}`, 'model');
     }
   }, true));
 }

@@ -3,20 +3,21 @@
 import { classifyPictures } from './classify';
 import { byId, h } from './dom';
 import { Camera, decodePicture, filesOf, NotAnImageError, type Picture } from './images';
-import { errorText, showMessage } from './messages';
+import { clearErrors, errorText, showError } from './messages';
 import { openModelFile } from './model';
 import { state, whenReady } from './state';
 import { addExamples, currentTargetLabels } from './teach';
 
 const camera = new Camera(byId<HTMLVideoElement>('camera-video'));
 
-async function picturesFrom(files: File[]): Promise<Picture[]> {
+async function picturesFrom(files: File[], topic: string): Promise<Picture[]> {
+  clearErrors(topic);
   const out: Picture[] = [];
   for (const f of files) {
     try {
       out.push(await decodePicture(f, f.name || 'pasted picture'));
     } catch (e) {
-      showMessage(e instanceof NotAnImageError ? e.message : `${f.name}: ${errorText(e)}`);
+      showError(e instanceof NotAnImageError ? e.message : `${f.name}: ${errorText(e)}`, topic);
     }
   }
   return out;
@@ -32,14 +33,14 @@ async function classifyFiles(files: File[]): Promise<void> {
     else pictures.push(f);
   }
   for (const m of models) await openModelFile(m);
-  await classifyPictures(await picturesFrom(pictures));
+  await classifyPictures(await picturesFrom(pictures, 'classify'));
 }
 
 async function teachFiles(files: File[]): Promise<void> {
   // The labels chosen when the pictures were given, whatever is chosen while they decode.
   const labels = currentTargetLabels();
   await whenReady;
-  await addExamples(await picturesFrom(files), labels);
+  await addExamples(await picturesFrom(files, 'teach'), labels);
 }
 
 function wireDrop(zone: HTMLElement, input: HTMLInputElement, onFiles: (files: File[]) => Promise<void>): void {
@@ -81,9 +82,10 @@ async function openCamera(target: 'classify' | 'teach'): Promise<void> {
   dialog.showModal();
   try {
     await camera.start();
+    clearErrors('camera');
   } catch (e) {
     dialog.close();
-    showMessage(`Camera unavailable: ${errorText(e)}`);
+    showError(`Camera unavailable: ${errorText(e)}`, 'camera');
   }
 }
 
@@ -94,7 +96,7 @@ async function takePicture(): Promise<void> {
     if (state.cameraTarget === 'classify') await classifyPictures([picture]);
     else await addExamples([picture], labels);
   } catch (e) {
-    showMessage(errorText(e));
+    showError(errorText(e), 'camera');
   }
 }
 
@@ -116,7 +118,7 @@ export async function loadExampleButtons(): Promise<void> {
             await whenReady;
             await classifyPictures([picture]);
           } catch (e) {
-            showMessage(`${ex.file}: ${errorText(e)}`);
+            showError(`${ex.file}: ${errorText(e)}`, 'classify');
           }
         },
       }, h('img', { src: url, alt: '', width: 48, height: 48 }), h('span', { text })));

@@ -2,7 +2,7 @@
 // (kept in IndexedDB with the threshold).
 import { byId, formatCount, h } from './dom';
 import type { Picture } from './images';
-import { errorText, showMessage } from './messages';
+import { clearErrors, errorText, showError } from './messages';
 import type { TrainPart } from './protocol';
 import { state, store } from './state';
 import type { StoredExample } from './store';
@@ -24,7 +24,7 @@ export async function saveTeach(): Promise<void> {
   try {
     await store().saveSettings({ ...teach, labels: [...teach.labels] });
   } catch (e) {
-    showMessage(`Could not save the settings: ${errorText(e)}`);
+    showError(`Could not save the settings: ${errorText(e)}`, 'store');
   }
 }
 
@@ -170,9 +170,10 @@ async function addLabel(name: string): Promise<void> {
   const label = name.trim();
   if (!label) return;
   if (teach.labels.includes(label)) {
-    showMessage(`The label "${label}" is already there.`);
+    showError(`The label "${label}" is already there.`, 'label');
     return;
   }
+  clearErrors('label');
   teach.labels.push(label);
   if (teach.mode === 'single') targetLabels.clear();
   targetLabels.add(label);
@@ -209,7 +210,7 @@ export async function addExamples(pictures: Picture[], labels: string[]): Promis
       const id = await store().addExample(stored);
       state.examples.push({ ...stored, id, url: exampleUrl(stored) });
     } catch (e) {
-      showMessage(`${p.name}: could not keep the picture (${errorText(e)})`);
+      showError(`${p.name}: could not keep the picture (${errorText(e)})`, 'store');
     }
   }
   renderTeachLabels();

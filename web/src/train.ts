@@ -5,7 +5,7 @@ import type { TrainingChart } from './chart';
 import { predictionNow, renderResults, summary } from './classify';
 import { byId, formatCount, h } from './dom';
 import { decodePicture, type Picture } from './images';
-import { errorText, showMessage } from './messages';
+import { clearErrors, errorText, showError } from './messages';
 import { renderModel, setCurrentModel } from './model';
 import { comboKey } from './predict';
 import type { TrainExample } from './protocol';
@@ -46,9 +46,10 @@ async function train(): Promise<void> {
   if (!info || !engineInfo || state.training) return;
   readSettingsFromForm();
   await saveTeach();
+  clearErrors('training');
   const p = problems();
   if (p.length) {
-    showMessage(`To train: ${p.join('; ')}.`);
+    showError(`To train: ${p.join('; ')}.`, 'training');
     return;
   }
   const labels = [...teach.labels];
@@ -119,7 +120,7 @@ async function train(): Promise<void> {
       text.textContent = 'Training cancelled: the model is unchanged.';
     } else {
       text.textContent = '';
-      showMessage(`Training failed: ${errorText(e)}`);
+      showError(`Training failed: ${errorText(e)}`, 'training');
     }
     state.results.forEach((r) => { r.before = null; });
     renderResults();

@@ -163,26 +163,53 @@ describe('classify', () => {
     assert.ok(Array.isArray(predicted));
   });
 
-  test('bad files give visible errors', async () => {
+  test('bad files give visible errors, one banner per problem, each dismissible', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-bad-'));
     try {
+      const banner = (text) => page.locator('.message.error', { hasText: text });
       const text = path.join(dir, 'notes.txt');
       fs.writeFileSync(text, 'these are not pixels\n');
       await page.setInputFiles('#classify-files', [text]);
-      await page.locator('.message.error', { hasText: 'notes.txt: not an image' }).waitFor();
+      await banner('notes.txt: not a picture').waitFor();
+      // The same problem again does not stack a second banner.
+      await page.setInputFiles('#classify-files', [text]);
+      await page.waitForTimeout(500);
+      assert.equal(await banner('notes.txt: not a picture').count(), 1);
+
+      // A JPEG whose data is damaged is not called "not a picture".
+      const jpeg = fs.readFileSync(bundledExamples()[0].path);
+      const damaged = path.join(dir, 'damaged.jpg');
+      fs.writeFileSync(damaged, Buffer.concat([jpeg.subarray(0, 20), Buffer.alloc(2000, 0x5a)]));
+      await page.setInputFiles('#classify-files', [damaged]);
+      await banner('damaged.jpg: damaged JPEG').waitFor();
+      // A new attempt clears what the last one reported.
+      assert.equal(await banner('notes.txt').count(), 0);
 
       const picture = bundledExamples()[0].path;
       await page.setInputFiles('#model-file', [picture]);
-      await page.locator('.message.error', { hasText: `${path.basename(picture)}: not a tagnet model` }).waitFor();
+      await banner(`${path.basename(picture)}: not a tagnet model`).waitFor();
 
       const truncated = path.join(dir, 'truncated.tagnet');
       fs.writeFileSync(truncated, fs.readFileSync(path.join(distDir, 'models', 'default.tagnet')).subarray(0, 5000));
       await page.setInputFiles('#model-file', [truncated]);
-      await page.locator('.message.error', { hasText: 'truncated.tagnet: not a tagnet model' }).waitFor();
+      await banner('truncated.tagnet: not a tagnet model').waitFor();
       // The model in use is still the default one.
       const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
       assert.equal(labels.length, 6);
       await screenshot(page, '03-errors');
+
+      // The close button removes a banner.
+      await banner('damaged.jpg').locator('.dismiss').click();
+      assert.equal(await banner('damaged.jpg').count(), 0);
+      assert.equal(await banner('truncated.tagnet').count(), 1);
+      // A picture that works clears the picture problems; a model that loads, the model's.
+      const good = path.join(dir, 'good.jpg');
+      fs.copyFileSync(picture, good);
+      await page.setInputFiles('#classify-files', [good]);
+      await cardPredictions(page, 'good.jpg');
+      await page.setInputFiles('#model-file', [path.join(distDir, 'models', 'default.tagnet')]);
+      await banner('truncated.tagnet').waitFor({ state: 'detached' });
+      assert.equal(await page.locator('.message.error').count(), 0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
