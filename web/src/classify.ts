@@ -4,7 +4,7 @@ import { CancelledError } from './bridge';
 import { byId, h } from './dom';
 import type { Picture } from './images';
 import { busy, errorText, showError } from './messages';
-import { isUnseenCombination, percent, predictedIndices } from './predict';
+import { isUnseenCombination, percent, predictedIndices, unseenNote } from './predict';
 import { type Prediction, type ResultItem, state } from './state';
 import { saveTeach } from './teach';
 
@@ -101,8 +101,7 @@ export function renderResults(): void {
       body.append(renderProbabilities(r.prediction));
       if (isUnseenCombination(predicted, r.prediction.head, r.prediction.combos)) {
         card.dataset.unseen = 'true';
-        body.append(h('p', { class: 'note', text:
-          `This combination (${[...predicted].sort().join(', ')}) never occurred together in training.` }));
+        body.append(h('p', { class: 'note', text: unseenNote(predicted) }));
       }
       if (r.before) body.append(h('p', { class: 'before', text: `Before training: ${summary(r.before)}` }));
     }

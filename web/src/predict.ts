@@ -43,3 +43,10 @@ export function comboKey(labels: readonly string[]): string {
 export function isUnseenCombination(predicted: readonly string[], head: Head, seen: Set<string>): boolean {
   return head === 'sigmoid' && seen.size > 0 && predicted.length > 0 && !seen.has(comboKey(predicted));
 }
+
+/** The note on an unseen combination, worded for one label as for several. */
+export function unseenNote(predicted: readonly string[]): string {
+  const names = [...predicted].sort();
+  if (names.length === 1) return `The label ${names[0]} alone never occurred in training.`;
+  return `The labels ${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} never occurred together in training.`;
+}
