@@ -16,7 +16,7 @@ import type { InitResult } from './protocol';
 import { loadExampleButtons, wireSources } from './sources';
 import { markReady, state, store, whenReady } from './state';
 import { Store } from './store';
-import { restoreTeach, syncTeachToModel, updateTrainButton, wireTeach } from './teach';
+import { restoreTeach, updateTrainButton, wireTeach } from './teach';
 import { wireTraining } from './train';
 
 // Test and debugging hooks: timings, the engine variant, the last training.
@@ -94,7 +94,6 @@ async function start(): Promise<void> {
   });
   if (!store().persistent) showInfo('This browser does not keep data for this page: teaching pictures are lost on reload.');
   await restoreTeach();
-  syncTeachToModel();
   markReady();
   for (const id of ['classify-pick', 'classify-camera', 'download-model']) byId<HTMLButtonElement>(id).disabled = false;
   updateTrainButton();

@@ -8,7 +8,7 @@ import { looksLikeModel } from './modelfile';
 import { combinationsOf } from './predict';
 import type { LoadedModel } from './protocol';
 import { type ModelSource, state, store } from './state';
-import { renderPartHints, syncTeachToModel } from './teach';
+import { renderPartHints } from './teach';
 
 async function fetchWithProgress(url: string, progress: Progress): Promise<Uint8Array> {
   const response = await fetch(url);
@@ -89,7 +89,6 @@ export async function useModel(bytes: Uint8Array, name: string, source: ModelSou
     else await store().saveModel({ bytes, name, source, savedAt: Date.now() });
   }
   await reclassifyAll();
-  syncTeachToModel();
 }
 
 function modelErrorText(name: string, e: unknown): string {

@@ -69,11 +69,9 @@ export interface PageState {
   results: ResultItem[];
   nextResultId: number;
 
-  // Teaching.
+  // Teaching: one card per label (teach.cards), each with its pictures.
   readonly teach: TeachSettings;
   examples: ExampleItem[];
-  /** Labels that newly added teaching pictures get. */
-  readonly targetLabels: Set<string>;
   training: boolean;
   /** The timer that ends a worker that does not stop. */
   stopTimer: number;
@@ -86,7 +84,8 @@ export interface PageState {
   ready: boolean;
   /** Nested busy() calls showing the loading bar. */
   busyDepth: number;
-  cameraTarget: 'classify' | 'teach';
+  /** Where camera pictures go: classified, or to the teaching card with this id. */
+  cameraTarget: 'classify' | number;
   /** Pictures taken with the camera so far, to name them. */
   cameraShots: number;
 }
@@ -105,10 +104,10 @@ export const state: PageState = {
   results: [],
   nextResultId: 1,
   teach: {
-    mode: 'multi', labels: [], part: 'head', epochs: 10, lr: 1e-3, batchSize: 16, augment: true, threshold: null,
+    mode: 'single', cards: [], nextCardId: 1, part: 'head', epochs: 10, lr: 1e-3, batchSize: 16, augment: true,
+    threshold: null,
   },
   examples: [],
-  targetLabels: new Set(),
   training: false,
   stopTimer: 0,
   chart: null,

@@ -10,7 +10,7 @@ import { renderModel, setCurrentModel } from './model';
 import { comboKey } from './predict';
 import type { TrainExample } from './protocol';
 import { type Prediction, state, store } from './state';
-import { problems, readSettingsFromForm, saveTeach, updateTrainButton } from './teach';
+import { problems, readSettingsFromForm, saveTeach, trainPlan, updateTrainButton } from './teach';
 
 // uPlot loads with the first training, not with the page.
 async function trainingChart(): Promise<TrainingChart> {
@@ -29,15 +29,15 @@ function setTraining(on: boolean): void {
   state.training = on;
   byId('train-progress').classList.toggle('active', on || byId<HTMLProgressElement>('train-progress').value > 0);
   byId<HTMLButtonElement>('stop').disabled = !on;
-  for (const id of ['open-model', 'default-model', 'clear-examples', 'teach-pick', 'teach-camera']) {
+  for (const id of ['open-model', 'default-model', 'clear-teach']) {
     const b = byId<HTMLButtonElement>(id);
     if (on) b.disabled = true;
     else if (id === 'default-model') b.disabled = state.modelSource === 'default';
-    else if (id === 'clear-examples') b.disabled = !state.examples.length;
+    else if (id === 'clear-teach') b.disabled = !state.teach.cards.length;
     else b.disabled = false;
   }
-  document.querySelectorAll<HTMLInputElement>('#teach fieldset input, #teach .settings input, #label-form input, #label-form button')
-    .forEach((el) => { el.disabled = on; });
+  // The cards and settings stay as they are until the training ends.
+  for (const id of ['cards', 'new-label-form', 'add-none', 'teach-mode', 'train-settings']) byId(id).inert = on;
   updateTrainButton();
 }
 
@@ -52,8 +52,8 @@ async function train(): Promise<void> {
     showError(`To train: ${p.join('; ')}.`, 'training');
     return;
   }
-  const labels = [...teach.labels];
-  const multi = teach.mode === 'multi';
+  const plan = trainPlan();
+  const { labels, multi } = plan;
   const logit = !multi && info.head === 'logit' && sameLabels(info.labels, labels);
   const sameHead = sameLabels(info.labels, labels) && (multi ? info.head === 'sigmoid' : info.head !== 'sigmoid');
   setTraining(true);
@@ -62,19 +62,19 @@ async function train(): Promise<void> {
   bar.value = 0;
   text.textContent = 'Preparing the pictures…';
   try {
-    const pictures = await Promise.all(state.examples.map((e) => decodePicture(e.blob, e.name)));
+    const pictures = await Promise.all(plan.pictures.map((e) => decodePicture(e.blob, e.name)));
     const trainExamples: TrainExample[] = pictures.map((pic, i) => {
-      const has = state.examples[i].labels;
+      const has = plan.targets[i];
       const target = logit ? [has[0] === labels[1] ? 1 : 0] : labels.map((l) => (has.includes(l) ? 1 : 0));
       return { rgba: pic.rgba, width: pic.width, height: pic.height, target };
     });
     const comboSet = new Map<string, string[]>();
-    for (const e of state.examples) if (e.labels.length) comboSet.set(comboKey(e.labels), [...e.labels].sort());
+    for (const t of plan.targets) if (t.length) comboSet.set(comboKey(t), [...t].sort());
 
     // Predictions before, to compare with after.
     const compare: { name: string; url: string; picture: Picture }[] = state.results.length
       ? state.results.map((r) => ({ name: r.name, url: r.url, picture: r.picture }))
-      : state.examples.slice(0, 12).map((e, i) => ({ name: e.name, url: e.url, picture: pictures[i] }));
+      : plan.pictures.slice(0, 12).map((e, i) => ({ name: e.name, url: e.url, picture: pictures[i] }));
     const beforeRows = await engine.classify(compare.map((c) => c.picture));
     const before = beforeRows.map((probs) => predictionNow(probs));
     state.results.forEach((r, i) => { r.before = before[i]; });

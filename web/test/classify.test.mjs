@@ -239,7 +239,7 @@ describe('classify', () => {
       if (id) reached.add(id);
     }
     for (const id of ['open-model', 'download-model', 'classify-pick', 'classify-camera', 'classify-drop', 'threshold',
-                      'label-name', 'teach-pick', 'teach-drop', 'epochs', 'augment']) {
+                      'new-label', 'add-label', 'advanced-summary']) {
       assert.ok(reached.has(id), `#${id} is not reachable with Tab (reached: ${[...reached].join(', ')})`);
     }
     // Enter on the focused drop zone opens the file chooser. A loaded machine can drop the first

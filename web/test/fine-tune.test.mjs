@@ -7,61 +7,32 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import {
-  bundledExamples, cardPredictions, launch, newPage, openApp, pageServer, repoRoot, screenshot, waitReady,
+  addCard, addToCard, bundledExamples, card, cardPredictions, datasetPictures as pictures, teachingApp, screenshot,
+  teachingPictures, waitReady,
 } from './helpers.mjs';
 
-const dataset = process.env.TAGNET_WEB_DATASET ?? path.join(repoRoot, 'build/web/model/fashion-color/dataset');
-
-function pictures(folder, count, skip = 0) {
-  const dir = path.join(dataset, folder);
-  return fs.readdirSync(dir).sort().slice(skip, skip + count).map((f) => path.join(dir, f));
-}
-
-async function addLabel(page, name) {
-  await page.fill('#label-name', name);
-  await page.press('#label-name', 'Enter');
-  await page.locator(`#teach-labels [data-label="${name}"]`).waitFor();
-}
-
-async function addPictures(page, label, files) {
-  const before = await page.locator('#examples .card').count();
-  await page.check(`#target-labels input[value="${label}"]`);
-  await page.setInputFiles('#teach-files', files);
-  await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n, before + files.length);
+/** Opens the training settings folded under Advanced. */
+async function openAdvanced(page) {
+  if (!await page.$eval('#train-settings', (d) => d.open)) await page.click('#advanced-summary');
 }
 
 describe('fine-tune', () => {
-  let server;
-  let browser;
+  const app = teachingApp();
   let page;
-  before(async () => {
-    assert.ok(fs.existsSync(dataset), `${dataset} is missing (web/run-tests.sh makes it)`);
-    server = await pageServer();
-    browser = await launch();
-    page = await newPage(browser.context);
-    await openApp(page, server.url);
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  before(() => { page = app.page; });
 
   test('teach two new classes from 60 pictures; the predictions change', async (t) => {
-    // Start from the model's labels (the page offers them), switch to one class per picture
-    // and replace them with two new classes.
-    await page.check('input[name="mode"][value="single"]');
-    for (const label of ['black', 'blue', 'dress', 'jeans', 'red', 'shirt']) {
-      await page.click(`#teach-labels [data-label="${label}"] button`);
-    }
-    await addLabel(page, 'trousers');
-    await addLabel(page, 'top');
-    await addPictures(page, 'trousers', [...pictures('blue_jeans', 15), ...pictures('black_jeans', 15)]);
-    await addPictures(page, 'top', [...pictures('red_shirt', 10), ...pictures('blue_shirt', 10),
-                                    ...pictures('red_dress', 5), ...pictures('blue_dress', 5)]);
-    assert.equal(await page.locator('#examples .card').count(), 60);
+    // One card per class, one label per picture (the page's default).
+    assert.equal(await page.$eval('input[name="mode"][value="single"]', (el) => el.checked), true);
+    await addCard(page, 'trousers');
+    await addCard(page, 'top');
+    await addToCard(page, 'trousers', [...pictures('blue_jeans', 15), ...pictures('black_jeans', 15)]);
+    await addToCard(page, 'top', [...pictures('red_shirt', 10), ...pictures('blue_shirt', 10),
+                                  ...pictures('red_dress', 5), ...pictures('blue_dress', 5)]);
+    assert.equal(await page.locator('#cards .thumb').count(), 60);
 
     for (const file of ['blue_jeans_01.jpg', 'red_shirt_01.jpg', 'black_jeans_01.jpg', 'blue_shirt_01.jpg']) {
       await page.click(`.example-button[data-file="${file}"]`);
@@ -69,6 +40,7 @@ describe('fine-tune', () => {
     }
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['black', 'jeans']);
 
+    await openAdvanced(page);
     await page.check('input[name="part"][value="block"]');
     await page.fill('#epochs', '10');
     await page.fill('#batch-size', '16');
@@ -170,15 +142,17 @@ describe('fine-tune', () => {
     const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
     assert.deepEqual(labels, ['trousers', 'top']);
     assert.match(await page.textContent('#model-info'), /fine-tuned\.tagnet/);
-    await page.waitForFunction(() => document.querySelectorAll('#examples .card').length === 60);
-    assert.deepEqual(await page.$$eval('#teach-labels .label-item', (els) => els.map((e) => e.dataset.label)),
+    await page.waitForFunction(() => document.querySelectorAll('#cards .thumb').length === 60);
+    assert.deepEqual(await page.$$eval('#cards [data-card]', (els) => els.map((e) => e.dataset.label)),
                      ['trousers', 'top']);
+    for (const [label, name, labels] of await teachingPictures(page)) assert.deepEqual(labels, [label], name);
     assert.equal(await page.$eval('input[name="mode"][value="single"]', (el) => el.checked), true);
     await page.click('.example-button[data-file="red_dress_01.jpg"]');
     assert.deepEqual(await cardPredictions(page, 'red_dress_01.jpg'), ['top']);
   });
 
   test('Stop ends a training part-way and leaves a usable model', async (t) => {
+    await openAdvanced(page);
     await page.fill('#epochs', '200');
     await page.click('#train');
     await page.waitForFunction(() => /Epoch 2\//.test(document.getElementById('train-text').textContent));
@@ -199,25 +173,26 @@ describe('fine-tune', () => {
     // has learnt to ignore them).
     await page.click('#default-model');
     await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
-    await page.click('#clear-examples');
-    await page.waitForFunction(() => document.querySelectorAll('#examples .card').length === 0);
+    await page.click('#clear-teach');
+    await page.waitForFunction(() => document.querySelectorAll('#cards [data-card]').length === 0);
     await page.check('input[name="mode"][value="multi"]');
-    for (const label of ['trousers', 'top']) await page.click(`#teach-labels [data-label="${label}"] button`);
-    await addLabel(page, 'blue');
-    await addLabel(page, 'trousers');
-    const choose = async (labels) => {
-      for (const l of ['blue', 'trousers']) await page.setChecked(`#target-labels input[value="${l}"]`, labels.includes(l));
-    };
-    const add = async (labels, files) => {
-      await choose(labels);
-      const before = await page.locator('#examples .card').count();
-      await page.setInputFiles('#teach-files', files);
-      await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n, before + files.length);
-    };
-    await add(['blue', 'trousers'], pictures('blue_jeans', 10));
-    await add(['trousers'], pictures('black_jeans', 10));
-    await add(['blue'], pictures('blue_shirt', 10));
-    await add([], pictures('red_shirt', 10));   // neither label
+    await addCard(page, 'blue');
+    await addCard(page, 'trousers');
+    await page.click('#add-none');
+    const none = '#cards > [data-none]';
+    await page.locator(none).waitFor();
+    // Blue jeans are blue and trousers: the second label is given on each picture.
+    await addToCard(page, 'blue', pictures('blue_jeans', 10));
+    for (let i = 0; i < 10; ++i) {
+      await page.locator(`${card('blue')} .thumb >> nth=${i}`).locator('.label-toggle[data-label="trousers"]').click();
+    }
+    await addToCard(page, 'trousers', pictures('black_jeans', 10));
+    await addToCard(page, 'blue', pictures('blue_shirt', 10));
+    await page.setInputFiles(`${none} .card-files`, pictures('red_shirt', 10));   // neither label
+    await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 10, `${none} .thumb`);
+    const combos = (await teachingPictures(page)).map(([, , labels]) => labels.join('+'));
+    assert.deepEqual([...new Set(combos)].sort(), ['', 'blue', 'blue+trousers', 'trousers']);
+    await openAdvanced(page);
     await page.check('input[name="part"][value="head"]');
     await page.click('#train');
     await page.waitForFunction(() => window.tagnetPage.lastTraining?.examples === 40 && !window.tagnetPage.lastTraining.stopped,
