@@ -63,7 +63,7 @@ export function renderModel(): void {
     : 'one class per picture: the most probable one is highlighted';
   const mdThreshold = typeof info.metadata.threshold === 'number' ? info.metadata.threshold : 0.5;
   setThreshold(state.teach.threshold ?? mdThreshold);
-  renderPartHints();
+  void renderPartHints();
 }
 
 /** Makes the engine's current model the page's (without showing it). */

@@ -73,6 +73,8 @@ export interface PageState {
   readonly teach: TeachSettings;
   examples: ExampleItem[];
   training: boolean;
+  /** What the "What trains" counts were last asked for (labels, mode, model). */
+  partHintsKey: string;
   /** The timer that ends a worker that does not stop. */
   stopTimer: number;
   /** uPlot loads with the first training, not with the page. */
@@ -109,6 +111,7 @@ export const state: PageState = {
   },
   examples: [],
   training: false,
+  partHintsKey: '',
   stopTimer: 0,
   chart: null,
   lastTraining: null,

@@ -65,16 +65,31 @@ function trains(e: StoredExample): boolean {
 export interface TrainPlan {
   labels: string[];
   multi: boolean;
+  /** The model's head does not fit these labels and mode: a new one replaces it. */
+  newHead: boolean;
+  /** The model's head is one logit for these two classes: targets are one 0/1 value. */
+  logit: boolean;
   pictures: ExampleItem[];
   /** The labels of each picture. */
   targets: string[][];
 }
 
+function sameLabels(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((l, i) => l === b[i]);
+}
+
 /** What a training now would learn: the labels of the cards and the pictures with theirs. */
 export function trainPlan(): TrainPlan {
+  const { info } = state;
+  const labels = labelCards().map((c) => c.name);
+  const multi = state.teach.mode === 'multi';
+  const same = info !== null && sameLabels(info.labels, labels);
   const pictures = state.examples.filter(trains);
-  return { labels: labelCards().map((c) => c.name), multi: state.teach.mode === 'multi', pictures,
-           targets: pictures.map(labelsOf) };
+  return {
+    labels, multi, pictures, targets: pictures.map(labelsOf),
+    newHead: !same || (multi ? info.head !== 'sigmoid' : info.head === 'sigmoid'),
+    logit: same && !multi && info.head === 'logit',
+  };
 }
 
 // ---- Rendering -------------------------------------------------------------------------------
@@ -164,20 +179,30 @@ export function renderCards(only?: number): void {
   byId('examples-summary').textContent = n ? `${plural(n, 'teaching picture')} in ${plural(cards.length, 'card')}.` : '';
   byId<HTMLButtonElement>('clear-teach').disabled = !cards.length || state.training;
   updateTrainButton();
+  void renderPartHints();
 }
 
-/** "What trains": the parameters each choice trains, from the layers the core says train for it. */
-export function renderPartHints(): void {
-  const { info } = state;
-  if (!info) return;
-  // Half of a BatchNormalization layer's parameters are its moving statistics, which training
-  // updates but no gradient step does (Keras counts them as non-trainable).
-  const params = (from: number) => info.layers.slice(from)
-    .reduce((s, l) => s + (l.type === 'BatchNormalization' ? l.params / 2 : l.params), 0);
-  for (const [part, from] of Object.entries(info.trainableFrom)) {
-    const el = document.querySelector<HTMLElement>(`[data-part="${part}"]`);
-    if (el) el.textContent = from === null ? '' : `(${formatCount(params(from))} trainable parameters)`;
+/**
+ * "What trains": the parameters each choice would train with the labels of the cards (a new head
+ * for new labels), as the core counts them for a training; asked again only when the labels,
+ * the mode or the model change.
+ */
+export async function renderPartHints(): Promise<void> {
+  const { labels, multi, newHead } = trainPlan();
+  const key = JSON.stringify([labels, multi, newHead, state.info?.params, state.modelBytes?.length, state.modelName]);
+  if (!state.info || key === state.partHintsKey) return;
+  state.partHintsKey = key;
+  let counts: Partial<Record<TrainPart, number | null>> = {};
+  try {
+    if (labels.length) counts = await state.engine.trainable({ labels, multiLabel: multi, newHead });
+  } catch {
+    // No count beats a wrong one (e.g. a head the core cannot make for these labels).
   }
+  if (key !== state.partHintsKey) return;
+  document.querySelectorAll<HTMLElement>('[data-part]').forEach((el) => {
+    const n = counts[el.dataset.part as TrainPart];
+    el.textContent = typeof n === 'number' ? `(${formatCount(n)} trainable parameters)` : '';
+  });
 }
 
 const PART_NAMES: Record<TrainPart, string> = { head: 'the head', block: 'head and last block', all: 'everything' };

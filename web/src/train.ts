@@ -21,10 +21,6 @@ async function trainingChart(): Promise<TrainingChart> {
   return state.chart;
 }
 
-function sameLabels(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((l, i) => l === b[i]);
-}
-
 function setTraining(on: boolean): void {
   state.training = on;
   byId('train-progress').classList.toggle('active', on || byId<HTMLProgressElement>('train-progress').value > 0);
@@ -53,9 +49,7 @@ async function train(): Promise<void> {
     return;
   }
   const plan = trainPlan();
-  const { labels, multi } = plan;
-  const logit = !multi && info.head === 'logit' && sameLabels(info.labels, labels);
-  const sameHead = sameLabels(info.labels, labels) && (multi ? info.head === 'sigmoid' : info.head !== 'sigmoid');
+  const { labels, multi, logit } = plan;
   setTraining(true);
   const text = byId('train-text');
   const bar = byId<HTMLProgressElement>('train-progress');
@@ -84,7 +78,7 @@ async function train(): Promise<void> {
     text.textContent = 'Training…';
     const augment = teach.augment ? engineInfo.augment : undefined;
     const result = await engine.train({
-      labels, multiLabel: multi, newHead: !sameHead, part: teach.part,
+      labels, multiLabel: multi, newHead: plan.newHead, part: teach.part,
       options: { lr: teach.lr, epochs: teach.epochs, batchSize: teach.batchSize, seed: 1, augment },
       examples: trainExamples,
       combinations: multi ? [...comboSet.values()] : [],

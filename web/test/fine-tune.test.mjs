@@ -41,6 +41,10 @@ describe('fine-tune', () => {
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['black', 'jeans']);
 
     await openAdvanced(page);
+    // The counts offered are those of a new head for two labels (256 × 2 + 2 for the head alone),
+    // not those of the model's six outputs.
+    await page.locator('.hint[data-part="head"]', { hasText: '(514 trainable parameters)' }).waitFor();
+    const offered = await page.textContent('.hint[data-part="block"]');
     await page.check('input[name="part"][value="block"]');
     await page.fill('#epochs', '10');
     await page.fill('#batch-size', '16');
@@ -58,8 +62,7 @@ describe('fine-tune', () => {
     assert.equal(training.stopped, false);
     assert.equal(training.steps, 40);
     // The count offered next to the choice is the count that trained.
-    assert.equal(await page.textContent('.hint[data-part="block"]'),
-                 `(${training.trainableParams.toLocaleString('en-US')} trainable parameters)`);
+    assert.equal(offered, `(${training.trainableParams.toLocaleString('en-US')} trainable parameters)`);
 
     const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
     assert.deepEqual(labels, ['trousers', 'top']);
