@@ -78,17 +78,21 @@ async function start(): Promise<void> {
     fallback.catch(() => undefined);
     state.store = await Store.open();
     const stored = await store().model().catch(() => undefined);
+    state.previous = (await store().previousModel().catch(() => undefined)) ?? null;
+    state.trial = stored?.trial === true;
     timings.storeReady = performance.now();
     const bytes = stored ? Promise.resolve(stored.bytes) : fallback;
     void bytes.then(() => { timings.modelBytes = performance.now(); }, () => undefined);
     await started;
     progress(null, 'Loading the model…');
     try {
-      await useModel(await bytes, stored?.name ?? 'default.tagnet', stored?.source ?? 'default', false);
+      await useModel(await bytes, stored?.name ?? 'default.tagnet', stored?.source ?? 'default');
     } catch (e) {
       if (!stored) throw e;
       showError(`The model kept in this browser did not load (${errorText(e)}); using the default model.`);
-      await useModel(await fallback, 'default.tagnet', 'default', true);
+      state.trial = false;
+      await useModel(await fallback, 'default.tagnet', 'default');
+      await store().clearModel();
     }
     timings.modelReady = performance.now();
   });

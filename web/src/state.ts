@@ -63,6 +63,10 @@ export interface PageState {
   modelBytes: Uint8Array | null;
   modelName: string;
   modelSource: ModelSource;
+  /** The model in use was trained just now: the page offers to keep it or go back. */
+  trial: boolean;
+  /** The model before it, to go back to ("Go back", "Use the previous model"). */
+  previous: StoredModel | null;
 
   // Classifying.
   threshold: number;
@@ -102,6 +106,8 @@ export const state: PageState = {
   modelBytes: null,
   modelName: 'default.tagnet',
   modelSource: 'default',
+  trial: false,
+  previous: null,
   threshold: 0.5,
   results: [],
   nextResultId: 1,

@@ -8,6 +8,8 @@ export interface StoredModel {
   name: string;
   source: 'default' | 'file' | 'fine-tuned';
   savedAt: number;
+  /** Trained just now and not kept yet: the user may still go back to the previous model. */
+  trial?: boolean;
 }
 
 /** A card of the Teach section: one label being taught. */
@@ -145,9 +147,23 @@ export class Store {
   }
 
   async clearModel(): Promise<void> {
+    await this.delete('models', 'current');
+  }
+
+  /** The model used before the current one, kept bit for bit to go back to. */
+  async previousModel(): Promise<StoredModel | undefined> {
+    return this.get<StoredModel>('models', 'previous');
+  }
+
+  async savePreviousModel(m: StoredModel | null): Promise<void> {
+    if (m) await this.put('models', m, 'previous');
+    else await this.delete('models', 'previous');
+  }
+
+  private async delete(store: string, key: IDBValidKey): Promise<void> {
     if (!this.db) return;
-    const tx = this.db.transaction('models', 'readwrite');
-    tx.objectStore('models').delete('current');
+    const tx = this.db.transaction(store, 'readwrite');
+    tx.objectStore(store).delete(key);
     await done(tx);
   }
 

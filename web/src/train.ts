@@ -6,10 +6,10 @@ import { predictionNow, renderResults, summary } from './classify';
 import { byId, formatCount, h } from './dom';
 import { decodePicture, type Picture } from './images';
 import { clearErrors, errorText, showError } from './messages';
-import { renderModel, setCurrentModel } from './model';
+import { modelBeforeTraining, renderChoice, tryTrainedModel } from './model';
 import { comboKey } from './predict';
 import type { TrainExample } from './protocol';
-import { type Prediction, state, store } from './state';
+import { type Prediction, state } from './state';
 import { problems, readSettingsFromForm, saveTeach, trainPlan, updateTrainButton } from './teach';
 
 // uPlot loads with the first training, not with the page.
@@ -25,13 +25,9 @@ function setTraining(on: boolean): void {
   state.training = on;
   byId('train-progress').classList.toggle('active', on || byId<HTMLProgressElement>('train-progress').value > 0);
   byId<HTMLButtonElement>('stop').disabled = !on;
-  for (const id of ['open-model', 'default-model', 'clear-teach']) {
-    const b = byId<HTMLButtonElement>(id);
-    if (on) b.disabled = true;
-    else if (id === 'default-model') b.disabled = state.modelSource === 'default';
-    else if (id === 'clear-teach') b.disabled = !state.teach.cards.length;
-    else b.disabled = false;
-  }
+  byId<HTMLButtonElement>('open-model').disabled = on;
+  byId<HTMLButtonElement>('clear-teach').disabled = on || !state.teach.cards.length;
+  renderChoice();
   // The cards and settings stay as they are until the training ends.
   for (const id of ['cards', 'new-label-form', 'add-none', 'teach-mode', 'train-settings']) byId(id).inert = on;
   updateTrainButton();
@@ -48,6 +44,8 @@ async function train(): Promise<void> {
     showError(`To train: ${p.join('; ')}.`, 'training');
     return;
   }
+  const previous = modelBeforeTraining();
+  if (!previous) return;
   const plan = trainPlan();
   const { labels, multi, logit } = plan;
   setTraining(true);
@@ -96,9 +94,7 @@ async function train(): Promise<void> {
       state.lastTraining = { ...result, examples: trainExamples.length };
       return;
     }
-    setCurrentModel(result.info, result.bytes, 'fine-tuned.tagnet', 'fine-tuned');
-    await store().saveModel({ bytes: result.bytes, name: state.modelName, source: state.modelSource, savedAt: Date.now() });
-    renderModel();
+    await tryTrainedModel(result.info, result.bytes, previous);
     const afterRows = await engine.classify(compare.map((c) => c.picture));
     const after = afterRows.map((probs) => predictionNow(probs));
     if (state.results.length) afterRows.forEach((probs, i) => { state.results[i].prediction = predictionNow(probs); });

@@ -10,9 +10,20 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import {
-  addCard, addToCard, bundledExamples, card, cardPredictions, datasetPictures as pictures, teachingApp, screenshot,
-  teachingPictures, waitReady,
+  addCard, addToCard, bundledExamples, card, cardPredictions, datasetPictures as pictures, distDir, screenshot,
+  teachingApp, teachingPictures, waitReady,
 } from './helpers.mjs';
+
+/** The bytes of the model the page downloads with `button`. */
+async function downloaded(page, button = '#download-model') {
+  const downloading = page.waitForEvent('download');
+  await page.click(button);
+  const download = await downloading;
+  return fs.readFileSync(await download.path());
+}
+
+const defaultModel = () => fs.readFileSync(path.join(distDir, 'models', 'default.tagnet'));
+const modelLabels = (page) => page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
 
 /** Opens the training settings folded under Advanced. */
 async function openAdvanced(page) {
@@ -22,6 +33,8 @@ async function openAdvanced(page) {
 describe('fine-tune', () => {
   const app = teachingApp();
   let page;
+  /** The model file of the first training. */
+  let trained;
   before(() => { page = app.page; });
 
   test('teach two new classes from 60 pictures; the predictions change', async (t) => {
@@ -64,8 +77,10 @@ describe('fine-tune', () => {
     // The count offered next to the choice is the count that trained.
     assert.equal(offered, `(${training.trainableParams.toLocaleString('en-US')} trainable parameters)`);
 
-    const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(labels, ['trousers', 'top']);
+    assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
+    // The new model is in use, on trial: it can be kept or undone.
+    assert.equal(await page.isVisible('#decision'), true);
+    assert.equal(await page.isVisible('#use-previous'), false);
     t.diagnostic(`blue_jeans_01.jpg: ${await cardPredictions(page, 'blue_jeans_01.jpg')}`);
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
     assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), ['top']);
@@ -82,15 +97,12 @@ describe('fine-tune', () => {
   });
 
   test('the trained model downloads as a .tagnet file the native CLI reads', async (t) => {
-    const downloading = page.waitForEvent('download');
-    await page.click('#download-trained');
-    const download = await downloading;
+    trained = await downloaded(page, '#download-trained');
+    assert.equal(trained.subarray(0, 6).toString('latin1'), 'TAGNET');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-dl-'));
     try {
-      const file = path.join(dir, download.suggestedFilename());
-      await download.saveAs(file);
-      const bytes = fs.readFileSync(file);
-      assert.equal(bytes.subarray(0, 6).toString('latin1'), 'TAGNET');
+      const file = path.join(dir, 'fine-tuned.tagnet');
+      fs.writeFileSync(file, trained);
       const tagnet = process.env.TAGNET;
       if (!tagnet || !fs.existsSync(tagnet)) {
         t.diagnostic('TAGNET is not set: the native check is skipped');
@@ -142,9 +154,9 @@ describe('fine-tune', () => {
   test('a reload keeps the trained model and the teaching pictures', async () => {
     await page.reload({ waitUntil: 'domcontentloaded' });
     await waitReady(page);
-    const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(labels, ['trousers', 'top']);
+    assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
     assert.match(await page.textContent('#model-info'), /fine-tuned\.tagnet/);
+    assert.equal(await page.isVisible('#decision'), true);
     await page.waitForFunction(() => document.querySelectorAll('#cards .thumb').length === 60);
     assert.deepEqual(await page.$$eval('#cards [data-card]', (els) => els.map((e) => e.dataset.label)),
                      ['trousers', 'top']);
@@ -154,7 +166,25 @@ describe('fine-tune', () => {
     assert.deepEqual(await cardPredictions(page, 'red_dress_01.jpg'), ['top']);
   });
 
-  test('Stop ends a training part-way and leaves a usable model', async (t) => {
+  test('Go back restores the previous model bit for bit, also after a reload', async () => {
+    await page.click('#go-back');
+    await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
+    await page.locator('#decision').waitFor({ state: 'hidden' });
+    assert.ok((await downloaded(page)).equals(defaultModel()), 'the model after Go back is not the default one');
+    await screenshot(page, '07-went-back');
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    assert.ok((await downloaded(page)).equals(defaultModel()), 'the default model did not stay after a reload');
+    assert.equal(await page.isVisible('#decision'), false);
+    // The model trained is one click away, as it was.
+    assert.match(await page.textContent('#use-previous'), /fine-tuned\.tagnet/);
+    await page.click('#use-previous');
+    await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'trousers,top');
+    assert.ok((await downloaded(page)).equals(trained), 'Use the previous model did not bring back the trained model');
+    assert.match(await page.textContent('#use-previous'), /default\.tagnet/);
+  });
+
+  test('Stop ends a training part-way and leaves a usable model; Keep keeps it', async (t) => {
     await openAdvanced(page);
     await page.fill('#epochs', '200');
     await page.click('#train');
@@ -169,6 +199,18 @@ describe('fine-tune', () => {
     await page.waitForFunction(() => document.querySelectorAll('#results .card[data-name="black_jeans_01.jpg"]').length === 1);
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
     await page.fill('#epochs', '10');
+    // Kept: the model before stays one click away, also after a reload.
+    await page.click('#keep-model');
+    assert.equal(await page.isVisible('#decision'), false);
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    assert.equal(await page.isVisible('#decision'), false);
+    assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
+    const stopped = await downloaded(page);
+    assert.ok(!stopped.equals(trained));
+    await page.click('#use-previous');
+    await page.locator('#use-previous', { hasText: 'fine-tuned.tagnet' }).waitFor();
+    assert.ok((await downloaded(page)).equals(trained), 'Use the previous model is not the model before the training');
   });
 
   test('several labels per picture: the label combinations of the pictures go into the model', async () => {
@@ -204,7 +246,7 @@ describe('fine-tune', () => {
     assert.equal(model.head, 'sigmoid');
     assert.deepEqual(model.labels, ['blue', 'trousers']);
     assert.deepEqual(model.metadata.combinations.map((c) => c.join('+')).sort(), ['blue', 'blue+trousers', 'trousers']);
-    await page.click('#clear-results');
+    if (await page.isEnabled('#clear-results')) await page.click('#clear-results');
     for (const file of ['black_jeans_01.jpg', 'blue_shirt_01.jpg', 'red_shirt_01.jpg']) {
       await page.click(`.example-button[data-file="${file}"]`);
     }
@@ -218,6 +260,7 @@ describe('fine-tune', () => {
     await page.click('#default-model');
     await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
     assert.match(await page.textContent('#model-info'), /default\.tagnet/);
+    assert.ok((await downloaded(page)).equals(defaultModel()));
     assert.deepEqual(page.problems, []);
   });
 });
