@@ -70,7 +70,7 @@ export function summary(p: Prediction): string {
   return idx.map((i) => `${p.labels[i]} ${percent(p.probs[i])}`).join(', ');
 }
 
-function renderProbabilities(p: Prediction): HTMLElement {
+export function renderProbabilities(p: Prediction): HTMLElement {
   const chosen = new Set(predictedIndices(p.probs, p.head, state.threshold));
   const order = Array.from({ length: p.probs.length }, (_, i) => i).sort((a, b) => p.probs[b] - p.probs[a]);
   const list = h('ul', { class: 'probs' });

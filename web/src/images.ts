@@ -51,17 +51,23 @@ function fitWithin(width: number, height: number, maxSide: number): [number, num
   return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
 }
 
-async function fromSource(source: CanvasImageSource, width: number, height: number, name: string,
-                          maxSide: number): Promise<Picture> {
+/** The pixels of `source` shrunk to fit `maxSide`, on a canvas that can also encode them. */
+function draw(source: CanvasImageSource, width: number, height: number, name: string, maxSide: number):
+    { canvas: OffscreenCanvas; data: ImageData } {
   const [w, h] = fitWithin(width, height, maxSide);
   const canvas = new OffscreenCanvas(w, h);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   if (!ctx) throw new NotAnImageError(name, 'cannot draw the picture');
   ctx.imageSmoothingQuality = 'high';
   ctx.drawImage(source, 0, 0, w, h);
-  const data = ctx.getImageData(0, 0, w, h);
+  return { canvas, data: ctx.getImageData(0, 0, w, h) };
+}
+
+async function fromSource(source: CanvasImageSource, width: number, height: number, name: string,
+                          maxSide: number): Promise<Picture> {
+  const { canvas, data } = draw(source, width, height, name, maxSide);
   const blob = await canvas.convertToBlob({ type: 'image/png' });
-  return { rgba: data.data, width: w, height: h, name, blob };
+  return { rgba: data.data, width: data.width, height: data.height, name, blob };
 }
 
 /** Decodes an image file (any format the browser reads); throws NotAnImageError otherwise. */
@@ -79,10 +85,21 @@ export async function decodePicture(file: Blob, name: string, maxSide = MAX_SIDE
   }
 }
 
+function needFrame(video: HTMLVideoElement, name: string): void {
+  if (!video.videoWidth || !video.videoHeight) throw new NotAnImageError(name, 'the camera has no picture yet');
+}
+
 /** The current frame of a playing video. */
 export function captureFrame(video: HTMLVideoElement, name: string, maxSide = MAX_SIDE): Promise<Picture> {
-  if (!video.videoWidth || !video.videoHeight) throw new NotAnImageError(name, 'the camera has no picture yet');
+  needFrame(video, name);
   return fromSource(video, video.videoWidth, video.videoHeight, name, maxSide);
+}
+
+/** The current frame's pixels only, small: enough for the networks, quick enough to do many times a second. */
+export function framePixels(video: HTMLVideoElement, maxSide = 160): RgbaImage {
+  needFrame(video, 'camera');
+  const { data } = draw(video, video.videoWidth, video.videoHeight, 'camera', maxSide);
+  return { rgba: data.data, width: data.width, height: data.height };
 }
 
 /** Files from a drop or a paste, pictures and others alike (errors are reported per file). */
@@ -98,31 +115,44 @@ export function filesOf(data: DataTransfer | null): File[] {
   return out;
 }
 
-/** A webcam preview: start() asks for the camera, stop() releases it. */
+/** Why the page cannot use a camera here, or null when it can ask for one. */
+export function cameraMissing(): string | null {
+  if (typeof navigator.mediaDevices?.getUserMedia === 'function') return null;
+  return window.isSecureContext ? 'this browser gives pages no camera access'
+    : 'cameras need a secure page (https, or this computer\'s own address)';
+}
+
+/** Without camera access a camera button says why and does nothing. */
+export function cameraButtonState(button: HTMLButtonElement): void {
+  const missing = cameraMissing();
+  button.disabled = missing !== null;
+  button.title = missing ? `No camera: ${missing}` : '';
+}
+
+/** The webcam: start(video) asks for it (once) and shows it in `video`; stop() releases it. */
 export class Camera {
   private stream: MediaStream | null = null;
+  private shown: HTMLVideoElement | null = null;
 
-  constructor(readonly video: HTMLVideoElement) {}
-
-  get active(): boolean {
-    return this.stream !== null;
+  /** The video element the camera shows in, while it runs. */
+  get video(): HTMLVideoElement | null {
+    return this.stream ? this.shown : null;
   }
 
-  async start(): Promise<void> {
-    if (this.stream) return;
-    if (!navigator.mediaDevices?.getUserMedia) throw new Error('this browser gives no camera access here');
-    this.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-    this.video.srcObject = this.stream;
-    await this.video.play();
+  async start(video: HTMLVideoElement): Promise<void> {
+    const missing = cameraMissing();
+    if (missing) throw new Error(missing);
+    this.stream ??= await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    if (this.shown && this.shown !== video) this.shown.srcObject = null;
+    this.shown = video;
+    video.srcObject = this.stream;
+    await video.play();
   }
 
   stop(): void {
     this.stream?.getTracks().forEach((t) => t.stop());
     this.stream = null;
-    this.video.srcObject = null;
-  }
-
-  capture(name: string): Promise<Picture> {
-    return captureFrame(this.video, name);
+    if (this.shown) this.shown.srcObject = null;
+    this.shown = null;
   }
 }

@@ -7,6 +7,7 @@
 import './style.css';
 
 import { CancelledError } from './bridge';
+import { wireCamera } from './camera';
 import { wireClassify } from './classify';
 import { byId } from './dom';
 import { setUpServiceWorker } from './isolation';
@@ -44,6 +45,7 @@ async function start(): Promise<void> {
   wireClassify();
   wireTeach();
   wireTraining();
+  wireCamera();
   wireBusy();
   const isolated = globalThis.crossOriginIsolated === true;
   // An isolated page needs its service worker only for offline use: it registers once the page
@@ -99,7 +101,7 @@ async function start(): Promise<void> {
   if (!store().persistent) showInfo('This browser does not keep data for this page: teaching pictures are lost on reload.');
   await restoreTeach();
   markReady();
-  for (const id of ['classify-pick', 'classify-camera', 'download-model']) byId<HTMLButtonElement>(id).disabled = false;
+  for (const id of ['classify-pick', 'download-model']) byId<HTMLButtonElement>(id).disabled = false;
   updateTrainButton();
   timings.ready = performance.now();
   document.body.dataset.ready = 'true';

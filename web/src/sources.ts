@@ -2,13 +2,11 @@
 // examples. Pictures go to be classified or to a teaching card; a model file opens as the model.
 import { classifyPictures } from './classify';
 import { byId, h } from './dom';
-import { Camera, decodePicture, filesOf, NotAnImageError, type Picture } from './images';
+import { decodePicture, filesOf, NotAnImageError, type Picture } from './images';
 import { clearErrors, errorText, showError } from './messages';
 import { openModelFile } from './model';
-import { state, whenReady } from './state';
+import { whenReady } from './state';
 import { addExamples } from './teach';
-
-const camera = new Camera(byId<HTMLVideoElement>('camera-video'));
 
 async function picturesFrom(files: File[], topic: string): Promise<Picture[]> {
   clearErrors(topic);
@@ -120,34 +118,6 @@ function wirePicker(button: HTMLButtonElement, input: HTMLInputElement, onFiles:
   });
 }
 
-async function openCamera(target: 'classify' | number): Promise<void> {
-  state.cameraTarget = target;
-  const dialog = byId<HTMLDialogElement>('camera-dialog');
-  const name = document.querySelector<HTMLElement>(`#cards [data-card="${target}"]`)?.dataset.label;
-  byId('camera-target').textContent = target === 'classify'
-    ? 'Pictures you take are classified.'
-    : `Pictures you take are added to ${name || 'the card'}.`;
-  dialog.showModal();
-  try {
-    await camera.start();
-    clearErrors('camera');
-  } catch (e) {
-    dialog.close();
-    showError(`Camera unavailable: ${errorText(e)}`, 'camera');
-  }
-}
-
-async function takePicture(): Promise<void> {
-  try {
-    const target = state.cameraTarget;
-    const picture = await camera.capture(`camera-${++state.cameraShots}.png`);
-    if (target === 'classify') await classifyPictures([picture]);
-    else await addExamples(target, [picture]);
-  } catch (e) {
-    showError(errorText(e), 'camera');
-  }
-}
-
 /** One button per bundled example picture; a click before the model is ready waits for it. */
 export async function loadExampleButtons(): Promise<void> {
   const box = byId('example-buttons');
@@ -180,14 +150,6 @@ export function wireSources(): void {
   wirePicker(byId('classify-pick'), byId('classify-files'), classifyFiles);
   wireDrop(byId('classify-drop'), byId('classify-files'), classifyFiles);
   wireCards();
-  byId('classify-camera').addEventListener('click', () => void openCamera('classify'));
-  byId('cards').addEventListener('click', (e) => {
-    const card = cardOf(e.target);
-    if (card !== null && (e.target as Element).closest('.card-camera')) void openCamera(card);
-  });
-  byId('camera-take').addEventListener('click', () => void takePicture());
-  byId('camera-close').addEventListener('click', () => byId<HTMLDialogElement>('camera-dialog').close());
-  byId('camera-dialog').addEventListener('close', () => camera.stop());
 
   // Paste: into a teaching card when focus is in it, else classified.
   document.addEventListener('paste', (e) => {

@@ -2,7 +2,7 @@
 // variables of its own.
 import { EngineBridge } from './bridge';
 import type { TrainingChart } from './chart';
-import type { Picture } from './images';
+import { Camera, type Picture } from './images';
 import type { InitResult, LoadedModel, TrainResult } from './protocol';
 import type { Store, StoredExample, StoredModel, TeachSettings } from './store';
 
@@ -90,8 +90,14 @@ export interface PageState {
   ready: boolean;
   /** Nested busy() calls showing the loading bar. */
   busyDepth: number;
-  /** Where camera pictures go: classified, or to the teaching card with this id. */
-  cameraTarget: 'classify' | number;
+  /** The webcam, shown live in Classify or in one teaching card at a time. */
+  readonly camera: Camera;
+  /** Where the camera shows: live classification, the teaching card with this id, or nowhere. */
+  cameraOwner: 'classify' | number | null;
+  /** Frames classified live since the camera started. */
+  liveFrames: number;
+  /** A card's record button is held down. */
+  recording: boolean;
   /** Pictures taken with the camera so far, to name them. */
   cameraShots: number;
 }
@@ -123,7 +129,10 @@ export const state: PageState = {
   lastTraining: null,
   ready: false,
   busyDepth: 0,
-  cameraTarget: 'classify',
+  camera: new Camera(),
+  cameraOwner: null,
+  liveFrames: 0,
+  recording: false,
   cameraShots: 0,
 };
 

@@ -173,7 +173,8 @@ export class Store {
     const settings = (await this.get<Record<string, unknown>>('settings', 'teach')) ?? {};
     const examples = await promised(this.db.transaction('examples').objectStore('examples').getAll()) as
       Record<string, unknown>[];
-    if (Array.isArray(settings.cards) && examples.every((e) => typeof e.card === 'number')) {
+    const old = Array.isArray(settings.labels) || examples.some((e) => typeof e.card !== 'number');
+    if (!old) {
       return { settings: settings as Partial<TeachSettings>, examples: examples as unknown as StoredExample[], old: null };
     }
     try {

@@ -3,7 +3,7 @@
 // A picture has its card's label and, with several labels per picture, the other labels the
 // user gives it on its thumbnail: nothing else is ever attached to it.
 import { byId, formatCount, h } from './dom';
-import type { Picture } from './images';
+import { cameraButtonState, type Picture } from './images';
 import { clearErrors, errorText, showError, showInfo } from './messages';
 import type { TrainPart } from './protocol';
 import { type ExampleItem, state, store } from './state';
@@ -112,6 +112,12 @@ function thumb(e: ExampleItem, card: TeachCard): HTMLElement {
   return item;
 }
 
+function cameraButton(): HTMLButtonElement {
+  const button = h('button', { type: 'button', class: 'card-camera', text: 'Camera', 'aria-describedby': 'camera-note' });
+  cameraButtonState(button);
+  return button;
+}
+
 function cardElement(card: TeachCard): HTMLElement {
   const existing = document.querySelector<HTMLElement>(`#cards > [data-card="${card.id}"]`);
   if (existing) return existing;
@@ -128,7 +134,7 @@ function cardElement(card: TeachCard): HTMLElement {
       h('button', { type: 'button', class: 'add-pictures', text: 'Add pictures…' }),
       h('input', { type: 'file', class: 'card-files visually-hidden', accept: 'image/*', multiple: true, tabindex: -1,
         'aria-hidden': 'true' }),
-      h('button', { type: 'button', class: 'card-camera', text: 'Camera' }),
+      cameraButton(),
       h('div', { class: 'drop card-drop', tabindex: 0, role: 'button' },
         'Drop pictures here', h('span', { class: 'hint', text: 'or paste (Ctrl+V) while this box has focus' }))),
     h('div', { class: 'recorder', hidden: true }),
@@ -165,7 +171,9 @@ export function renderCards(only?: number): void {
   const list = byId('cards');
   const ids = new Set(cards.map((c) => String(c.id)));
   list.querySelectorAll<HTMLElement>(':scope > [data-card]').forEach((el) => {
-    if (!ids.has(el.dataset.card ?? '')) el.remove();
+    if (ids.has(el.dataset.card ?? '')) return;
+    el.dispatchEvent(new CustomEvent('card-removed', { bubbles: true }));
+    el.remove();
   });
   cards.forEach((card, i) => {
     const el = cardElement(card);

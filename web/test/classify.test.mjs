@@ -1,7 +1,7 @@
 // Classifying: the bundled model loads with its labels listed, the bundled examples get their
-// labels, pictures arrive by file picker (several at once), drag and drop, paste and webcam,
-// the threshold slider moves the highlight, an unseen label combination is pointed out, bad
-// files get visible errors, and the controls are reachable by keyboard with labels.
+// labels, pictures arrive by file picker (several at once), drag and drop and paste (the camera:
+// camera.test.mjs), the threshold slider moves the highlight, an unseen label combination is
+// pointed out, bad files get visible errors, and the controls are reachable by keyboard with labels.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -149,22 +149,6 @@ describe('classify', () => {
       document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
     }, [bytes]);
     assert.deepEqual(await cardPredictions(page, 'pasted.jpg'), ['black', 'jeans']);
-  });
-
-  test('webcam pictures are classified', async () => {
-    await page.click('#classify-camera');
-    await page.waitForFunction(() => {
-      const v = document.getElementById('camera-video');
-      return v.readyState >= 2 && v.videoWidth > 0;
-    }, null, { timeout: 15_000 });
-    await screenshot(page, '02-camera');
-    await page.click('#camera-take');
-    const predicted = await cardPredictions(page, 'camera-1.png');
-    const probs = await page.$$eval('#results .card[data-name="camera-1.png"] .prob', (els) => els.length);
-    assert.equal(probs, 6);
-    await page.click('#camera-close');
-    assert.equal(await page.$eval('#camera-dialog', (d) => d.open), false);
-    assert.ok(Array.isArray(predicted));
   });
 
   test('bad files give visible errors, one banner per problem, each dismissible', async () => {

@@ -45,6 +45,7 @@ describe('teach', () => {
 
   test('a fresh page offers no label of its own and ticks nothing', async () => {
     assert.equal(await page.locator('#cards [data-card]').count(), 0);
+    assert.equal(await page.locator('.message').count(), 0);
     assert.equal(await page.locator('#teach input[type="checkbox"]:checked').count(), 1);   // augmentation only
     assert.equal(await page.isDisabled('#train'), true);
     assert.match(await page.textContent('#train-hint'), /add at least two labels/);
