@@ -3,7 +3,7 @@
 // the user keeps it; "Go back" and "Use the previous model" swap in the previous one, bit for bit.
 import { CancelledError } from './bridge';
 import { reclassifyAll, setThreshold } from './classify';
-import { byId, download, formatBytes, formatCount, h } from './dom';
+import { byId, download, formatBytes, formatCount, h, listNames, plural } from './dom';
 import { busy, clearErrors, errorText, type Progress, showError, showInfo } from './messages';
 import { looksLikeModel } from './modelfile';
 import { combinationsOf } from './predict';
@@ -35,6 +35,28 @@ export async function defaultModelBytes(progress: Progress): Promise<Uint8Array>
   return fetchWithProgress(new URL('models/default.tagnet', document.baseURI).href, progress);
 }
 
+/** Who the model in use is, in words: "The default model", "fine-tuned.tagnet". */
+function modelWho(): string {
+  if (state.modelSource === 'default') return 'The default model';
+  if (state.modelSource === 'fine-tuned') return state.trial ? 'The model trained just now (not kept yet)' : 'The model trained here';
+  return state.modelName;
+}
+
+/** One sentence on what the model in use knows, from its labels (and its description, when it has one). */
+function renderSummary(info: LoadedModel): void {
+  const description = typeof info.metadata.description === 'string' ? info.metadata.description : '';
+  const what = description || plural(info.labels.length, 'label');
+  byId('model-summary').textContent =
+    `${modelWho()} knows ${what}: ${listNames(info.labels)} — other pictures get guesses.`;
+}
+
+function renderLayers(info: LoadedModel): void {
+  byId('model-layers').replaceChildren(...info.layers.map((l) => h('tr', {},
+    h('td', { text: `${l.name} (${l.type})` }),
+    h('td', { text: l.outputShape.join('×') }),
+    h('td', { class: 'number', text: formatCount(l.params) }))));
+}
+
 export function renderModel(): void {
   const { info, modelBytes } = state;
   const dl = byId('model-info');
@@ -42,6 +64,10 @@ export function renderModel(): void {
   const list = byId('model-labels');
   list.replaceChildren();
   if (!info) return;
+  renderSummary(info);
+  renderLayers(info);
+  byId('model-line').textContent = `In use: ${state.modelName}${modelBytes ? ` (${formatBytes(modelBytes.length)})` : ''}` +
+    `, ${plural(info.labels.length, 'label')}, ${info.head === 'sigmoid' ? 'several per picture' : 'one per picture'}.`;
   const [H, W, C] = info.inputShape;
   const kind = info.head === 'sigmoid' ? 'multi-label (sigmoid)' : info.head === 'softmax'
     ? 'single-label (softmax)' : 'two classes (one logit)';
@@ -72,6 +98,7 @@ export function renderModel(): void {
 /** Keep this model / Go back after a training; Use the previous model otherwise. */
 export function renderChoice(): void {
   const { previous, trial, training } = state;
+  if (state.info) renderSummary(state.info);
   byId('decision').hidden = !trial;
   if (previous) byId('decision-previous').textContent = previous.name;
   const usePrevious = byId<HTMLButtonElement>('use-previous');

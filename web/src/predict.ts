@@ -1,6 +1,7 @@
 // What a model's outputs mean for the page: which labels count as predicted and whether that set
 // of labels ever occurred together in training. The rules follow the native `tagnet classify`
 // (native/cmd/classify.cpp).
+import { listNames } from './dom';
 import type { ModelInfo } from './tagnet-types';
 
 export type Head = ModelInfo['head'];
@@ -48,5 +49,5 @@ export function isUnseenCombination(predicted: readonly string[], head: Head, se
 export function unseenNote(predicted: readonly string[]): string {
   const names = [...predicted].sort();
   if (names.length === 1) return `The label ${names[0]} alone never occurred in training.`;
-  return `The labels ${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} never occurred together in training.`;
+  return `The labels ${listNames(names)} never occurred together in training.`;
 }

@@ -2,7 +2,7 @@
 // camera.ts add to it), and the settings of a training (kept in IndexedDB with the threshold).
 // A picture has its card's label and, with several labels per picture, the other labels the
 // user gives it on its thumbnail: nothing else is ever attached to it.
-import { byId, formatCount, h } from './dom';
+import { byId, formatCount, h, listNames, plural } from './dom';
 import { cameraButtonState, type Picture } from './images';
 import { clearErrors, errorText, showError, showInfo } from './messages';
 import type { TrainPart } from './protocol';
@@ -17,15 +17,6 @@ import type { StoredExample, TeachCard } from './store';
 const LEARNING_RATES: Record<TrainPart, number> = { head: 1e-3, block: 5e-4, all: 3e-4 };
 
 const NONE_NAME = 'None of the labels';
-
-export function plural(n: number, what: string): string {
-  return `${formatCount(n)} ${what}${n === 1 ? '' : 's'}`;
-}
-
-/** "a", "a and b", "a, b and c". */
-export function listNames(names: readonly string[]): string {
-  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
-}
 
 function exampleUrl(e: StoredExample): string {
   return URL.createObjectURL(e.blob);

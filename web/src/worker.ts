@@ -160,9 +160,10 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
   const epochsDone = stopped ? undefined : trainer.options.epochs;
   const bytes = rewriteMetadata(m.save(), (md) => {
     const out: Record<string, unknown> = { ...md };
-    // Metrics and history describe the training the model came from, not this one.
+    // Metrics, history and description tell of the training the model came from, not this one.
     delete out.metrics;
     delete out.history;
+    delete out.description;
     if (r.multiLabel && r.combinations.length) {
       out.combinations = r.combinations.map((c) => [...c].sort());
     } else {

@@ -46,6 +46,13 @@ describe('classify', () => {
 
     const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
     assert.deepEqual(labels, ['black', 'blue', 'dress', 'jeans', 'red', 'shirt']);
+    // The first screen: Classify first, one sentence on what the model knows, the details folded.
+    assert.deepEqual(await page.$$eval('main > section', (els) => els.map((e) => e.id)), ['classify', 'teach', 'model']);
+    assert.equal(await page.textContent('#model-summary'), 'The default model knows clothing colours and kinds: ' +
+                 'black, blue, dress, jeans, red and shirt — other pictures get guesses.');
+    assert.equal(await page.$eval('#model-details', (d) => d.open), false);
+    assert.equal(await page.isVisible('#model-info'), false);
+    await screenshot(page, '00-first-screen', { fullPage: false });
     const infoText = await page.textContent('#model-info');
     assert.match(infoText, /smallervggnet-gap/);
     assert.match(infoText, /multi-label/);
