@@ -18,15 +18,16 @@ import { loadExampleButtons, wireSources } from './sources';
 import { markReady, state, store, whenReady } from './state';
 import { Store } from './store';
 import { restoreTeach, updateTrainButton, wireTeach } from './teach';
-import { wireTraining } from './train';
+import { restoreTraining, wireTraining } from './train';
 
-// Test and debugging hooks: timings, the engine variant, the last training.
+// Test and debugging hooks: timings, the engine variant, the last training and its chart.
 Object.assign(window, {
   tagnetPage: {
     timings: state.timings,
     get engine() { return state.engineInfo; },
     get model() { return state.info; },
     get lastTraining() { return state.lastTraining; },
+    get chartPoints() { return state.chart?.points ?? 0; },
   },
 });
 
@@ -100,6 +101,7 @@ async function start(): Promise<void> {
   });
   if (!store().persistent) showInfo('This browser does not keep data for this page: teaching pictures are lost on reload.');
   await restoreTeach();
+  void restoreTraining();
   markReady();
   for (const id of ['classify-pick', 'download-model']) byId<HTMLButtonElement>(id).disabled = false;
   updateTrainButton();

@@ -43,6 +43,17 @@ export interface TeachSettings {
   threshold: number | null;
 }
 
+/** The last training as the page showed it: its chart and its before/after table. */
+export interface StoredRun {
+  /** Loss and accuracy after each batch, against epochs (2.5: half-way through the third). */
+  x: number[];
+  loss: number[];
+  accuracy: number[];
+  rows: { name: string; blob: Blob; taught: string; before: string; after: string }[];
+  /** What the training did, in one line. */
+  text: string;
+}
+
 /** The teaching pictures and settings, and what became of a state kept by the page's old layout. */
 export interface StoredTeach {
   settings: Partial<TeachSettings>;
@@ -215,6 +226,15 @@ export class Store {
     const tx = this.db.transaction('examples', 'readwrite');
     for (const id of ids) if (id >= 0) tx.objectStore('examples').delete(id);
     await done(tx);
+  }
+
+  async lastRun(): Promise<StoredRun | undefined> {
+    return this.get<StoredRun>('settings', 'last-run');
+  }
+
+  async saveLastRun(run: StoredRun | null): Promise<void> {
+    if (run) await this.put('settings', run, 'last-run');
+    else await this.delete('settings', 'last-run');
   }
 
   async saveSettings(s: TeachSettings): Promise<void> {

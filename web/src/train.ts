@@ -1,5 +1,6 @@
 // Training on the teaching pictures: progress and the live chart, Stop, and the table of the
-// predictions before and after.
+// predictions before and after on a sample of the teaching pictures balanced across the cards.
+// The chart and the table of the last training stay in IndexedDB and show again after a reload.
 import { CancelledError } from './bridge';
 import type { TrainingChart } from './chart';
 import { predictionNow, renderResults, summary } from './classify';
@@ -9,8 +10,9 @@ import { clearErrors, errorText, showError } from './messages';
 import { modelBeforeTraining, renderChoice, tryTrainedModel } from './model';
 import { comboKey } from './predict';
 import type { TrainExample } from './protocol';
-import { type Prediction, state } from './state';
-import { problems, readSettingsFromForm, saveTeach, trainPlan, updateTrainButton } from './teach';
+import { type Prediction, state, store } from './state';
+import type { StoredRun } from './store';
+import { problems, readSettingsFromForm, saveTeach, type TrainPlan, trainPlan, updateTrainButton } from './teach';
 
 // uPlot loads with the first training, not with the page.
 async function trainingChart(): Promise<TrainingChart> {
@@ -63,14 +65,14 @@ async function train(): Promise<void> {
     const comboSet = new Map<string, string[]>();
     for (const t of plan.targets) if (t.length) comboSet.set(comboKey(t), [...t].sort());
 
-    // Predictions before, to compare with after.
-    const compare: { name: string; url: string; picture: Picture }[] = state.results.length
-      ? state.results.map((r) => ({ name: r.name, url: r.url, picture: r.picture }))
-      : plan.pictures.slice(0, 12).map((e, i) => ({ name: e.name, url: e.url, picture: pictures[i] }));
-    const beforeRows = await engine.classify(compare.map((c) => c.picture));
-    const before = beforeRows.map((probs) => predictionNow(probs));
+    // Predictions before, to compare with after: the classified pictures and the sample.
+    const sample = compareSample(plan, pictures);
+    const compare = [...state.results.map((r) => r.picture), ...sample.map((c) => c.picture)];
+    const before = await predictions(compare);
     state.results.forEach((r, i) => { r.before = before[i]; });
 
+    await store().saveLastRun(null);
+    byId('compare').hidden = true;
     const chart = await trainingChart();
     chart.reset();
     text.textContent = 'Training…';
@@ -95,16 +97,21 @@ async function train(): Promise<void> {
       return;
     }
     await tryTrainedModel(result.info, result.bytes, previous);
-    const afterRows = await engine.classify(compare.map((c) => c.picture));
-    const after = afterRows.map((probs) => predictionNow(probs));
-    if (state.results.length) afterRows.forEach((probs, i) => { state.results[i].prediction = predictionNow(probs); });
+    const after = await predictions(compare);
+    state.results.forEach((r, i) => { r.prediction = after[i]; });
     renderResults();
-    renderCompare(compare, before, after);
     bar.value = result.stopped ? bar.value : 1;
-    text.textContent = `${result.stopped ? 'Stopped' : 'Trained'}: ${result.steps} batches in ` +
-      `${(result.elapsedMs / 1000).toFixed(1)} s, ${formatCount(result.trainableParams)} parameters trained. ` +
-      'The model is kept in this browser.';
+    const n = state.results.length;
+    const run: StoredRun = {
+      ...chart.series,
+      rows: sample.map((c, i) => ({ name: c.name, blob: c.picture.blob, taught: c.taught,
+                                    before: summary(before[n + i]), after: summary(after[n + i]) })),
+      text: `${result.stopped ? 'Stopped' : 'Trained'}: ${result.steps} batches in ` +
+        `${(result.elapsedMs / 1000).toFixed(1)} s, ${formatCount(result.trainableParams)} parameters trained.`,
+    };
+    showRun(run);
     state.lastTraining = { ...result, examples: trainExamples.length };
+    await store().saveLastRun(run);
   } catch (e) {
     if (e instanceof CancelledError) {
       text.textContent = 'Training cancelled: the model is unchanged.';
@@ -121,16 +128,62 @@ async function train(): Promise<void> {
   }
 }
 
-function renderCompare(rows: { name: string; url: string }[], before: Prediction[], after: Prediction[]): void {
+const COMPARE_ROWS = 12;
+
+/** Up to `n` items, as many from each group as it has (so groups share alike), spread over each group. */
+export function balancedSample<T>(groups: readonly T[][], n: number): T[] {
+  const take = groups.map(() => 0);
+  for (let left = n, more = true; left > 0 && more;) {
+    more = false;
+    groups.forEach((g, i) => {
+      if (left > 0 && take[i] < g.length) {
+        ++take[i];
+        --left;
+        more = true;
+      }
+    });
+  }
+  return groups.flatMap((g, i) => Array.from({ length: take[i] }, (_, k) => g[Math.floor((k + 0.5) * g.length / take[i])]));
+}
+
+interface CompareItem {
+  name: string;
+  picture: Picture;
+  /** The labels it was taught with. */
+  taught: string;
+}
+
+/** The teaching pictures of the before/after table: a few of each card. */
+function compareSample(plan: TrainPlan, pictures: Picture[]): CompareItem[] {
+  const groups = state.teach.cards.map((c) => plan.pictures.flatMap((e, i) => (e.card === c.id ? [i] : [])));
+  return balancedSample(groups, COMPARE_ROWS).map((i) => ({
+    name: plan.pictures[i].name, picture: pictures[i], taught: plan.targets[i].join(', ') || 'no label',
+  }));
+}
+
+async function predictions(pictures: Picture[]): Promise<Prediction[]> {
+  return pictures.length ? (await state.engine.classify(pictures)).map(predictionNow) : [];
+}
+
+/** The chart, the status line and the before/after table of a training. */
+function showRun(run: StoredRun): void {
   const body = byId('compare-rows');
-  body.replaceChildren();
-  rows.forEach((r, i) => {
-    body.append(h('tr', { 'data-name': r.name },
-      h('th', { scope: 'row' }, h('img', { src: r.url, alt: '', width: 40, height: 40 }), ` ${r.name}`),
-      h('td', { text: summary(before[i]) }),
-      h('td', { text: summary(after[i]) })));
-  });
-  byId('compare').hidden = false;
+  body.querySelectorAll('img').forEach((img) => URL.revokeObjectURL(img.src));
+  body.replaceChildren(...run.rows.map((r) => h('tr', { 'data-name': r.name },
+    h('th', { scope: 'row' }, h('img', { src: URL.createObjectURL(r.blob), alt: '', width: 40, height: 40 }), ` ${r.name}`),
+    h('td', { text: r.taught }),
+    h('td', { text: r.before }),
+    h('td', { text: r.after }))));
+  byId('compare').hidden = run.rows.length === 0;
+  byId('train-text').textContent = run.text;
+}
+
+/** The last training's chart and table, kept from an earlier visit. */
+export async function restoreTraining(): Promise<void> {
+  const run = await store().lastRun().catch(() => undefined);
+  if (!run) return;
+  showRun(run);
+  (await trainingChart()).show(run);
 }
 
 function stopTraining(): void {

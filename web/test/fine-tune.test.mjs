@@ -23,6 +23,8 @@ async function downloaded(page, button = '#download-model') {
 }
 
 const defaultModel = () => fs.readFileSync(path.join(distDir, 'models', 'default.tagnet'));
+const compareRows = (page) => page.$$eval('#compare-rows tr', (trs) =>
+  trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
 const modelLabels = (page) => page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
 
 /** Opens the training settings folded under Advanced. */
@@ -33,8 +35,10 @@ async function openAdvanced(page) {
 describe('fine-tune', () => {
   const app = teachingApp();
   let page;
-  /** The model file of the first training. */
+  /** The model file, the before/after table and the chart's points of the first training. */
   let trained;
+  let tableAfterTraining;
+  let chartPoints;
   before(() => { page = app.page; });
 
   test('teach two new classes from 60 pictures; the predictions change', async (t) => {
@@ -87,11 +91,18 @@ describe('fine-tune', () => {
     assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['top']);
     // The chart drew every batch, and the comparison shows before and after.
     assert.ok(await page.locator('#chart canvas').count() > 0);
-    const rows = await page.$$eval('#compare-rows tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
-    assert.equal(rows.length, 4);
-    const jeans = rows.find((r) => r[0].includes('black_jeans_01'));
-    assert.match(jeans[1], /black .*jeans|jeans .*black/);
-    assert.match(jeans[2], /^trousers /);
+    // The table: as many teaching pictures of each label, before and after.
+    const rows = await compareRows(page);
+    assert.equal(rows.length, 12);
+    assert.equal(rows.filter((r) => r[1] === 'trousers').length, 6);
+    assert.equal(rows.filter((r) => r[1] === 'top').length, 6);
+    for (const [name, taught, before, after] of rows) {
+      if (taught === 'trousers') assert.match(before, /jeans/, name);
+      assert.match(after, new RegExp(`^${taught} `), name);
+    }
+    tableAfterTraining = rows;
+    chartPoints = await page.evaluate(() => window.tagnetPage.chartPoints);
+    assert.equal(chartPoints, 40);
     assert.match(await page.textContent('#results .card[data-name="black_jeans_01.jpg"] .before'), /Before training: .*jeans/);
     await screenshot(page, '06-trained');
   });
@@ -157,6 +168,11 @@ describe('fine-tune', () => {
     assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
     assert.match(await page.textContent('#model-info'), /fine-tuned\.tagnet/);
     assert.equal(await page.isVisible('#decision'), true);
+    // The chart and the table of the training come back.
+    await page.waitForFunction((n) => window.tagnetPage.chartPoints === n, chartPoints);
+    assert.ok(await page.locator('#chart canvas').count() > 0);
+    assert.deepEqual(await compareRows(page), tableAfterTraining);
+    assert.match(await page.textContent('#train-text'), /^Trained: 40 batches/);
     await page.waitForFunction(() => document.querySelectorAll('#cards .thumb').length === 60);
     assert.deepEqual(await page.$$eval('#cards [data-card]', (els) => els.map((e) => e.dataset.label)),
                      ['trousers', 'top']);
