@@ -169,11 +169,15 @@ async function predictions(pictures: Picture[]): Promise<Prediction[]> {
 function showRun(run: StoredRun): void {
   const body = byId('compare-rows');
   body.querySelectorAll('img').forEach((img) => URL.revokeObjectURL(img.src));
+  // Each label with its probability stays on one line, however narrow the table.
+  const cell = (text: string) => h('td', {}, ...text.split(', ').flatMap((part, i) =>
+    [i ? ', ' : '', h('span', { class: 'prediction', text: part })]));
   body.replaceChildren(...run.rows.map((r) => h('tr', { 'data-name': r.name },
-    h('th', { scope: 'row' }, h('img', { src: URL.createObjectURL(r.blob), alt: '', width: 40, height: 40 }), ` ${r.name}`),
+    h('th', { scope: 'row' }, h('img', { src: URL.createObjectURL(r.blob), alt: r.name, title: r.name, width: 40, height: 40 }),
+      h('span', { class: 'picture-name', text: ` ${r.name}` })),
     h('td', { text: r.taught }),
-    h('td', { text: r.before }),
-    h('td', { text: r.after }))));
+    cell(r.before),
+    cell(r.after))));
   byId('compare').hidden = run.rows.length === 0;
   byId('train-text').textContent = run.text;
 }

@@ -1,7 +1,10 @@
-// Fine-tuning in the page: new labels, 60 pictures, the head and the last convolution block
-// trained for 10 epochs with augmentation (timed), the chart and the before/after comparison,
-// the predictions changing, the downloaded model file (checked natively when the CLI is at
-// hand), everything still there after a reload, and stopping a training part-way.
+// Fine-tuning in the page: two new labels, one card each, 60 pictures, the head and the last
+// convolution block trained for 10 epochs with augmentation (timed), the "What trains" count that
+// of the run, the chart and the before/after table (a few pictures of every label), the
+// predictions changing, the downloaded model file (checked natively when the CLI is at hand),
+// everything still there after a reload; Go back and Use the previous model restoring a model bit
+// for bit; stopping a training part-way and keeping it; several labels per picture and the note on
+// a label predicted alone that training only saw with others.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -270,6 +273,24 @@ describe('fine-tune', () => {
     assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue']);
     assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), []);
     await screenshot(page, '10-multi-label');
+  });
+
+  test('a label predicted alone that training only saw with others is pointed out', async () => {
+    // Without the blue shirts, blue comes only with trousers.
+    const blue = `${card('blue')} .thumb`;
+    for (let n = 20; n > 10; --n) {
+      await page.locator(`${blue} >> nth=10`).locator('.thumb-remove').click();
+      await page.waitForFunction(([sel, left]) => document.querySelectorAll(sel).length === left, [blue, n - 1]);
+    }
+    await page.click('#train');
+    await page.waitForFunction(() => window.tagnetPage.lastTraining?.examples === 30, null, { timeout: 60_000 });
+    const model = await page.evaluate(() => window.tagnetPage.model);
+    assert.deepEqual(model.metadata.combinations.map((c) => c.join('+')).sort(), ['blue+trousers', 'trousers']);
+    await page.click('#clear-results');
+    await page.click('.example-button[data-file="blue_shirt_01.jpg"]');
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue']);
+    assert.equal(await page.textContent('#results .card[data-name="blue_shirt_01.jpg"] .note'),
+                 'The label blue alone never occurred in training.');
   });
 
   test('Use the default model goes back to it', async () => {
