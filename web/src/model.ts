@@ -106,6 +106,8 @@ export function renderChoice(): void {
   usePrevious.textContent = previous ? `Use the previous model (${previous.name})` : '';
   for (const id of ['keep-model', 'go-back']) byId<HTMLButtonElement>(id).disabled = training;
   usePrevious.disabled = training;
+  // The table's download is the trained model's: gone with it.
+  byId('download-trained').hidden = state.modelSource !== 'fine-tuned';
   byId<HTMLButtonElement>('default-model').disabled = training || (state.modelSource === 'default' && !trial);
 }
 

@@ -1,6 +1,6 @@
 // Fine-tuning in the page: two new labels, one card each, 60 pictures, the head and the last
-// convolution block trained for 10 epochs with augmentation (timed), the "What trains" count that
-// of the run, the chart and the before/after table (a few pictures of every label), the
+// convolution block trained for 10 epochs with augmentation (timed), the "What trains" count equal
+// to the run's, the chart and the before/after table (a few pictures of every label), the
 // predictions changing, the downloaded model file (checked natively when the CLI is at hand),
 // everything still there after a reload; Go back and Use the previous model restoring a model bit
 // for bit; stopping a training part-way and keeping it; several labels per picture and the note on
@@ -189,6 +189,7 @@ describe('fine-tune', () => {
     await page.click('#go-back');
     await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
     await page.locator('#decision').waitFor({ state: 'hidden' });
+    assert.equal(await page.isVisible('#download-trained'), false);
     assert.ok((await downloaded(page)).equals(defaultModel()), 'the model after Go back is not the default one');
     await screenshot(page, '07-went-back');
     await page.reload({ waitUntil: 'domcontentloaded' });
