@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  bundledExamples, cardPredictions, distDir, launch, newPage, openApp, pageServer, screenshot,
+  bundledExamples, cardPredictions, distDir, launch, newPage, openApp, pageServer, screenshot, unlabelledControls,
 } from './helpers.mjs';
 
 describe('classify', () => {
@@ -211,17 +211,7 @@ describe('classify', () => {
   });
 
   test('controls have labels and are reachable by keyboard', async () => {
-    const unlabelled = await page.evaluate(() => {
-      const bad = [];
-      for (const el of document.querySelectorAll('button, input, select, [role="button"]')) {
-        if (el.closest('[hidden]') || el.getAttribute('aria-hidden') === 'true') continue;
-        const name = el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent ||
-                     (el.getAttribute('aria-labelledby') && document.getElementById(el.getAttribute('aria-labelledby'))?.textContent);
-        if (!name || !name.trim()) bad.push(el.outerHTML.slice(0, 80));
-      }
-      return bad;
-    });
-    assert.deepEqual(unlabelled, []);
+    assert.deepEqual(await unlabelledControls(page), []);
     await page.evaluate(() => document.activeElement?.blur());
     const reached = new Set();
     for (let i = 0; i < 80; ++i) {

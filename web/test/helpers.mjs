@@ -118,6 +118,20 @@ export function bundledExamples() {
     .map((e) => ({ ...e, path: path.join(distDir, 'examples', e.file) }));
 }
 
+/** The controls on show that have no accessible name (label, aria-label or text), as HTML. */
+export async function unlabelledControls(page) {
+  return page.evaluate(() => {
+    const bad = [];
+    for (const el of document.querySelectorAll('button, input, select, [role="button"]')) {
+      if (el.closest('[hidden]') || el.getAttribute('aria-hidden') === 'true') continue;
+      const name = el.getAttribute('aria-label') || el.labels?.[0]?.textContent || el.textContent ||
+                   (el.getAttribute('aria-labelledby') && document.getElementById(el.getAttribute('aria-labelledby'))?.textContent);
+      if (!name || !name.trim()) bad.push(el.outerHTML.slice(0, 80));
+    }
+    return bad;
+  });
+}
+
 /**
  * The labels a result card marks as predicted, in alphabetical order (the card lists them by
  * probability, and two near-certain labels may come in either order).

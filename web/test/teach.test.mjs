@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { before, describe, test } from 'node:test';
 
 import {
-  addCard, addToCard, card, datasetPictures, teachingApp, screenshot, teachingPictures, waitReady,
+  addCard, addToCard, card, datasetPictures, screenshot, teachingApp, teachingPictures, unlabelledControls, waitReady,
 } from './helpers.mjs';
 
 async function reload(page) {
@@ -82,6 +82,7 @@ describe('teach', () => {
 
   test('several labels per picture: the labels are chosen on the picture', async () => {
     await page.check('input[name="mode"][value="multi"]');
+    assert.deepEqual(await unlabelledControls(page), []);
     // Switching adds no label to any picture.
     for (const [label, , labels] of await teachingPictures(page)) assert.deepEqual(labels, [label]);
     const first = `${card('coat')} .thumb >> nth=0`;
