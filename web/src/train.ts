@@ -171,7 +171,7 @@ function showRun(run: StoredRun): void {
   body.querySelectorAll('img').forEach((img) => URL.revokeObjectURL(img.src));
   // Each label with its probability stays on one line, however narrow the table.
   const cell = (text: string) => h('td', {}, ...text.split(', ').flatMap((part, i) =>
-    [i ? ', ' : '', h('span', { class: 'prediction', text: part })]));
+    [i ? ', ' : '', part.endsWith('%') ? h('span', { class: 'prediction', text: part }) : part]));
   body.replaceChildren(...run.rows.map((r) => h('tr', { 'data-name': r.name },
     h('th', { scope: 'row' }, h('img', { src: URL.createObjectURL(r.blob), alt: r.name, title: r.name, width: 40, height: 40 }),
       h('span', { class: 'picture-name', text: ` ${r.name}` })),

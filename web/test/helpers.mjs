@@ -104,6 +104,9 @@ export async function screenshot(page, name, { fullPage = true } = {}) {
     const file = path.join(artifactsDir, `${name}-${kind}.png`);
     await page.screenshot({ path: file, fullPage });
     files.push(file);
+    // Nothing may push the page wider than the screen: a phone would scroll sideways.
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= viewport.width, `${name}: the page is ${width} pixels wide at ${viewport.width}`);
   }
   await page.setViewportSize(size);
   // After a full-page capture Chromium may shift a page left scrolled to its end between the
