@@ -53,6 +53,11 @@ describe('classify', () => {
     assert.equal(await page.$eval('#model-details', (d) => d.open), false);
     assert.equal(await page.isVisible('#model-info'), false);
     await screenshot(page, '00-first-screen', { fullPage: false });
+    await page.click('#details-summary');
+    assert.match(await page.textContent('#model-layers'), /Conv2D/);
+    await page.locator('#model-details').scrollIntoViewIfNeeded();
+    await screenshot(page, '00-model-details', { fullPage: false });
+    await page.click('#details-summary');
     const infoText = await page.textContent('#model-info');
     assert.match(infoText, /smallervggnet-gap/);
     assert.match(infoText, /multi-label/);

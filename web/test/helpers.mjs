@@ -98,17 +98,20 @@ export async function screenshot(page, name, { fullPage = true } = {}) {
   fs.mkdirSync(artifactsDir, { recursive: true });
   const size = page.viewportSize();
   const files = [];
-  for (const [kind, viewport] of Object.entries(VIEWPORTS)) {
-    await page.setViewportSize(viewport);
-    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
-    const file = path.join(artifactsDir, `${name}-${kind}.png`);
-    await page.screenshot({ path: file, fullPage });
-    files.push(file);
-    // Nothing may push the page wider than the screen: a phone would scroll sideways.
-    const width = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(width <= viewport.width, `${name}: the page is ${width} pixels wide at ${viewport.width}`);
+  try {
+    for (const [kind, viewport] of Object.entries(VIEWPORTS)) {
+      await page.setViewportSize(viewport);
+      await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+      const file = path.join(artifactsDir, `${name}-${kind}.png`);
+      await page.screenshot({ path: file, fullPage });
+      files.push(file);
+      // Nothing may push the page wider than the screen: a phone would scroll sideways.
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= viewport.width, `${name}: the page is ${width} pixels wide at ${viewport.width}`);
+    }
+  } finally {
+    await page.setViewportSize(size);
   }
-  await page.setViewportSize(size);
   // After a full-page capture Chromium may shift a page left scrolled to its end between the
   // press and the release of the next click, which then lands on another element.
   await page.evaluate(() => window.scrollTo(0, 0));
