@@ -45,6 +45,7 @@ if ! cmp -s package-lock.json node_modules/.tagnet-installed-lock 2>/dev/null; t
   cp package-lock.json node_modules/.tagnet-installed-lock
 fi
 TAGNET_WASM_DIR=$root/web/wasm TAGNET_WEB_MODEL=$model_dir/default.tagnet \
-  TAGNET_WEB_EXAMPLES=$model_dir/fashion-color/examples npm run --silent build
+  TAGNET_WEB_EXAMPLES=$model_dir/fashion-color/examples TAGNET_WEB_MODEL_DESCRIPTION='clothing colours and kinds' \
+  npm run --silent build
 cd "$root"
 

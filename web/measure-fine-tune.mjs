@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { distDir, launch, newPage, openApp, repoRoot } from './test/helpers.mjs';
+import { addCard, addToCard, datasetPictures as pictures, distDir, launch, newPage, openApp } from './test/helpers.mjs';
 import { startStaticServer } from './test/static-server.mjs';
 
 const { values: args } = parseArgs({
@@ -29,10 +29,6 @@ const runs = args.runs.split(',').map((r) => {
   }
   return { part, lr: Number(lr) };
 });
-
-const dataset = process.env.TAGNET_WEB_DATASET ?? path.join(repoRoot, 'build/web/model/fashion-color/dataset');
-const pictures = (folder, count, skip = 0) => fs.readdirSync(path.join(dataset, folder)).sort()
-  .slice(skip, skip + count).map((f) => path.join(dataset, folder, f));
 
 const taught = {
   trousers: [...pictures('blue_jeans', 15), ...pictures('black_jeans', 15)],
@@ -52,18 +48,11 @@ async function measure(url, { part, lr }, copies) {
     const page = await newPage(browser.context);
     await openApp(page, url);
     await page.check('input[name="mode"][value="single"]');
-    for (const label of await page.$$eval('#teach-labels .label-item', (els) => els.map((e) => e.dataset.label))) {
-      await page.click(`#teach-labels [data-label="${label}"] button`);
-    }
     for (const [label, files] of Object.entries(taught)) {
-      await page.fill('#label-name', label);
-      await page.press('#label-name', 'Enter');
-      const before = await page.locator('#examples .card').count();
-      await page.check(`#target-labels input[value="${label}"]`);
-      await page.setInputFiles('#teach-files', files);
-      await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n,
-                                 before + files.length);
+      await addCard(page, label);
+      await addToCard(page, label, files);
     }
+    await page.click('#advanced-summary');
     await page.check(`input[name="part"][value="${part}"]`);
     await page.fill('#lr', String(lr));
     await page.fill('#epochs', args.epochs);

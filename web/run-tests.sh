@@ -38,6 +38,8 @@ done
 [[ -n $url ]] || { echo "web/run-tests.sh: the server did not say where it listens" >&2; exit 1; }
 echo "web/run-tests.sh: serving web/dist on $url"
 
+# Screenshots of this run only.
+rm -rf build/web-test-artifacts
 export TAGNET_WEB_URL=$url TAGNET=$tagnet
 export TAGNET_WEB_DATASET=$model_dir/fashion-color/dataset
 node --test --test-concurrency=1 web/test/*.test.mjs

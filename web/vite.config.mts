@@ -9,6 +9,8 @@
 //   TAGNET_WEB_MODEL      the default model (default: build/web/model/default.tagnet)
 //   TAGNET_WEB_EXAMPLES   folder of example pictures named like red_dress_01.jpg
 //                         (default: build/web/model/fashion-color/examples)
+//   TAGNET_WEB_MODEL_DESCRIPTION  what the default model knows, in a few words for the page
+//                         ("clothing colours and kinds"), stored in its metadata as "description"
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +26,7 @@ const repo = path.resolve(here, '..');
 const wasmDir = path.resolve(process.env.TAGNET_WASM_DIR ?? path.join(here, 'wasm'));
 const modelFile = path.resolve(process.env.TAGNET_WEB_MODEL ?? path.join(repo, 'build/web/model/default.tagnet'));
 const examplesDir = path.resolve(process.env.TAGNET_WEB_EXAMPLES ?? path.join(repo, 'build/web/model/fashion-color/examples'));
+const modelDescription = process.env.TAGNET_WEB_MODEL_DESCRIPTION ?? '';
 
 const WASM_FILES = [
   'tagnet.js',
@@ -109,6 +112,7 @@ function tagnetAssets(): Plugin {
         if (data && typeof data.dataset === 'string' && path.isAbsolute(data.dataset)) {
           md.data = { ...data, dataset: data.dataset.split(path.sep).slice(-2).join('/') };
         }
+        if (modelDescription) md.description = modelDescription;
         return md;
       }));
       const examples = pickExamples();

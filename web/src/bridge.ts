@@ -10,7 +10,7 @@
 // last model it had.
 import type {
   BenchRequest, InitRequest, InitResult, LoadedModel, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
-  TrainProgress, TrainRequest, TrainResult,
+  TrainableRequest, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
 import type { Variant } from './tagnet-types';
 
@@ -69,6 +69,11 @@ export class EngineBridge {
     const result = await this.call('train', { type: 'train', ...request }, [], onProgress);
     this.modelBytes = result.bytes;
     return result;
+  }
+
+  /** The parameters each part would train in a training of `request`, as the core counts them. */
+  trainable(request: TrainableRequest): Promise<Results['trainable']> {
+    return this.call('trainable', { type: 'trainable', ...request });
   }
 
   /** Asks a running training to stop after its current batch. */

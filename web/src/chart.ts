@@ -73,6 +73,17 @@ export class TrainingChart {
     return this.x.length;
   }
 
+  /** The points drawn, as kept with the training. */
+  get series(): { x: number[]; loss: number[]; accuracy: number[] } {
+    return { x: [...this.x], loss: [...this.loss], accuracy: [...this.accuracy] };
+  }
+
+  /** Draws the points of an earlier training. */
+  show(series: { x: number[]; loss: number[]; accuracy: number[] }): void {
+    this.reset();
+    series.x.forEach((x, i) => this.add(x, series.loss[i], series.accuracy[i]));
+  }
+
   private resize(): void {
     this.plot?.setSize({ width: this.width(), height: 220 });
   }

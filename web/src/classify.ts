@@ -3,8 +3,8 @@
 import { CancelledError } from './bridge';
 import { byId, h } from './dom';
 import type { Picture } from './images';
-import { busy, errorText, showMessage } from './messages';
-import { isUnseenCombination, percent, predictedIndices } from './predict';
+import { busy, errorText, showError } from './messages';
+import { isUnseenCombination, percent, predictedIndices, unseenNote } from './predict';
 import { type Prediction, type ResultItem, state } from './state';
 import { saveTeach } from './teach';
 
@@ -47,7 +47,7 @@ export async function classifyPictures(pictures: Picture[]): Promise<void> {
   } catch (e) {
     state.results = state.results.filter((r) => !items.includes(r));
     items.forEach((r) => URL.revokeObjectURL(r.url));
-    if (!(e instanceof CancelledError)) showMessage(`Classification failed: ${errorText(e)}`);
+    if (!(e instanceof CancelledError)) showError(`Classification failed: ${errorText(e)}`, 'classify');
   }
   renderResults();
 }
@@ -70,7 +70,7 @@ export function summary(p: Prediction): string {
   return idx.map((i) => `${p.labels[i]} ${percent(p.probs[i])}`).join(', ');
 }
 
-function renderProbabilities(p: Prediction): HTMLElement {
+export function renderProbabilities(p: Prediction): HTMLElement {
   const chosen = new Set(predictedIndices(p.probs, p.head, state.threshold));
   const order = Array.from({ length: p.probs.length }, (_, i) => i).sort((a, b) => p.probs[b] - p.probs[a]);
   const list = h('ul', { class: 'probs' });
@@ -101,8 +101,7 @@ export function renderResults(): void {
       body.append(renderProbabilities(r.prediction));
       if (isUnseenCombination(predicted, r.prediction.head, r.prediction.combos)) {
         card.dataset.unseen = 'true';
-        body.append(h('p', { class: 'note', text:
-          `This combination (${[...predicted].sort().join(', ')}) never occurred together in training.` }));
+        body.append(h('p', { class: 'note', text: unseenNote(predicted) }));
       }
       if (r.before) body.append(h('p', { class: 'before', text: `Before training: ${summary(r.before)}` }));
     }

@@ -36,6 +36,16 @@ export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** "1 picture", "1,024 pictures". */
+export function plural(n: number, what: string): string {
+  return `${formatCount(n)} ${what}${n === 1 ? '' : 's'}`;
+}
+
+/** "a", "a and b", "a, b and c". */
+export function listNames(names: readonly string[]): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
 /** Triggers a download of `bytes` as `name`. */
 export function download(bytes: Uint8Array, name: string, type = 'application/octet-stream'): void {
   const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type }));

@@ -4,10 +4,34 @@ import type { RgbaImage } from './protocol';
 
 /** A file that could not be used as a picture; the message names it and says why. */
 export class NotAnImageError extends Error {
-  constructor(name: string, reason = 'not an image') {
+  constructor(name: string, reason = 'not a picture') {
     super(`${name}: ${reason}`);
     this.name = 'NotAnImageError';
   }
+}
+
+// How files of the formats browsers decode begin, to tell a damaged picture from a file that
+// is no picture at all.
+const SIGNATURES: { format: string; at: number; bytes: number[] }[] = [
+  { format: 'JPEG', at: 0, bytes: [0xff, 0xd8, 0xff] },
+  { format: 'PNG', at: 0, bytes: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
+  { format: 'GIF', at: 0, bytes: [0x47, 0x49, 0x46, 0x38] },
+  { format: 'WebP', at: 8, bytes: [0x57, 0x45, 0x42, 0x50] },
+];
+
+/** The picture format the first bytes of a file announce, or null. */
+export function announcedFormat(head: Uint8Array): string | null {
+  const match = SIGNATURES.find((s) => s.bytes.every((b, i) => head[s.at + i] === b));
+  return match?.format ?? null;
+}
+
+/** Why a file the browser could not decode is no picture. */
+async function undecodable(file: Blob, name: string): Promise<NotAnImageError> {
+  const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+  const format = announcedFormat(head);
+  if (format) return new NotAnImageError(name, `damaged ${format} (it starts like a ${format} picture but does not decode)`);
+  if (looksLikeModel(head)) return new NotAnImageError(name, 'not a picture (it is a tagnet model: open it with "Open model file")');
+  return new NotAnImageError(name, 'not a picture');
 }
 
 export interface Picture extends RgbaImage {
@@ -27,17 +51,23 @@ function fitWithin(width: number, height: number, maxSide: number): [number, num
   return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
 }
 
-async function fromSource(source: CanvasImageSource, width: number, height: number, name: string,
-                          maxSide: number): Promise<Picture> {
+/** The pixels of `source` shrunk to fit `maxSide`, on a canvas that can also encode them. */
+function draw(source: CanvasImageSource, width: number, height: number, name: string, maxSide: number):
+    { canvas: OffscreenCanvas; data: ImageData } {
   const [w, h] = fitWithin(width, height, maxSide);
   const canvas = new OffscreenCanvas(w, h);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   if (!ctx) throw new NotAnImageError(name, 'cannot draw the picture');
   ctx.imageSmoothingQuality = 'high';
   ctx.drawImage(source, 0, 0, w, h);
-  const data = ctx.getImageData(0, 0, w, h);
+  return { canvas, data: ctx.getImageData(0, 0, w, h) };
+}
+
+async function fromSource(source: CanvasImageSource, width: number, height: number, name: string,
+                          maxSide: number): Promise<Picture> {
+  const { canvas, data } = draw(source, width, height, name, maxSide);
   const blob = await canvas.convertToBlob({ type: 'image/png' });
-  return { rgba: data.data, width: w, height: h, name, blob };
+  return { rgba: data.data, width: data.width, height: data.height, name, blob };
 }
 
 /** Decodes an image file (any format the browser reads); throws NotAnImageError otherwise. */
@@ -46,10 +76,7 @@ export async function decodePicture(file: Blob, name: string, maxSide = MAX_SIDE
   try {
     bitmap = await createImageBitmap(file);
   } catch {
-    const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
-    throw new NotAnImageError(name, looksLikeModel(head)
-      ? 'not an image (it is a tagnet model: open it with "Open model file")'
-      : 'not an image');
+    throw await undecodable(file, name);
   }
   try {
     return await fromSource(bitmap, bitmap.width, bitmap.height, name, maxSide);
@@ -58,10 +85,21 @@ export async function decodePicture(file: Blob, name: string, maxSide = MAX_SIDE
   }
 }
 
+function needFrame(video: HTMLVideoElement, name: string): void {
+  if (!video.videoWidth || !video.videoHeight) throw new NotAnImageError(name, 'the camera has no picture yet');
+}
+
 /** The current frame of a playing video. */
 export function captureFrame(video: HTMLVideoElement, name: string, maxSide = MAX_SIDE): Promise<Picture> {
-  if (!video.videoWidth || !video.videoHeight) throw new NotAnImageError(name, 'the camera has no picture yet');
+  needFrame(video, name);
   return fromSource(video, video.videoWidth, video.videoHeight, name, maxSide);
+}
+
+/** The current frame's pixels only, small: enough for the networks, quick enough to do many times a second. */
+export function framePixels(video: HTMLVideoElement, maxSide = 160): RgbaImage {
+  needFrame(video, 'camera');
+  const { data } = draw(video, video.videoWidth, video.videoHeight, 'camera', maxSide);
+  return { rgba: data.data, width: data.width, height: data.height };
 }
 
 /** Files from a drop or a paste, pictures and others alike (errors are reported per file). */
@@ -77,31 +115,44 @@ export function filesOf(data: DataTransfer | null): File[] {
   return out;
 }
 
-/** A webcam preview: start() asks for the camera, stop() releases it. */
+/** Why the page cannot use a camera here, or null when it can ask for one. */
+export function cameraMissing(): string | null {
+  if (typeof navigator.mediaDevices?.getUserMedia === 'function') return null;
+  return window.isSecureContext ? 'this browser gives pages no camera access'
+    : 'cameras need a secure page (https, or this computer\'s own address)';
+}
+
+/** Without camera access a camera button says why and does nothing. */
+export function cameraButtonState(button: HTMLButtonElement): void {
+  const missing = cameraMissing();
+  button.disabled = missing !== null;
+  button.title = missing ? `No camera: ${missing}` : '';
+}
+
+/** The webcam: start(video) asks for it (once) and shows it in `video`; stop() releases it. */
 export class Camera {
   private stream: MediaStream | null = null;
+  private shown: HTMLVideoElement | null = null;
 
-  constructor(readonly video: HTMLVideoElement) {}
-
-  get active(): boolean {
-    return this.stream !== null;
+  /** The video element the camera shows in, while it runs. */
+  get video(): HTMLVideoElement | null {
+    return this.stream ? this.shown : null;
   }
 
-  async start(): Promise<void> {
-    if (this.stream) return;
-    if (!navigator.mediaDevices?.getUserMedia) throw new Error('this browser gives no camera access here');
-    this.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-    this.video.srcObject = this.stream;
-    await this.video.play();
+  async start(video: HTMLVideoElement): Promise<void> {
+    const missing = cameraMissing();
+    if (missing) throw new Error(missing);
+    this.stream ??= await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    if (this.shown && this.shown !== video) this.shown.srcObject = null;
+    this.shown = video;
+    video.srcObject = this.stream;
+    await video.play();
   }
 
   stop(): void {
     this.stream?.getTracks().forEach((t) => t.stop());
     this.stream = null;
-    this.video.srcObject = null;
-  }
-
-  capture(name: string): Promise<Picture> {
-    return captureFrame(this.video, name);
+    if (this.shown) this.shown.srcObject = null;
+    this.shown = null;
   }
 }

@@ -7,25 +7,27 @@
 import './style.css';
 
 import { CancelledError } from './bridge';
+import { wireCamera } from './camera';
 import { wireClassify } from './classify';
 import { byId } from './dom';
 import { setUpServiceWorker } from './isolation';
-import { busy, errorText, showMessage, wireBusy } from './messages';
+import { busy, errorText, showError, showInfo, wireBusy } from './messages';
 import { defaultModelBytes, useModel, wireModel } from './model';
 import type { InitResult } from './protocol';
 import { loadExampleButtons, wireSources } from './sources';
 import { markReady, state, store, whenReady } from './state';
 import { Store } from './store';
-import { restoreTeach, syncTeachToModel, updateTrainButton, wireTeach } from './teach';
-import { wireTraining } from './train';
+import { restoreTeach, updateTrainButton, wireTeach } from './teach';
+import { restoreTraining, wireTraining } from './train';
 
-// Test and debugging hooks: timings, the engine variant, the last training.
+// Test and debugging hooks: timings, the engine variant, the last training and its chart.
 Object.assign(window, {
   tagnetPage: {
     timings: state.timings,
     get engine() { return state.engineInfo; },
     get model() { return state.info; },
     get lastTraining() { return state.lastTraining; },
+    get chartPoints() { return state.chart?.points ?? 0; },
   },
 });
 
@@ -44,6 +46,7 @@ async function start(): Promise<void> {
   wireClassify();
   wireTeach();
   wireTraining();
+  wireCamera();
   wireBusy();
   const isolated = globalThis.crossOriginIsolated === true;
   // An isolated page needs its service worker only for offline use: it registers once the page
@@ -78,25 +81,29 @@ async function start(): Promise<void> {
     fallback.catch(() => undefined);
     state.store = await Store.open();
     const stored = await store().model().catch(() => undefined);
+    state.previous = (await store().previousModel().catch(() => undefined)) ?? null;
+    state.trial = stored?.trial === true;
     timings.storeReady = performance.now();
     const bytes = stored ? Promise.resolve(stored.bytes) : fallback;
     void bytes.then(() => { timings.modelBytes = performance.now(); }, () => undefined);
     await started;
     progress(null, 'Loading the model…');
     try {
-      await useModel(await bytes, stored?.name ?? 'default.tagnet', stored?.source ?? 'default', false);
+      await useModel(await bytes, stored?.name ?? 'default.tagnet', stored?.source ?? 'default');
     } catch (e) {
       if (!stored) throw e;
-      showMessage(`The model kept in this browser did not load (${errorText(e)}); using the default model.`);
-      await useModel(await fallback, 'default.tagnet', 'default', true);
+      showError(`The model kept in this browser did not load (${errorText(e)}); using the default model.`);
+      state.trial = false;
+      await useModel(await fallback, 'default.tagnet', 'default');
+      await store().clearModel();
     }
     timings.modelReady = performance.now();
   });
-  if (!store().persistent) showMessage('This browser does not keep data for this page: teaching pictures are lost on reload.', 'info');
+  if (!store().persistent) showInfo('This browser does not keep data for this page: teaching pictures are lost on reload.');
   await restoreTeach();
-  syncTeachToModel();
+  void restoreTraining();
   markReady();
-  for (const id of ['classify-pick', 'classify-camera', 'download-model']) byId<HTMLButtonElement>(id).disabled = false;
+  for (const id of ['classify-pick', 'download-model']) byId<HTMLButtonElement>(id).disabled = false;
   updateTrainButton();
   timings.ready = performance.now();
   document.body.dataset.ready = 'true';
@@ -105,5 +112,5 @@ async function start(): Promise<void> {
 start().catch((e) => {
   byId('engine-status').textContent = `The engine did not start: ${errorText(e)}`;
   document.body.dataset.failed = 'true';
-  if (!(e instanceof CancelledError)) showMessage(`The page could not start: ${errorText(e)}`);
+  if (!(e instanceof CancelledError)) showError(`The page could not start: ${errorText(e)}`);
 });

@@ -1,14 +1,16 @@
 // The model in use: the default one, a file the user opens, or one fine-tuned here; what it is,
-// and keeping it in IndexedDB.
+// and keeping it in IndexedDB with the model before it. A model trained here is a trial until
+// the user keeps it; "Go back" and "Use the previous model" swap in the previous one, bit for bit.
 import { CancelledError } from './bridge';
 import { reclassifyAll, setThreshold } from './classify';
-import { byId, download, formatBytes, formatCount, h } from './dom';
-import { busy, errorText, type Progress, showMessage } from './messages';
+import { byId, download, formatBytes, formatCount, h, listNames, plural } from './dom';
+import { busy, clearErrors, errorText, type Progress, showError, showInfo } from './messages';
 import { looksLikeModel } from './modelfile';
 import { combinationsOf } from './predict';
 import type { LoadedModel } from './protocol';
 import { type ModelSource, state, store } from './state';
-import { renderPartHints, syncTeachToModel } from './teach';
+import type { StoredModel } from './store';
+import { renderPartHints } from './teach';
 
 async function fetchWithProgress(url: string, progress: Progress): Promise<Uint8Array> {
   const response = await fetch(url);
@@ -33,6 +35,28 @@ export async function defaultModelBytes(progress: Progress): Promise<Uint8Array>
   return fetchWithProgress(new URL('models/default.tagnet', document.baseURI).href, progress);
 }
 
+/** Who the model in use is, in words: "The default model", "fine-tuned.tagnet". */
+function modelWho(): string {
+  if (state.modelSource === 'default') return 'The default model';
+  if (state.modelSource === 'fine-tuned') return state.trial ? 'The model trained just now (not kept yet)' : 'The model trained here';
+  return state.modelName;
+}
+
+/** One sentence on what the model in use knows, from its labels (and its description, when it has one). */
+function renderSummary(info: LoadedModel): void {
+  const description = typeof info.metadata.description === 'string' ? info.metadata.description : '';
+  const what = description || plural(info.labels.length, 'label');
+  byId('model-summary').textContent =
+    `${modelWho()} knows ${what}: ${listNames(info.labels)} — other pictures get guesses.`;
+}
+
+function renderLayers(info: LoadedModel): void {
+  byId('model-layers').replaceChildren(...info.layers.map((l) => h('tr', {},
+    h('td', { text: `${l.name} (${l.type})` }),
+    h('td', { text: l.outputShape.join('×') }),
+    h('td', { class: 'number', text: formatCount(l.params) }))));
+}
+
 export function renderModel(): void {
   const { info, modelBytes } = state;
   const dl = byId('model-info');
@@ -40,6 +64,10 @@ export function renderModel(): void {
   const list = byId('model-labels');
   list.replaceChildren();
   if (!info) return;
+  renderSummary(info);
+  renderLayers(info);
+  byId('model-line').textContent = `In use: ${state.modelName}${modelBytes ? ` (${formatBytes(modelBytes.length)})` : ''}` +
+    `, ${plural(info.labels.length, 'label')}, ${info.head === 'sigmoid' ? 'several per picture' : 'one per picture'}.`;
   const [H, W, C] = info.inputShape;
   const kind = info.head === 'sigmoid' ? 'multi-label (sigmoid)' : info.head === 'softmax'
     ? 'single-label (softmax)' : 'two classes (one logit)';
@@ -63,7 +91,24 @@ export function renderModel(): void {
     : 'one class per picture: the most probable one is highlighted';
   const mdThreshold = typeof info.metadata.threshold === 'number' ? info.metadata.threshold : 0.5;
   setThreshold(state.teach.threshold ?? mdThreshold);
-  renderPartHints();
+  void renderPartHints();
+  renderChoice();
+}
+
+/** Keep this model / Go back after a training; Use the previous model otherwise. */
+export function renderChoice(): void {
+  const { previous, trial, training } = state;
+  if (state.info) renderSummary(state.info);
+  byId('decision').hidden = !trial;
+  if (previous) byId('decision-previous').textContent = previous.name;
+  const usePrevious = byId<HTMLButtonElement>('use-previous');
+  usePrevious.hidden = !previous || trial;
+  usePrevious.textContent = previous ? `Use the previous model (${previous.name})` : '';
+  for (const id of ['keep-model', 'go-back']) byId<HTMLButtonElement>(id).disabled = training;
+  usePrevious.disabled = training;
+  // The table's download is the trained model's: gone with it.
+  byId('download-trained').hidden = state.modelSource !== 'fine-tuned';
+  byId<HTMLButtonElement>('default-model').disabled = training || (state.modelSource === 'default' && !trial);
 }
 
 /** Makes the engine's current model the page's (without showing it). */
@@ -75,20 +120,92 @@ export function setCurrentModel(info: LoadedModel, bytes: Uint8Array, name: stri
   state.modelSource = source;
 }
 
-/** Makes `bytes` the page's model. Throws (keeping the current model) when they are not one. */
-export async function useModel(bytes: Uint8Array, name: string, source: ModelSource, save: boolean): Promise<void> {
+/** The model in use, as IndexedDB keeps it. */
+function inUse(): StoredModel | null {
+  const { modelBytes: bytes, modelName: name, modelSource: source, trial } = state;
+  return bytes ? { bytes, name, source, trial, savedAt: Date.now() } : null;
+}
+
+/** Keeps the model in use (the default one unless on trial is fetched again instead) and the previous one. */
+async function keepModels(): Promise<void> {
+  const current = inUse();
+  if (!current || (current.source === 'default' && !current.trial)) await store().clearModel();
+  else await store().saveModel(current);
+  await store().savePreviousModel(state.previous);
+}
+
+/** Makes `bytes` the page's model, without keeping it. Throws (keeping the current model) when they are not one. */
+export async function useModel(bytes: Uint8Array, name: string, source: ModelSource): Promise<void> {
   const t0 = performance.now();
   const info = await state.engine.load(bytes);
   state.timings.lastLoadMs = performance.now() - t0;
   setCurrentModel(info, bytes, name, source);
+  clearErrors('model');
   renderModel();
-  byId<HTMLButtonElement>('default-model').disabled = source === 'default';
-  if (save) {
-    if (source === 'default') await store().clearModel();
-    else await store().saveModel({ bytes, name, source, savedAt: Date.now() });
-  }
   await reclassifyAll();
-  syncTeachToModel();
+}
+
+/**
+ * Replaces the model in use by the user's choice, and keeps it. The model it replaces becomes the
+ * previous one, unless it was a trial not kept: then the previous one stays the last kept.
+ */
+async function switchModel(bytes: Uint8Array, name: string, source: ModelSource): Promise<void> {
+  const before = inUse();
+  const { trial, previous } = state;
+  if (!trial && before) state.previous = before;
+  state.trial = false;
+  try {
+    await useModel(bytes, name, source);
+  } catch (e) {
+    state.previous = previous;
+    state.trial = trial;
+    renderChoice();
+    throw e;
+  }
+  await keepModels();
+}
+
+/** The engine's model, just trained from `before`, in use on trial. */
+export async function tryTrainedModel(info: LoadedModel, bytes: Uint8Array, before: StoredModel): Promise<void> {
+  if (!state.trial) state.previous = { ...before, trial: false };
+  setCurrentModel(info, bytes, 'fine-tuned.tagnet', 'fine-tuned');
+  state.trial = true;
+  renderModel();
+  await keepModels();
+}
+
+/** The model in use before training, as it is now (for tryTrainedModel). */
+export function modelBeforeTraining(): StoredModel | null {
+  return inUse();
+}
+
+async function keepTrial(): Promise<void> {
+  state.trial = false;
+  renderChoice();
+  await keepModels();
+}
+
+/** Go back / Use the previous model: the previous model and the one in use change places. */
+async function usePrevious(): Promise<void> {
+  const { previous } = state;
+  const current = inUse();
+  if (!previous || !current) return;
+  const trial = state.trial;
+  await busy(`Loading ${previous.name}…`, async () => {
+    state.previous = { ...current, trial: false };
+    state.trial = false;
+    state.results.forEach((r) => { r.before = null; });
+    try {
+      await useModel(previous.bytes, previous.name, previous.source);
+    } catch (e) {
+      state.previous = previous;
+      state.trial = trial;
+      renderChoice();
+      if (!(e instanceof CancelledError)) showError(`${previous.name} did not load: ${errorText(e)}`, 'model');
+      return;
+    }
+    await keepModels();
+  }, true);
 }
 
 function modelErrorText(name: string, e: unknown): string {
@@ -97,18 +214,19 @@ function modelErrorText(name: string, e: unknown): string {
 }
 
 export async function openModelFile(file: File): Promise<void> {
+  clearErrors('model');
   await busy(`Opening ${file.name}…`, async () => {
     const bytes = new Uint8Array(await file.arrayBuffer());
     if (!looksLikeModel(bytes)) {
-      showMessage(`${file.name}: not a tagnet model (it does not start like a .tagnet file)`);
+      showError(`${file.name}: not a tagnet model (it does not start like a .tagnet file)`, 'model');
       return;
     }
     try {
-      await useModel(bytes, file.name, 'file', true);
-      showMessage(`Opened ${file.name}.`, 'info');
+      await switchModel(bytes, file.name, 'file');
+      showInfo(`Opened ${file.name}.`);
     } catch (e) {
       if (e instanceof CancelledError) return;
-      showMessage(modelErrorText(file.name, e));
+      showError(modelErrorText(file.name, e), 'model');
     }
   }, true);
 }
@@ -123,12 +241,15 @@ export function wireModel(): void {
     if (file) void openModelFile(file);
   });
   byId('download-model').addEventListener('click', downloadModel);
+  byId('keep-model').addEventListener('click', () => void keepTrial());
+  byId('go-back').addEventListener('click', () => void usePrevious());
+  byId('use-previous').addEventListener('click', () => void usePrevious());
   byId('download-trained').addEventListener('click', downloadModel);
   byId('default-model').addEventListener('click', () => void busy('Loading the default model…', async (progress) => {
     try {
-      await useModel(await defaultModelBytes(progress), 'default.tagnet', 'default', true);
+      await switchModel(await defaultModelBytes(progress), 'default.tagnet', 'default');
     } catch (e) {
-      if (!(e instanceof CancelledError)) showMessage(`The default model did not load: ${errorText(e)}`);
+      if (!(e instanceof CancelledError)) showError(`The default model did not load: ${errorText(e)}`, 'model');
     }
   }, true));
 }

@@ -1,6 +1,7 @@
 // What a model's outputs mean for the page: which labels count as predicted and whether that set
 // of labels ever occurred together in training. The rules follow the native `tagnet classify`
 // (native/cmd/classify.cpp).
+import { listNames } from './dom';
 import type { ModelInfo } from './tagnet-types';
 
 export type Head = ModelInfo['head'];
@@ -42,4 +43,11 @@ export function comboKey(labels: readonly string[]): string {
  */
 export function isUnseenCombination(predicted: readonly string[], head: Head, seen: Set<string>): boolean {
   return head === 'sigmoid' && seen.size > 0 && predicted.length > 0 && !seen.has(comboKey(predicted));
+}
+
+/** The note on an unseen combination, worded for one label as for several. */
+export function unseenNote(predicted: readonly string[]): string {
+  const names = [...predicted].sort();
+  if (names.length === 1) return `The label ${names[0]} alone never occurred in training.`;
+  return `The labels ${listNames(names)} never occurred together in training.`;
 }

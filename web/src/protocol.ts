@@ -10,10 +10,7 @@ import type { AugmentOptions, ModelInfo, TrainerOptions, Variant } from './tagne
 export type TrainPart = 'head' | 'block' | 'all';
 
 /** A model as the worker describes it to the page. */
-export interface LoadedModel extends ModelInfo {
-  /** The first layer that trains for each part, by the core's policy; null when the model lacks that part. */
-  trainableFrom: Record<TrainPart, number | null>;
-}
+export type LoadedModel = ModelInfo;
 
 /** An RGBA picture: (height, width, 4) bytes. */
 export interface RgbaImage {
@@ -55,6 +52,13 @@ export interface TrainRequest {
   examples: TrainExample[];
   /** Label sets of the examples (multi-label), stored in the model as "combinations". */
   combinations: string[][];
+}
+
+/** A training to come, for the count of the parameters each part would train in it. */
+export interface TrainableRequest {
+  labels: string[];
+  multiLabel: boolean;
+  newHead: boolean;
 }
 
 export interface TrainProgress {
@@ -103,6 +107,7 @@ export type Request =
   | { type: 'load'; bytes: Uint8Array }
   | { type: 'classify'; images: RgbaImage[] }
   | ({ type: 'train' } & TrainRequest)
+  | ({ type: 'trainable' } & TrainableRequest)
   | { type: 'stop' }
   | ({ type: 'bench' } & BenchRequest);
 
@@ -111,6 +116,8 @@ export interface Results {
   load: LoadedModel;
   classify: Float32Array[];
   train: TrainResult;
+  /** Parameters that train, per part; null where the model lacks the part. */
+  trainable: Record<TrainPart, number | null>;
   stop: boolean;
   bench: BenchResult;
 }

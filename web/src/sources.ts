@@ -1,22 +1,21 @@
 // Where pictures come from: file pickers, drop zones, paste, the camera and the bundled
-// examples. Pictures go to be classified or taught; a model file opens as the model.
+// examples. Pictures go to be classified or to a teaching card; a model file opens as the model.
 import { classifyPictures } from './classify';
 import { byId, h } from './dom';
-import { Camera, decodePicture, filesOf, NotAnImageError, type Picture } from './images';
-import { errorText, showMessage } from './messages';
+import { decodePicture, filesOf, NotAnImageError, type Picture } from './images';
+import { clearErrors, errorText, showError } from './messages';
 import { openModelFile } from './model';
-import { state, whenReady } from './state';
-import { addExamples, currentTargetLabels } from './teach';
+import { whenReady } from './state';
+import { addExamples } from './teach';
 
-const camera = new Camera(byId<HTMLVideoElement>('camera-video'));
-
-async function picturesFrom(files: File[]): Promise<Picture[]> {
+async function picturesFrom(files: File[], topic: string): Promise<Picture[]> {
+  clearErrors(topic);
   const out: Picture[] = [];
   for (const f of files) {
     try {
       out.push(await decodePicture(f, f.name || 'pasted picture'));
     } catch (e) {
-      showMessage(e instanceof NotAnImageError ? e.message : `${f.name}: ${errorText(e)}`);
+      showError(e instanceof NotAnImageError ? e.message : `${f.name}: ${errorText(e)}`, topic);
     }
   }
   return out;
@@ -32,14 +31,61 @@ async function classifyFiles(files: File[]): Promise<void> {
     else pictures.push(f);
   }
   for (const m of models) await openModelFile(m);
-  await classifyPictures(await picturesFrom(pictures));
+  await classifyPictures(await picturesFrom(pictures, 'classify'));
 }
 
-async function teachFiles(files: File[]): Promise<void> {
-  // The labels chosen when the pictures were given, whatever is chosen while they decode.
-  const labels = currentTargetLabels();
+async function teachFiles(card: number, files: File[]): Promise<void> {
   await whenReady;
-  await addExamples(await picturesFrom(files), labels);
+  await addExamples(card, await picturesFrom(files, `teach-${card}`));
+}
+
+/** The id of the teaching card that holds `el`, or null. */
+function cardOf(el: EventTarget | Element | null): number | null {
+  const card = el instanceof Element ? el.closest<HTMLElement>('#cards [data-card]') : null;
+  return card ? Number(card.dataset.card) : null;
+}
+
+/** Each card's Add pictures button, drop zone and file chooser, for cards present and to come. */
+function wireCards(): void {
+  const cards = byId('cards');
+  const chooser = (el: Element) => el.closest('[data-card]')?.querySelector<HTMLInputElement>('.card-files');
+  cards.addEventListener('click', (e) => {
+    const t = e.target as Element;
+    if (t.closest('.add-pictures, .card-drop')) chooser(t)?.click();
+  });
+  cards.addEventListener('keydown', (e) => {
+    const t = e.target as Element;
+    if ((e.key === 'Enter' || e.key === ' ') && t.matches('.card-drop')) {
+      e.preventDefault();
+      chooser(t)?.click();
+    }
+  });
+  cards.addEventListener('change', (e) => {
+    const input = e.target as HTMLInputElement;
+    const card = cardOf(input);
+    if (!input.matches('.card-files') || card === null) return;
+    const files = [...(input.files ?? [])];
+    input.value = '';
+    void teachFiles(card, files);
+  });
+  cards.addEventListener('dragover', (e) => {
+    const el = (e.target as Element).closest('[data-card]');
+    if (!el) return;
+    e.preventDefault();
+    el.classList.add('over');
+  });
+  cards.addEventListener('dragleave', (e) => {
+    const el = (e.target as Element).closest('[data-card]');
+    if (el && !el.contains(e.relatedTarget as Node | null)) el.classList.remove('over');
+  });
+  cards.addEventListener('drop', (e) => {
+    const card = cardOf(e.target);
+    if (card === null) return;
+    e.preventDefault();
+    e.stopPropagation();
+    (e.target as Element).closest('[data-card]')?.classList.remove('over');
+    void teachFiles(card, filesOf(e.dataTransfer));
+  });
 }
 
 function wireDrop(zone: HTMLElement, input: HTMLInputElement, onFiles: (files: File[]) => Promise<void>): void {
@@ -72,32 +118,6 @@ function wirePicker(button: HTMLButtonElement, input: HTMLInputElement, onFiles:
   });
 }
 
-async function openCamera(target: 'classify' | 'teach'): Promise<void> {
-  state.cameraTarget = target;
-  const dialog = byId<HTMLDialogElement>('camera-dialog');
-  byId('camera-target').textContent = target === 'classify'
-    ? 'Pictures you take are classified.'
-    : `Pictures you take are added for: ${currentTargetLabels().join(', ') || 'no label'}.`;
-  dialog.showModal();
-  try {
-    await camera.start();
-  } catch (e) {
-    dialog.close();
-    showMessage(`Camera unavailable: ${errorText(e)}`);
-  }
-}
-
-async function takePicture(): Promise<void> {
-  try {
-    const labels = currentTargetLabels();
-    const picture = await camera.capture(`camera-${++state.cameraShots}.png`);
-    if (state.cameraTarget === 'classify') await classifyPictures([picture]);
-    else await addExamples([picture], labels);
-  } catch (e) {
-    showMessage(errorText(e));
-  }
-}
-
 /** One button per bundled example picture; a click before the model is ready waits for it. */
 export async function loadExampleButtons(): Promise<void> {
   const box = byId('example-buttons');
@@ -116,7 +136,7 @@ export async function loadExampleButtons(): Promise<void> {
             await whenReady;
             await classifyPictures([picture]);
           } catch (e) {
-            showMessage(`${ex.file}: ${errorText(e)}`);
+            showError(`${ex.file}: ${errorText(e)}`, 'classify');
           }
         },
       }, h('img', { src: url, alt: '', width: 48, height: 48 }), h('span', { text })));
@@ -129,21 +149,15 @@ export async function loadExampleButtons(): Promise<void> {
 export function wireSources(): void {
   wirePicker(byId('classify-pick'), byId('classify-files'), classifyFiles);
   wireDrop(byId('classify-drop'), byId('classify-files'), classifyFiles);
-  wirePicker(byId('teach-pick'), byId('teach-files'), teachFiles);
-  wireDrop(byId('teach-drop'), byId('teach-files'), teachFiles);
-  byId('classify-camera').addEventListener('click', () => void openCamera('classify'));
-  byId('teach-camera').addEventListener('click', () => void openCamera('teach'));
-  byId('camera-take').addEventListener('click', () => void takePicture());
-  byId('camera-close').addEventListener('click', () => byId<HTMLDialogElement>('camera-dialog').close());
-  byId('camera-dialog').addEventListener('close', () => camera.stop());
+  wireCards();
 
-  // Paste: into the teaching pictures when focus is in that section, else classified.
+  // Paste: into a teaching card when focus is in it, else classified.
   document.addEventListener('paste', (e) => {
     const files = filesOf(e.clipboardData);
     if (!files.length) return;
     e.preventDefault();
-    const inTeach = byId('teach').contains(document.activeElement);
-    void (inTeach ? teachFiles(files) : classifyFiles(files));
+    const card = cardOf(document.activeElement);
+    void (card !== null ? teachFiles(card, files) : classifyFiles(files));
   });
   // Files dropped outside the drop zones: models open, pictures are classified; the browser
   // must not navigate away to show them.

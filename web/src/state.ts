@@ -2,7 +2,7 @@
 // variables of its own.
 import { EngineBridge } from './bridge';
 import type { TrainingChart } from './chart';
-import type { Picture } from './images';
+import { Camera, type Picture } from './images';
 import type { InitResult, LoadedModel, TrainResult } from './protocol';
 import type { Store, StoredExample, StoredModel, TeachSettings } from './store';
 
@@ -63,18 +63,22 @@ export interface PageState {
   modelBytes: Uint8Array | null;
   modelName: string;
   modelSource: ModelSource;
+  /** The model in use was trained just now: the page offers to keep it or go back. */
+  trial: boolean;
+  /** The model before it, to go back to ("Go back", "Use the previous model"). */
+  previous: StoredModel | null;
 
   // Classifying.
   threshold: number;
   results: ResultItem[];
   nextResultId: number;
 
-  // Teaching.
+  // Teaching: one card per label (teach.cards), each with its pictures.
   readonly teach: TeachSettings;
   examples: ExampleItem[];
-  /** Labels that newly added teaching pictures get. */
-  readonly targetLabels: Set<string>;
   training: boolean;
+  /** What the "What trains" counts were last asked for (labels, mode, model). */
+  partHintsKey: string;
   /** The timer that ends a worker that does not stop. */
   stopTimer: number;
   /** uPlot loads with the first training, not with the page. */
@@ -86,7 +90,14 @@ export interface PageState {
   ready: boolean;
   /** Nested busy() calls showing the loading bar. */
   busyDepth: number;
-  cameraTarget: 'classify' | 'teach';
+  /** The webcam, shown live in Classify or in one teaching card at a time. */
+  readonly camera: Camera;
+  /** Where the camera shows: live classification, the teaching card with this id, or nowhere. */
+  cameraOwner: 'classify' | number | null;
+  /** Frames classified live since the camera started. */
+  liveFrames: number;
+  /** A card's record button is held down. */
+  recording: boolean;
   /** Pictures taken with the camera so far, to name them. */
   cameraShots: number;
 }
@@ -101,21 +112,27 @@ export const state: PageState = {
   modelBytes: null,
   modelName: 'default.tagnet',
   modelSource: 'default',
+  trial: false,
+  previous: null,
   threshold: 0.5,
   results: [],
   nextResultId: 1,
   teach: {
-    mode: 'multi', labels: [], part: 'head', epochs: 10, lr: 1e-3, batchSize: 16, augment: true, threshold: null,
+    mode: 'single', cards: [], nextCardId: 1, part: 'head', epochs: 10, lr: 1e-3, batchSize: 16, augment: true,
+    threshold: null,
   },
   examples: [],
-  targetLabels: new Set(),
   training: false,
+  partHintsKey: '',
   stopTimer: 0,
   chart: null,
   lastTraining: null,
   ready: false,
   busyDepth: 0,
-  cameraTarget: 'classify',
+  camera: new Camera(),
+  cameraOwner: null,
+  liveFrames: 0,
+  recording: false,
   cameraShots: 0,
 };
 

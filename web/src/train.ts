@@ -1,16 +1,18 @@
 // Training on the teaching pictures: progress and the live chart, Stop, and the table of the
-// predictions before and after.
+// predictions before and after on a sample of the teaching pictures balanced across the cards.
+// The chart and the table of the last training stay in IndexedDB and show again after a reload.
 import { CancelledError } from './bridge';
 import type { TrainingChart } from './chart';
 import { predictionNow, renderResults, summary } from './classify';
 import { byId, formatCount, h } from './dom';
 import { decodePicture, type Picture } from './images';
-import { errorText, showMessage } from './messages';
-import { renderModel, setCurrentModel } from './model';
+import { clearErrors, errorText, showError } from './messages';
+import { modelBeforeTraining, renderChoice, tryTrainedModel } from './model';
 import { comboKey } from './predict';
 import type { TrainExample } from './protocol';
 import { type Prediction, state, store } from './state';
-import { problems, readSettingsFromForm, saveTeach, updateTrainButton } from './teach';
+import type { StoredRun } from './store';
+import { problems, readSettingsFromForm, saveTeach, type TrainPlan, trainPlan, updateTrainButton } from './teach';
 
 // uPlot loads with the first training, not with the page.
 async function trainingChart(): Promise<TrainingChart> {
@@ -21,23 +23,15 @@ async function trainingChart(): Promise<TrainingChart> {
   return state.chart;
 }
 
-function sameLabels(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((l, i) => l === b[i]);
-}
-
 function setTraining(on: boolean): void {
   state.training = on;
   byId('train-progress').classList.toggle('active', on || byId<HTMLProgressElement>('train-progress').value > 0);
   byId<HTMLButtonElement>('stop').disabled = !on;
-  for (const id of ['open-model', 'default-model', 'clear-examples', 'teach-pick', 'teach-camera']) {
-    const b = byId<HTMLButtonElement>(id);
-    if (on) b.disabled = true;
-    else if (id === 'default-model') b.disabled = state.modelSource === 'default';
-    else if (id === 'clear-examples') b.disabled = !state.examples.length;
-    else b.disabled = false;
-  }
-  document.querySelectorAll<HTMLInputElement>('#teach fieldset input, #teach .settings input, #label-form input, #label-form button')
-    .forEach((el) => { el.disabled = on; });
+  byId<HTMLButtonElement>('open-model').disabled = on;
+  byId<HTMLButtonElement>('clear-teach').disabled = on || !state.teach.cards.length;
+  renderChoice();
+  // The cards and settings stay as they are until the training ends.
+  for (const id of ['cards', 'new-label-form', 'add-none', 'teach-mode', 'train-settings']) byId(id).inert = on;
   updateTrainButton();
 }
 
@@ -46,44 +40,45 @@ async function train(): Promise<void> {
   if (!info || !engineInfo || state.training) return;
   readSettingsFromForm();
   await saveTeach();
+  clearErrors('training');
   const p = problems();
   if (p.length) {
-    showMessage(`To train: ${p.join('; ')}.`);
+    showError(`To train: ${p.join('; ')}.`, 'training');
     return;
   }
-  const labels = [...teach.labels];
-  const multi = teach.mode === 'multi';
-  const logit = !multi && info.head === 'logit' && sameLabels(info.labels, labels);
-  const sameHead = sameLabels(info.labels, labels) && (multi ? info.head === 'sigmoid' : info.head !== 'sigmoid');
+  const previous = modelBeforeTraining();
+  if (!previous) return;
+  const plan = trainPlan();
+  const { labels, multi, logit } = plan;
   setTraining(true);
   const text = byId('train-text');
   const bar = byId<HTMLProgressElement>('train-progress');
   bar.value = 0;
   text.textContent = 'Preparing the pictures…';
   try {
-    const pictures = await Promise.all(state.examples.map((e) => decodePicture(e.blob, e.name)));
+    const pictures = await Promise.all(plan.pictures.map((e) => decodePicture(e.blob, e.name)));
     const trainExamples: TrainExample[] = pictures.map((pic, i) => {
-      const has = state.examples[i].labels;
+      const has = plan.targets[i];
       const target = logit ? [has[0] === labels[1] ? 1 : 0] : labels.map((l) => (has.includes(l) ? 1 : 0));
       return { rgba: pic.rgba, width: pic.width, height: pic.height, target };
     });
     const comboSet = new Map<string, string[]>();
-    for (const e of state.examples) if (e.labels.length) comboSet.set(comboKey(e.labels), [...e.labels].sort());
+    for (const t of plan.targets) if (t.length) comboSet.set(comboKey(t), [...t].sort());
 
-    // Predictions before, to compare with after.
-    const compare: { name: string; url: string; picture: Picture }[] = state.results.length
-      ? state.results.map((r) => ({ name: r.name, url: r.url, picture: r.picture }))
-      : state.examples.slice(0, 12).map((e, i) => ({ name: e.name, url: e.url, picture: pictures[i] }));
-    const beforeRows = await engine.classify(compare.map((c) => c.picture));
-    const before = beforeRows.map((probs) => predictionNow(probs));
+    // Predictions before, to compare with after: the classified pictures and the sample.
+    const sample = compareSample(plan, pictures);
+    const compare = [...state.results.map((r) => r.picture), ...sample.map((c) => c.picture)];
+    const before = await predictions(compare);
     state.results.forEach((r, i) => { r.before = before[i]; });
 
+    await store().saveLastRun(null);
+    byId('compare').hidden = true;
     const chart = await trainingChart();
     chart.reset();
     text.textContent = 'Training…';
     const augment = teach.augment ? engineInfo.augment : undefined;
     const result = await engine.train({
-      labels, multiLabel: multi, newHead: !sameHead, part: teach.part,
+      labels, multiLabel: multi, newHead: plan.newHead, part: teach.part,
       options: { lr: teach.lr, epochs: teach.epochs, batchSize: teach.batchSize, seed: 1, augment },
       examples: trainExamples,
       combinations: multi ? [...comboSet.values()] : [],
@@ -101,25 +96,28 @@ async function train(): Promise<void> {
       state.lastTraining = { ...result, examples: trainExamples.length };
       return;
     }
-    setCurrentModel(result.info, result.bytes, 'fine-tuned.tagnet', 'fine-tuned');
-    await store().saveModel({ bytes: result.bytes, name: state.modelName, source: state.modelSource, savedAt: Date.now() });
-    renderModel();
-    const afterRows = await engine.classify(compare.map((c) => c.picture));
-    const after = afterRows.map((probs) => predictionNow(probs));
-    if (state.results.length) afterRows.forEach((probs, i) => { state.results[i].prediction = predictionNow(probs); });
+    await tryTrainedModel(result.info, result.bytes, previous);
+    const after = await predictions(compare);
+    state.results.forEach((r, i) => { r.prediction = after[i]; });
     renderResults();
-    renderCompare(compare, before, after);
     bar.value = result.stopped ? bar.value : 1;
-    text.textContent = `${result.stopped ? 'Stopped' : 'Trained'}: ${result.steps} batches in ` +
-      `${(result.elapsedMs / 1000).toFixed(1)} s, ${formatCount(result.trainableParams)} parameters trained. ` +
-      'The model is kept in this browser.';
+    const n = state.results.length;
+    const run: StoredRun = {
+      ...chart.series,
+      rows: sample.map((c, i) => ({ name: c.name, blob: c.picture.blob, taught: c.taught,
+                                    before: summary(before[n + i]), after: summary(after[n + i]) })),
+      text: `${result.stopped ? 'Stopped' : 'Trained'}: ${result.steps} batches in ` +
+        `${(result.elapsedMs / 1000).toFixed(1)} s, ${formatCount(result.trainableParams)} parameters trained.`,
+    };
+    showRun(run);
     state.lastTraining = { ...result, examples: trainExamples.length };
+    await store().saveLastRun(run);
   } catch (e) {
     if (e instanceof CancelledError) {
       text.textContent = 'Training cancelled: the model is unchanged.';
     } else {
       text.textContent = '';
-      showMessage(`Training failed: ${errorText(e)}`);
+      showError(`Training failed: ${errorText(e)}`, 'training');
     }
     state.results.forEach((r) => { r.before = null; });
     renderResults();
@@ -130,16 +128,66 @@ async function train(): Promise<void> {
   }
 }
 
-function renderCompare(rows: { name: string; url: string }[], before: Prediction[], after: Prediction[]): void {
+const COMPARE_ROWS = 12;
+
+/** Up to `n` items, as many from each group as it has (so groups share alike), spread over each group. */
+export function balancedSample<T>(groups: readonly T[][], n: number): T[] {
+  const take = groups.map(() => 0);
+  for (let left = n, more = true; left > 0 && more;) {
+    more = false;
+    groups.forEach((g, i) => {
+      if (left > 0 && take[i] < g.length) {
+        ++take[i];
+        --left;
+        more = true;
+      }
+    });
+  }
+  return groups.flatMap((g, i) => Array.from({ length: take[i] }, (_, k) => g[Math.floor((k + 0.5) * g.length / take[i])]));
+}
+
+interface CompareItem {
+  name: string;
+  picture: Picture;
+  /** The labels it was taught with. */
+  taught: string;
+}
+
+/** The teaching pictures of the before/after table: a few of each card. */
+function compareSample(plan: TrainPlan, pictures: Picture[]): CompareItem[] {
+  const groups = state.teach.cards.map((c) => plan.pictures.flatMap((e, i) => (e.card === c.id ? [i] : [])));
+  return balancedSample(groups, COMPARE_ROWS).map((i) => ({
+    name: plan.pictures[i].name, picture: pictures[i], taught: plan.targets[i].join(', ') || 'no label',
+  }));
+}
+
+async function predictions(pictures: Picture[]): Promise<Prediction[]> {
+  return pictures.length ? (await state.engine.classify(pictures)).map(predictionNow) : [];
+}
+
+/** The chart, the status line and the before/after table of a training. */
+function showRun(run: StoredRun): void {
   const body = byId('compare-rows');
-  body.replaceChildren();
-  rows.forEach((r, i) => {
-    body.append(h('tr', { 'data-name': r.name },
-      h('th', { scope: 'row' }, h('img', { src: r.url, alt: '', width: 40, height: 40 }), ` ${r.name}`),
-      h('td', { text: summary(before[i]) }),
-      h('td', { text: summary(after[i]) })));
-  });
-  byId('compare').hidden = false;
+  body.querySelectorAll('img').forEach((img) => URL.revokeObjectURL(img.src));
+  // Each label with its probability stays on one line, however narrow the table.
+  const cell = (text: string) => h('td', {}, ...text.split(', ').flatMap((part, i) =>
+    [i ? ', ' : '', part.endsWith('%') ? h('span', { class: 'prediction', text: part }) : part]));
+  body.replaceChildren(...run.rows.map((r) => h('tr', { 'data-name': r.name },
+    h('th', { scope: 'row' }, h('img', { src: URL.createObjectURL(r.blob), alt: r.name, title: r.name, width: 40, height: 40 }),
+      h('span', { class: 'picture-name', text: ` ${r.name}` })),
+    h('td', { text: r.taught }),
+    cell(r.before),
+    cell(r.after))));
+  byId('compare').hidden = run.rows.length === 0;
+  byId('train-text').textContent = run.text;
+}
+
+/** The last training's chart and table, kept from an earlier visit. */
+export async function restoreTraining(): Promise<void> {
+  const run = await store().lastRun().catch(() => undefined);
+  if (!run) return;
+  showRun(run);
+  (await trainingChart()).show(run);
 }
 
 function stopTraining(): void {

@@ -5,7 +5,7 @@
 import { rewriteMetadata } from './modelfile';
 import type {
   BenchRequest, BenchResult, InitRequest, InitResult, LoadedModel, Request, RequestMessage, ResponseMessage,
-  RgbaImage, TrainPart, TrainProgress, TrainRequest, TrainResult,
+  RgbaImage, TrainableRequest, TrainPart, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
 import type { AugmentOptions, Model, Tagnet, TrainablePart } from './tagnet-types';
 
@@ -75,24 +75,13 @@ async function init(r: InitRequest): Promise<InitResult> {
   };
 }
 
-function describe(m: Model): LoadedModel {
-  const from = (part: TrainPart) => {
-    try {
-      return m.trainableFrom(CORE_PARTS[part]);
-    } catch {
-      return null;   // e.g. no Dense head or no convolutional base
-    }
-  };
-  return { ...m.info(), trainableFrom: { head: from('head'), block: from('block'), all: from('all') } };
-}
-
 function load(bytes: Uint8Array): LoadedModel {
   const t = need(tagnet, 'the engine');
   const next = t.loadModel(bytes);   // throws for bytes that are not a model: the old one stays
   model?.delete();
   model = next;
   modelBytes = bytes;
-  return describe(model);
+  return model.info();
 }
 
 function classify(images: RgbaImage[]): Float32Array[] {
@@ -106,6 +95,25 @@ function classify(images: RgbaImage[]): Float32Array[] {
     for (let k = 0; k < chunk.length; ++k) out.push(probs.slice(k * labels, (k + 1) * labels));
   }
   return out;
+}
+
+/** What train() would report as trainable parameters for each part, counted on a copy of the model. */
+function trainable(r: TrainableRequest): Record<TrainPart, number | null> {
+  const copy = need(tagnet, 'the engine').loadModel(need(modelBytes, 'a model'));
+  const count = (part: TrainPart) => {
+    try {
+      copy.setTrainable(CORE_PARTS[part]);
+      return copy.info().trainableParams;
+    } catch {
+      return null;   // the model lacks that part
+    }
+  };
+  try {
+    if (r.newHead) copy.replaceHead(r.labels, r.multiLabel, { seed: 0 });
+    return { head: count('head'), block: count('block'), all: count('all') };
+  } finally {
+    copy.delete();
+  }
 }
 
 async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Promise<TrainResult> {
@@ -152,9 +160,10 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
   const epochsDone = stopped ? undefined : trainer.options.epochs;
   const bytes = rewriteMetadata(m.save(), (md) => {
     const out: Record<string, unknown> = { ...md };
-    // Metrics and history describe the training the model came from, not this one.
+    // Metrics, history and description tell of the training the model came from, not this one.
     delete out.metrics;
     delete out.history;
+    delete out.description;
     if (r.multiLabel && r.combinations.length) {
       out.combinations = r.combinations.map((c) => [...c].sort());
     } else {
@@ -247,6 +256,8 @@ async function handle(id: number, r: Request): Promise<void> {
       // The bytes stay the worker's current model file: send a copy.
       return reply({ ...result, bytes: result.bytes.slice() });
     }
+    case 'trainable':
+      return reply(trainable(r));
     case 'bench':
       return reply(bench(r));
     case 'stop':

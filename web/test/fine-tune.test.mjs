@@ -1,67 +1,58 @@
-// Fine-tuning in the page: new labels, 60 pictures, the head and the last convolution block
-// trained for 10 epochs with augmentation (timed), the chart and the before/after comparison,
-// the predictions changing, the downloaded model file (checked natively when the CLI is at
-// hand), everything still there after a reload, and stopping a training part-way.
+// Fine-tuning in the page: two new labels, one card each, 60 pictures, the head and the last
+// convolution block trained for 10 epochs with augmentation (timed), the "What trains" count equal
+// to the run's, the chart and the before/after table (a few pictures of every label), the
+// predictions changing, the downloaded model file (checked natively when the CLI is at hand),
+// everything still there after a reload; Go back and Use the previous model restoring a model bit
+// for bit; stopping a training part-way and keeping it; several labels per picture and the note on
+// a label predicted alone that training only saw with others.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import {
-  bundledExamples, cardPredictions, launch, newPage, openApp, pageServer, repoRoot, screenshot, waitReady,
+  addCard, addToCard, bundledExamples, card, cardPredictions, datasetPictures as pictures, distDir, screenshot,
+  teachingApp, teachingPictures, waitReady,
 } from './helpers.mjs';
 
-const dataset = process.env.TAGNET_WEB_DATASET ?? path.join(repoRoot, 'build/web/model/fashion-color/dataset');
-
-function pictures(folder, count, skip = 0) {
-  const dir = path.join(dataset, folder);
-  return fs.readdirSync(dir).sort().slice(skip, skip + count).map((f) => path.join(dir, f));
+/** The bytes of the model the page downloads with `button`. */
+async function downloaded(page, button = '#download-model') {
+  const downloading = page.waitForEvent('download');
+  await page.click(button);
+  const download = await downloading;
+  return fs.readFileSync(await download.path());
 }
 
-async function addLabel(page, name) {
-  await page.fill('#label-name', name);
-  await page.press('#label-name', 'Enter');
-  await page.locator(`#teach-labels [data-label="${name}"]`).waitFor();
-}
+const defaultModel = () => fs.readFileSync(path.join(distDir, 'models', 'default.tagnet'));
+const compareRows = (page) => page.$$eval('#compare-rows tr', (trs) =>
+  trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
+const modelLabels = (page) => page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
 
-async function addPictures(page, label, files) {
-  const before = await page.locator('#examples .card').count();
-  await page.check(`#target-labels input[value="${label}"]`);
-  await page.setInputFiles('#teach-files', files);
-  await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n, before + files.length);
+/** Opens the training settings folded under Advanced. */
+async function openAdvanced(page) {
+  if (!await page.$eval('#train-settings', (d) => d.open)) await page.click('#advanced-summary');
 }
 
 describe('fine-tune', () => {
-  let server;
-  let browser;
+  const app = teachingApp();
   let page;
-  before(async () => {
-    assert.ok(fs.existsSync(dataset), `${dataset} is missing (web/run-tests.sh makes it)`);
-    server = await pageServer();
-    browser = await launch();
-    page = await newPage(browser.context);
-    await openApp(page, server.url);
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  /** The model file, the before/after table and the chart's points of the first training. */
+  let trained;
+  let tableAfterTraining;
+  let chartPoints;
+  before(() => { page = app.page; });
 
   test('teach two new classes from 60 pictures; the predictions change', async (t) => {
-    // Start from the model's labels (the page offers them), switch to one class per picture
-    // and replace them with two new classes.
-    await page.check('input[name="mode"][value="single"]');
-    for (const label of ['black', 'blue', 'dress', 'jeans', 'red', 'shirt']) {
-      await page.click(`#teach-labels [data-label="${label}"] button`);
-    }
-    await addLabel(page, 'trousers');
-    await addLabel(page, 'top');
-    await addPictures(page, 'trousers', [...pictures('blue_jeans', 15), ...pictures('black_jeans', 15)]);
-    await addPictures(page, 'top', [...pictures('red_shirt', 10), ...pictures('blue_shirt', 10),
-                                    ...pictures('red_dress', 5), ...pictures('blue_dress', 5)]);
-    assert.equal(await page.locator('#examples .card').count(), 60);
+    // One card per class, one label per picture (the page's default).
+    assert.equal(await page.$eval('input[name="mode"][value="single"]', (el) => el.checked), true);
+    await addCard(page, 'trousers');
+    await addCard(page, 'top');
+    await addToCard(page, 'trousers', [...pictures('blue_jeans', 15), ...pictures('black_jeans', 15)]);
+    await addToCard(page, 'top', [...pictures('red_shirt', 10), ...pictures('blue_shirt', 10),
+                                  ...pictures('red_dress', 5), ...pictures('blue_dress', 5)]);
+    assert.equal(await page.locator('#cards .thumb').count(), 60);
 
     for (const file of ['blue_jeans_01.jpg', 'red_shirt_01.jpg', 'black_jeans_01.jpg', 'blue_shirt_01.jpg']) {
       await page.click(`.example-button[data-file="${file}"]`);
@@ -69,6 +60,11 @@ describe('fine-tune', () => {
     }
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['black', 'jeans']);
 
+    await openAdvanced(page);
+    // The counts offered are those of a new head for two labels (256 × 2 + 2 for the head alone),
+    // not those of the model's six outputs.
+    await page.locator('.hint[data-part="head"]', { hasText: '(514 trainable parameters)' }).waitFor();
+    const offered = await page.textContent('.hint[data-part="block"]');
     await page.check('input[name="part"][value="block"]');
     await page.fill('#epochs', '10');
     await page.fill('#batch-size', '16');
@@ -86,36 +82,41 @@ describe('fine-tune', () => {
     assert.equal(training.stopped, false);
     assert.equal(training.steps, 40);
     // The count offered next to the choice is the count that trained.
-    assert.equal(await page.textContent('.hint[data-part="block"]'),
-                 `(${training.trainableParams.toLocaleString('en-US')} trainable parameters)`);
+    assert.equal(offered, `(${training.trainableParams.toLocaleString('en-US')} trainable parameters)`);
 
-    const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(labels, ['trousers', 'top']);
+    assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
+    // The new model is in use, on trial: it can be kept or undone.
+    assert.equal(await page.isVisible('#decision'), true);
+    assert.equal(await page.isVisible('#use-previous'), false);
     t.diagnostic(`blue_jeans_01.jpg: ${await cardPredictions(page, 'blue_jeans_01.jpg')}`);
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
     assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), ['top']);
     assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['top']);
     // The chart drew every batch, and the comparison shows before and after.
     assert.ok(await page.locator('#chart canvas').count() > 0);
-    const rows = await page.$$eval('#compare-rows tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent.trim())));
-    assert.equal(rows.length, 4);
-    const jeans = rows.find((r) => r[0].includes('black_jeans_01'));
-    assert.match(jeans[1], /black .*jeans|jeans .*black/);
-    assert.match(jeans[2], /^trousers /);
+    // The table: as many teaching pictures of each label, before and after.
+    const rows = await compareRows(page);
+    assert.equal(rows.length, 12);
+    assert.equal(rows.filter((r) => r[1] === 'trousers').length, 6);
+    assert.equal(rows.filter((r) => r[1] === 'top').length, 6);
+    for (const [name, taught, before, after] of rows) {
+      if (taught === 'trousers') assert.match(before, /jeans/, name);
+      assert.match(after, new RegExp(`^${taught} `), name);
+    }
+    tableAfterTraining = rows;
+    chartPoints = await page.evaluate(() => window.tagnetPage.chartPoints);
+    assert.equal(chartPoints, 40);
     assert.match(await page.textContent('#results .card[data-name="black_jeans_01.jpg"] .before'), /Before training: .*jeans/);
     await screenshot(page, '06-trained');
   });
 
   test('the trained model downloads as a .tagnet file the native CLI reads', async (t) => {
-    const downloading = page.waitForEvent('download');
-    await page.click('#download-trained');
-    const download = await downloading;
+    trained = await downloaded(page, '#download-trained');
+    assert.equal(trained.subarray(0, 6).toString('latin1'), 'TAGNET');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-dl-'));
     try {
-      const file = path.join(dir, download.suggestedFilename());
-      await download.saveAs(file);
-      const bytes = fs.readFileSync(file);
-      assert.equal(bytes.subarray(0, 6).toString('latin1'), 'TAGNET');
+      const file = path.join(dir, 'fine-tuned.tagnet');
+      fs.writeFileSync(file, trained);
       const tagnet = process.env.TAGNET;
       if (!tagnet || !fs.existsSync(tagnet)) {
         t.diagnostic('TAGNET is not set: the native check is skipped');
@@ -167,18 +168,44 @@ describe('fine-tune', () => {
   test('a reload keeps the trained model and the teaching pictures', async () => {
     await page.reload({ waitUntil: 'domcontentloaded' });
     await waitReady(page);
-    const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(labels, ['trousers', 'top']);
+    assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
     assert.match(await page.textContent('#model-info'), /fine-tuned\.tagnet/);
-    await page.waitForFunction(() => document.querySelectorAll('#examples .card').length === 60);
-    assert.deepEqual(await page.$$eval('#teach-labels .label-item', (els) => els.map((e) => e.dataset.label)),
+    assert.equal(await page.isVisible('#decision'), true);
+    // The chart and the table of the training come back.
+    await page.waitForFunction((n) => window.tagnetPage.chartPoints === n, chartPoints);
+    assert.ok(await page.locator('#chart canvas').count() > 0);
+    assert.deepEqual(await compareRows(page), tableAfterTraining);
+    assert.match(await page.textContent('#train-text'), /^Trained: 40 batches/);
+    await page.waitForFunction(() => document.querySelectorAll('#cards .thumb').length === 60);
+    assert.deepEqual(await page.$$eval('#cards [data-card]', (els) => els.map((e) => e.dataset.label)),
                      ['trousers', 'top']);
+    for (const [label, name, labels] of await teachingPictures(page)) assert.deepEqual(labels, [label], name);
     assert.equal(await page.$eval('input[name="mode"][value="single"]', (el) => el.checked), true);
     await page.click('.example-button[data-file="red_dress_01.jpg"]');
     assert.deepEqual(await cardPredictions(page, 'red_dress_01.jpg'), ['top']);
   });
 
-  test('Stop ends a training part-way and leaves a usable model', async (t) => {
+  test('Go back restores the previous model bit for bit, also after a reload', async () => {
+    await page.click('#go-back');
+    await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
+    await page.locator('#decision').waitFor({ state: 'hidden' });
+    assert.equal(await page.isVisible('#download-trained'), false);
+    assert.ok((await downloaded(page)).equals(defaultModel()), 'the model after Go back is not the default one');
+    await screenshot(page, '07-went-back');
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    assert.ok((await downloaded(page)).equals(defaultModel()), 'the default model did not stay after a reload');
+    assert.equal(await page.isVisible('#decision'), false);
+    // The model trained is one click away, as it was.
+    assert.match(await page.textContent('#use-previous'), /fine-tuned\.tagnet/);
+    await page.click('#use-previous');
+    await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'trousers,top');
+    assert.ok((await downloaded(page)).equals(trained), 'Use the previous model did not bring back the trained model');
+    assert.match(await page.textContent('#use-previous'), /default\.tagnet/);
+  });
+
+  test('Stop ends a training part-way and leaves a usable model; Keep keeps it', async (t) => {
+    await openAdvanced(page);
     await page.fill('#epochs', '200');
     await page.click('#train');
     await page.waitForFunction(() => /Epoch 2\//.test(document.getElementById('train-text').textContent));
@@ -192,6 +219,18 @@ describe('fine-tune', () => {
     await page.waitForFunction(() => document.querySelectorAll('#results .card[data-name="black_jeans_01.jpg"]').length === 1);
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['trousers']);
     await page.fill('#epochs', '10');
+    // Kept: the model before stays one click away, also after a reload.
+    await page.click('#keep-model');
+    assert.equal(await page.isVisible('#decision'), false);
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    assert.equal(await page.isVisible('#decision'), false);
+    assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
+    const stopped = await downloaded(page);
+    assert.ok(!stopped.equals(trained));
+    await page.click('#use-previous');
+    await page.locator('#use-previous', { hasText: 'fine-tuned.tagnet' }).waitFor();
+    assert.ok((await downloaded(page)).equals(trained), 'Use the previous model is not the model before the training');
   });
 
   test('several labels per picture: the label combinations of the pictures go into the model', async () => {
@@ -199,25 +238,26 @@ describe('fine-tune', () => {
     // has learnt to ignore them).
     await page.click('#default-model');
     await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
-    await page.click('#clear-examples');
-    await page.waitForFunction(() => document.querySelectorAll('#examples .card').length === 0);
+    await page.click('#clear-teach');
+    await page.waitForFunction(() => document.querySelectorAll('#cards [data-card]').length === 0);
     await page.check('input[name="mode"][value="multi"]');
-    for (const label of ['trousers', 'top']) await page.click(`#teach-labels [data-label="${label}"] button`);
-    await addLabel(page, 'blue');
-    await addLabel(page, 'trousers');
-    const choose = async (labels) => {
-      for (const l of ['blue', 'trousers']) await page.setChecked(`#target-labels input[value="${l}"]`, labels.includes(l));
-    };
-    const add = async (labels, files) => {
-      await choose(labels);
-      const before = await page.locator('#examples .card').count();
-      await page.setInputFiles('#teach-files', files);
-      await page.waitForFunction((n) => document.querySelectorAll('#examples .card').length === n, before + files.length);
-    };
-    await add(['blue', 'trousers'], pictures('blue_jeans', 10));
-    await add(['trousers'], pictures('black_jeans', 10));
-    await add(['blue'], pictures('blue_shirt', 10));
-    await add([], pictures('red_shirt', 10));   // neither label
+    await addCard(page, 'blue');
+    await addCard(page, 'trousers');
+    await page.click('#add-none');
+    const none = '#cards > [data-none]';
+    await page.locator(none).waitFor();
+    // Blue jeans are blue and trousers: the second label is given on each picture.
+    await addToCard(page, 'blue', pictures('blue_jeans', 10));
+    for (let i = 0; i < 10; ++i) {
+      await page.locator(`${card('blue')} .thumb >> nth=${i}`).locator('.label-toggle[data-label="trousers"]').click();
+    }
+    await addToCard(page, 'trousers', pictures('black_jeans', 10));
+    await addToCard(page, 'blue', pictures('blue_shirt', 10));
+    await page.setInputFiles(`${none} .card-files`, pictures('red_shirt', 10));   // neither label
+    await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 10, `${none} .thumb`);
+    const combos = (await teachingPictures(page)).map(([, , labels]) => labels.join('+'));
+    assert.deepEqual([...new Set(combos)].sort(), ['', 'blue', 'blue+trousers', 'trousers']);
+    await openAdvanced(page);
     await page.check('input[name="part"][value="head"]');
     await page.click('#train');
     await page.waitForFunction(() => window.tagnetPage.lastTraining?.examples === 40 && !window.tagnetPage.lastTraining.stopped,
@@ -226,7 +266,7 @@ describe('fine-tune', () => {
     assert.equal(model.head, 'sigmoid');
     assert.deepEqual(model.labels, ['blue', 'trousers']);
     assert.deepEqual(model.metadata.combinations.map((c) => c.join('+')).sort(), ['blue', 'blue+trousers', 'trousers']);
-    await page.click('#clear-results');
+    if (await page.isEnabled('#clear-results')) await page.click('#clear-results');
     for (const file of ['black_jeans_01.jpg', 'blue_shirt_01.jpg', 'red_shirt_01.jpg']) {
       await page.click(`.example-button[data-file="${file}"]`);
     }
@@ -236,10 +276,29 @@ describe('fine-tune', () => {
     await screenshot(page, '10-multi-label');
   });
 
+  test('a label predicted alone that training only saw with others is pointed out', async () => {
+    // Without the blue shirts, blue comes only with trousers.
+    const blue = `${card('blue')} .thumb`;
+    for (let n = 20; n > 10; --n) {
+      await page.locator(`${blue} >> nth=10`).locator('.thumb-remove').click();
+      await page.waitForFunction(([sel, left]) => document.querySelectorAll(sel).length === left, [blue, n - 1]);
+    }
+    await page.click('#train');
+    await page.waitForFunction(() => window.tagnetPage.lastTraining?.examples === 30, null, { timeout: 60_000 });
+    const model = await page.evaluate(() => window.tagnetPage.model);
+    assert.deepEqual(model.metadata.combinations.map((c) => c.join('+')).sort(), ['blue+trousers', 'trousers']);
+    await page.click('#clear-results');
+    await page.click('.example-button[data-file="blue_shirt_01.jpg"]');
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue']);
+    assert.equal(await page.textContent('#results .card[data-name="blue_shirt_01.jpg"] .note'),
+                 'The label blue alone never occurred in training.');
+  });
+
   test('Use the default model goes back to it', async () => {
     await page.click('#default-model');
     await page.waitForFunction(() => document.querySelector('#model').dataset.labels === 'black,blue,dress,jeans,red,shirt');
     assert.match(await page.textContent('#model-info'), /default\.tagnet/);
+    assert.ok((await downloaded(page)).equals(defaultModel()));
     assert.deepEqual(page.problems, []);
   });
 });

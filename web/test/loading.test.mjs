@@ -6,9 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { cardPredictions, distDir, launch, newPage, pageServer, repoRoot, screenshot, waitReady } from './helpers.mjs';
-
-const dataset = process.env.TAGNET_WEB_DATASET ?? path.join(repoRoot, 'build/web/model/fashion-color/dataset');
+import { cardPredictions, dataset, distDir, launch, newPage, pageServer, screenshot, waitReady } from './helpers.mjs';
 
 describe('loading', () => {
   let server;
