@@ -396,8 +396,9 @@ Look clothing_look(const Kind& kind, Rng& rng) {
       look.garment = draw_hsv(rng, 45.f, 58.f, 0.6f, 0.95f, 0.8f, 1.f);
       break;
     case Colour::kAny:
-      // Muted tints of every hue, greys and browns: the garment's shape has to tell its kind.
-      look.garment = draw_hsv(rng, 0.f, 360.f, 0.f, 0.55f, 0.2f, 0.85f);
+      // Muted tints of every hue, greys and browns, short of the named colours (no near-black,
+      // no strong blue, red, green or yellow): the garment's shape has to tell its kind.
+      look.garment = draw_hsv(rng, 0.f, 360.f, 0.f, 0.35f, 0.32f, 0.84f);
       look.texture = rng.uniform(0.45f, 0.9f);
       break;
   }
@@ -588,6 +589,10 @@ MakeDatasetReport make_colour_garment(const std::string& out_dir, const std::str
 // The wardrobe's looks: the clothing colours, over backgrounds of any faint tint whose
 // brightness keeps the garment visible, at more sizes and angles.
 Look wardrobe_look(const Kind& kind, Rng& rng) {
+  // Half of the tutorial's own kinds look as in fashion-color, the pictures the page's examples
+  // come from.
+  const bool tutorial = std::any_of(std::begin(kKinds), std::end(kKinds), [&](const Kind& k) { return k.name == kind.name; });
+  if (tutorial && rng.uniform() < 0.5f) return clothing_look(kind, rng);
   Look look = clothing_look(kind, rng);
   const float v = std::max({look.garment.r, look.garment.g, look.garment.b}) / 255.f;
   look.bg_lo = v > 0.8f ? 0.25f : v < 0.3f ? 0.6f : 0.7f;
@@ -616,7 +621,7 @@ MakeDatasetReport make_wardrobe(const std::string& out_dir, const std::string& f
       if (c != kUnseen.colour || g != kUnseen.garment) kinds.push_back({std::string(cn) + "_" + gn, c, g});
   // Garments in colours without a name, labelled by kind alone, so that the network learns
   // shapes apart from the six colours.
-  for (const auto& [g, gn] : kGarments) kinds.push_back({gn, Colour::kAny, g, 2});
+  for (const auto& [g, gn] : kGarments) kinds.push_back({gn, Colour::kAny, g, 8});
   return make_colour_garment(out_dir, fmnist_dir, seed, per_class, size, overwrite, kinds, wardrobe_look,
                              /*tutorial_garments=*/false);
 }

@@ -35,7 +35,7 @@ MakeDatasetReport make_fashion_color(const std::string& out_dir, const std::stri
 
 // The default web model's pretraining set: dataset/<colour>_<garment> for six colours (black,
 // blue, red, white, green, yellow) and seven garments (jeans, dress, shirt, pullover, coat,
-// sneaker, boot), every pair but black_dress, and dataset/<garment> (twice as many) in muted
+// sneaker, boot), every pair but black_dress, and dataset/<garment> (eight times as many) in muted
 // colours of any hue, labelled by kind alone; over faintly tinted backgrounds at varied sizes
 // and angles; examples/ as make_fashion_color's. Sandals and bags never appear, so teaching
 // them measures what transfers.

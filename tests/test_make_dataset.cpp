@@ -265,7 +265,7 @@ TEST_F(MakeDataset, TwoClassPairsByName) {
 }
 
 // The web model's pretraining set: 41 colour_garment folders (no black_dress), 7 garment
-// folders of twice the size in muted colours, the same examples as fashion-color, and never a
+// folders of eight times the size in muted colours, the same examples as fashion-color, and never a
 // sandal or a bag (classes left for measuring what transfers).
 TEST_F(MakeDataset, WardrobeFoldersAndExamples) {
   const fs::path out = root_ / "wardrobe";
@@ -275,7 +275,7 @@ TEST_F(MakeDataset, WardrobeFoldersAndExamples) {
   for (const auto& [folder, n] : report.per_folder) {
     folders.insert(folder);
     const bool garment_only = folder.find('_') == std::string::npos;
-    if (folder != "examples") EXPECT_EQ(n, garment_only ? 4u : 2u) << folder;
+    if (folder != "examples") EXPECT_EQ(n, garment_only ? 16u : 2u) << folder;
   }
   EXPECT_FALSE(folders.count("dataset/black_dress"));
   for (const char* f : {"dataset/white_sneaker", "dataset/yellow_boot", "dataset/green_coat", "dataset/pullover",

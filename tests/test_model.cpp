@@ -42,6 +42,12 @@ TEST(Architectures, ParameterCountsMatchKeras) {
   EXPECT_EQ(v.trainable_param_count(), 8676422u);
   EXPECT_EQ(v.param_count() - v.trainable_param_count(), 2880u);   // BN moving statistics
   EXPECT_EQ(v.output_shape(), Shape({6}));
+  // The web page's network: the same convolutions, the classifier on their averaged channels.
+  Model g = make_architecture("smallervggnet-gap-linear", {13, Head::kSigmoid, {64, 64, 3}, -1});
+  g.build(0);
+  EXPECT_EQ(g.param_count(), 281101u);
+  EXPECT_EQ(g.param_count() - g.trainable_param_count(), 832u);
+  EXPECT_EQ(g.layer(g.num_layers() - 2).input_shape, Shape({128}));
   Model c = make_architecture("catsdogs", {2, Head::kLogit, {}, 0.2f});
   c.build(0);
   EXPECT_EQ(c.output_shape(), Shape({1}));

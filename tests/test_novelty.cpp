@@ -108,6 +108,21 @@ TEST(Novelty, StoredByTrainingUsedByClassifyExtendedByTeaching) {
   std::vector<float> after;
   classify_images(taught, {plain(10, 230, 10)}, ctx, &after);
   EXPECT_LT(after[0], 1.f);
+
+  // Labels taught one per picture say no to the kinds of pictures the model learnt from: its
+  // statistics stand in for them.
+  Teacher classes(m, {"green", "yellow"}, true, {}, ctx);
+  for (int i = 0; i < 10; ++i) {
+    classes.add(plain(10, uint8_t(200 + i * 4), 10), {"green"});
+    classes.add(plain(uint8_t(200 + i * 4), uint8_t(200 + i * 4), 10), {"yellow"});
+  }
+  while (classes.step()) {
+  }
+  Model two = classes.result();
+  const auto p = classify_images(two, {plain(10, 10, 220), plain(10, 230, 10)}, ctx, nullptr);
+  EXPECT_LT(p[0][2], 0.5f) << "a blue picture called green";
+  EXPECT_LT(p[0][3], 0.5f) << "a blue picture called yellow";
+  EXPECT_GT(p[1][2], 0.5f);
 }
 
 }  // namespace

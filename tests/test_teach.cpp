@@ -32,17 +32,18 @@ Model small_classifier(Head head = Head::kSigmoid, int outputs = 3) {
   return m;
 }
 
-// A picture with a bright square in its left or right half, anywhere up and down.
-Image square_picture(bool left, uint64_t seed) {
+// A picture with a bright bar in its top or bottom half, anywhere left and right (the
+// tutorial's augmentation flips pictures sideways, which must not change the answer).
+Image square_picture(bool top, uint64_t seed) {
   Rng rng(seed);
   Image im;
   im.width = im.height = 16;
   im.rgb.assign(16 * 16 * 3, 0);
   for (auto& v : im.rgb) v = static_cast<uint8_t>(rng.below(40));
-  const int x0 = left ? int(rng.below(3)) : 9 + int(rng.below(3));
-  const int y0 = int(rng.below(10));
-  for (int y = y0; y < y0 + 6; ++y)
-    for (int x = x0; x < x0 + 5; ++x)
+  const int y0 = top ? int(rng.below(2)) : 10 + int(rng.below(2));
+  const int x0 = int(rng.below(8));
+  for (int y = y0; y < y0 + 4; ++y)
+    for (int x = x0; x < x0 + 8; ++x)
       for (int c = 0; c < 3; ++c) im.rgb[(size_t(y) * 16 + x) * 3 + c] = 230;
   return im;
 }
@@ -54,10 +55,10 @@ const Engine& engine() {
 
 Context ctx() { return Context{&engine(), false, nullptr}; }
 
-Model teach_left_right(const Model& m, Teacher& t, int per_label, uint64_t seed = 10) {
+Model teach_top_bottom(const Model& m, Teacher& t, int per_label, uint64_t seed = 10) {
   for (int i = 0; i < per_label; ++i) {
-    t.add(square_picture(true, seed + 2 * i), {"left"});
-    t.add(square_picture(false, seed + 2 * i + 1), {"right"});
+    t.add(square_picture(true, seed + 2 * i), {"top"});
+    t.add(square_picture(false, seed + 2 * i + 1), {"bottom"});
   }
   std::vector<std::string> phases;
   while (t.step()) phases.push_back(t.progress().phase);
@@ -77,11 +78,11 @@ std::vector<float> outputs(Model& m, const std::vector<Image>& pictures) {
 TEST(Teach, NewLabelsLearnAndOldOutputsStayBitForBit) {
   Model m = small_classifier();
   TeachOptions o;
-  Teacher t(m, {"left", "right"}, /*one_per_picture=*/true, o, ctx());
-  Model taught = teach_left_right(m, t, 15);
+  Teacher t(m, {"top", "bottom"}, /*one_per_picture=*/true, o, ctx());
+  Model taught = teach_top_bottom(m, t, 15);
 
   const auto labels = taught.metadata()["labels"].get<std::vector<std::string>>();
-  EXPECT_EQ(labels, (std::vector<std::string>{"red", "green", "blue", "left", "right"}));
+  EXPECT_EQ(labels, (std::vector<std::string>{"red", "green", "blue", "top", "bottom"}));
   EXPECT_EQ(model_head(taught), Head::kSigmoid);
 
   // The old outputs on unseen pictures are the old model's, exactly.
@@ -91,8 +92,8 @@ TEST(Teach, NewLabelsLearnAndOldOutputsStayBitForBit) {
   int right = 0;
   for (size_t i = 0; i < unseen.size(); ++i) {
     for (int k = 0; k < 3; ++k) EXPECT_EQ(before[i * 3 + k], after[i * 5 + k]) << "picture " << i << " output " << k;
-    const bool says_left = after[i * 5 + 3] > after[i * 5 + 4];
-    right += says_left == (i % 2 == 0);
+    const bool says_top = after[i * 5 + 3] > after[i * 5 + 4];
+    right += says_top == (i % 2 == 0);
   }
   EXPECT_GE(right, 18) << "of 20 unseen pictures";
 
@@ -115,16 +116,16 @@ TEST(Teach, NewLabelsLearnAndOldOutputsStayBitForBit) {
 
 TEST(Teach, SameInputsGiveTheSameModel) {
   Model m = small_classifier();
-  Teacher a(m, {"left", "right"}, true, {}, ctx()), b(m, {"left", "right"}, true, {}, ctx());
-  const std::vector<uint8_t> x = teach_left_right(m, a, 6).save_bytes(), y = teach_left_right(m, b, 6).save_bytes();
+  Teacher a(m, {"top", "bottom"}, true, {}, ctx()), b(m, {"top", "bottom"}, true, {}, ctx());
+  const std::vector<uint8_t> x = teach_top_bottom(m, a, 6).save_bytes(), y = teach_top_bottom(m, b, 6).save_bytes();
   EXPECT_TRUE(x == y);
 }
 
 TEST(Teach, AnOldLabelWithPicturesTrainsAndTheOthersDoNot) {
   Model m = small_classifier();
-  Teacher t(m, {"green", "left"}, /*one_per_picture=*/false, {}, ctx());
+  Teacher t(m, {"green", "top"}, /*one_per_picture=*/false, {}, ctx());
   for (int i = 0; i < 8; ++i) {
-    t.add(square_picture(true, 50 + i), {"left"});
+    t.add(square_picture(true, 50 + i), {"top"});
     t.add(square_picture(false, 70 + i), {"green"});
     t.add(square_picture(i % 2, 90 + i), {});   // neither
   }
@@ -132,7 +133,7 @@ TEST(Teach, AnOldLabelWithPicturesTrainsAndTheOthersDoNot) {
   }
   Model taught = t.result();
   EXPECT_EQ(taught.metadata()["labels"].get<std::vector<std::string>>(),
-            (std::vector<std::string>{"red", "green", "blue", "left"}));
+            (std::vector<std::string>{"red", "green", "blue", "top"}));
   std::vector<Image> unseen{square_picture(true, 5), square_picture(false, 6)};
   const auto before = outputs(m, unseen), after = outputs(taught, unseen);
   for (int i = 0; i < 2; ++i) {
@@ -150,9 +151,9 @@ TEST(Teach, ReplacingTheLabels) {
   Model m = small_classifier();
   TeachOptions o;
   o.keep_labels = false;
-  Teacher t(m, {"left", "right"}, true, o, ctx());
-  Model taught = teach_left_right(m, t, 6);
-  EXPECT_EQ(taught.metadata()["labels"].get<std::vector<std::string>>(), (std::vector<std::string>{"left", "right"}));
+  Teacher t(m, {"top", "bottom"}, true, o, ctx());
+  Model taught = teach_top_bottom(m, t, 6);
+  EXPECT_EQ(taught.metadata()["labels"].get<std::vector<std::string>>(), (std::vector<std::string>{"top", "bottom"}));
   EXPECT_EQ(model_head(taught), Head::kSoftmax);
   EXPECT_EQ(taught.metadata()["label_mode"], "single");
 }

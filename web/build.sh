@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the web page into web/dist with everything it needs: the native CLI (preset
-# native-release, which trains the default model and serves the page), both WebAssembly variants
-# (preset wasm-release, copied to web/wasm/), the default model (smallervggnet-gap at 64x64
-# trained on `tagnet make-dataset fashion-color`; cached in build/web/model/ and retrained only
-# when its recipe changes), web/node_modules (npm ci) and the Vite build.
+# native-release, which makes the example pictures and serves the page), both WebAssembly variants
+# (preset wasm-release, copied to web/wasm/), the default model (web/model/default.tagnet,
+# committed; scripts/make-web-model.sh trains it), the example pictures, web/node_modules
+# (npm ci) and the Vite build.
 #
 #   web/build.sh
 set -euo pipefail
@@ -19,23 +19,20 @@ tagnet=$root/build/native-release/tagnet
 cmake --preset wasm-release >/dev/null
 cmake --build --preset wasm-release -j "$jobs"
 
-# The default model: small enough for the page (1.3 MB), trained in about 3 minutes on 2 cores.
+# The default model is committed (web/model/default.tagnet, 1.3 MB) with its recipe; when the
+# recipe in scripts/make-web-model.sh changes, it is trained again (about 14 minutes).
 model_dir=$root/build/web/model
-dataset_args=(--seed 1 --per-class 350)
-train_args=(--labels multi --arch smallervggnet-gap --size 64 --epochs 30 --batch-size 16 --seed 42 --threads 2
-            --checkpoint best)
-recipe="make-dataset ${dataset_args[*]}; train ${train_args[*]}"
-if [[ ! -f $model_dir/default.tagnet || "$(cat "$model_dir/recipe.txt" 2>/dev/null)" != "$recipe" ]] ||
-   ! "$tagnet" summary --model "$model_dir/default.tagnet" >/dev/null 2>&1; then
-  echo "web/build.sh: training the default model ($recipe)"
+if [[ "$(cat web/model/recipe.txt 2>/dev/null)" != "$(scripts/make-web-model.sh --recipe)" ]] ||
+   ! "$tagnet" summary --model web/model/default.tagnet >/dev/null 2>&1; then
+  echo "web/build.sh: the default model's recipe changed: training it again (scripts/make-web-model.sh)"
+  scripts/make-web-model.sh
+fi
+# The bundled examples are the unseen test pictures of `make-dataset fashion-color` (seed 1),
+# the same pictures the wardrobe set comes with; its folders give the browser tests pictures.
+if [[ ! -d $model_dir/fashion-color/examples ]]; then
   rm -rf "$model_dir"
   mkdir -p "$model_dir"
-  "$tagnet" make-dataset fashion-color "$model_dir/fashion-color" "${dataset_args[@]}" >/dev/null
-  "$tagnet" train --dataset "$model_dir/fashion-color/dataset" "${train_args[@]}" \
-    --model "$model_dir/default.tagnet" --plot "$model_dir/plot.png" --history "$model_dir/history.json" \
-    > "$model_dir/train.log"
-  tail -n 12 "$model_dir/train.log"
-  echo "$recipe" > "$model_dir/recipe.txt"
+  "$tagnet" make-dataset fashion-color "$model_dir/fashion-color" --seed 1 >/dev/null
 fi
 
 # npm ci only when the lock file changed since the last install.
@@ -44,7 +41,7 @@ if ! cmp -s package-lock.json node_modules/.tagnet-installed-lock 2>/dev/null; t
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
   cp package-lock.json node_modules/.tagnet-installed-lock
 fi
-TAGNET_WASM_DIR=$root/web/wasm TAGNET_WEB_MODEL=$model_dir/default.tagnet \
+TAGNET_WASM_DIR=$root/web/wasm TAGNET_WEB_MODEL=$root/web/model/default.tagnet \
   TAGNET_WEB_EXAMPLES=$model_dir/fashion-color/examples TAGNET_WEB_MODEL_DESCRIPTION='clothing colours and kinds' \
   npm run --silent build
 cd "$root"

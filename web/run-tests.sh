@@ -42,4 +42,11 @@ echo "web/run-tests.sh: serving web/dist on $url"
 rm -rf build/web-test-artifacts
 export TAGNET_WEB_URL=$url TAGNET=$tagnet
 export TAGNET_WEB_DATASET=$model_dir/fashion-color/dataset
+# Pictures for teaching the default model new labels: Fashion-MNIST's test pictures, which its
+# pretraining never drew from; sandals and bags it never saw at all.
+for pair in sandal-bag pullover-coat; do
+  [[ -d $model_dir/teach/$pair ]] ||
+    "$tagnet" make-dataset "$pair" "$model_dir/teach/$pair" --split test --seed 7 >/dev/null
+done
+export TAGNET_WEB_TEACH_SETS=$model_dir/teach
 node --test --test-concurrency=1 web/test/*.test.mjs

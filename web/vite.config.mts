@@ -6,7 +6,7 @@
 // Inputs (environment variables, all optional):
 //   TAGNET_WASM_DIR       tagnet.js and the module variants (default: web/wasm, where the
 //                         wasm-release build copies them)
-//   TAGNET_WEB_MODEL      the default model (default: build/web/model/default.tagnet)
+//   TAGNET_WEB_MODEL      the default model (default: web/model/default.tagnet)
 //   TAGNET_WEB_EXAMPLES   folder of example pictures named like red_dress_01.jpg
 //                         (default: build/web/model/fashion-color/examples)
 //   TAGNET_WEB_MODEL_DESCRIPTION  what the default model knows, in a few words for the page
@@ -24,7 +24,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
 
 const wasmDir = path.resolve(process.env.TAGNET_WASM_DIR ?? path.join(here, 'wasm'));
-const modelFile = path.resolve(process.env.TAGNET_WEB_MODEL ?? path.join(repo, 'build/web/model/default.tagnet'));
+const modelFile = path.resolve(process.env.TAGNET_WEB_MODEL ?? path.join(repo, 'web/model/default.tagnet'));
 const examplesDir = path.resolve(process.env.TAGNET_WEB_EXAMPLES ?? path.join(repo, 'build/web/model/fashion-color/examples'));
 const modelDescription = process.env.TAGNET_WEB_MODEL_DESCRIPTION ?? '';
 

@@ -91,8 +91,7 @@ int classify_command(const ClassifyArgs& a) {
     }
     std::vector<std::string> sorted_pred = predicted;
     std::sort(sorted_pred.begin(), sorted_pred.end());
-    // A single label is no combination, whether or not it was seen alone.
-    const bool unseen = head == Head::kSigmoid && !seen.empty() && predicted.size() > 1 && !seen.count(sorted_pred);
+    const bool unseen = head == Head::kSigmoid && !seen.empty() && !predicted.empty() && !seen.count(sorted_pred);
     nlohmann::json j = {{"image", file}, {"predicted", predicted}};
     for (size_t i : order) j["probabilities"][labels[i]] = probs[i];
     if (head == Head::kSigmoid) j["unseen_combination"] = unseen;
@@ -109,7 +108,10 @@ int classify_command(const ClassifyArgs& a) {
       if (unseen) {
         std::string combo;
         for (auto& l : sorted_pred) combo += (combo.empty() ? "" : ", ") + l;
-        std::printf("  note: the combination {%s} never occurred together in training\n", combo.c_str());
+        if (sorted_pred.size() == 1)
+          std::printf("  note: the label %s alone never occurred in training\n", combo.c_str());
+        else
+          std::printf("  note: the combination {%s} never occurred together in training\n", combo.c_str());
       }
       if (unfamiliar)
         std::printf("  note: this looks unlike the pictures this model learnt from (novelty %.1f); the labels are guesses\n",

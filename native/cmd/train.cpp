@@ -132,7 +132,7 @@ Data load_folder(const TrainArgs& a, std::vector<std::string>& labels, Head& hea
   }
   std::fprintf(stderr, "tagnet: %zu training and %zu validation pictures at %dx%d\n", d.train->size(),
                d.val->size(), input[1], input[0]);
-  d.info = {{"dataset", fs::absolute(a.dataset).string()}, {"skipped", ds.skipped.size()},
+  d.info = {{"dataset", a.dataset}, {"skipped", ds.skipped.size()},
             {"label_mode", a.labels}};
   return d;
 }

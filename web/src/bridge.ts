@@ -9,10 +9,12 @@
 // CancelledError, and the next call starts a new worker with the same engine options and the
 // last model it had.
 import type {
-  BenchRequest, InitRequest, InitResult, LoadedModel, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
-  TrainableRequest, TrainProgress, TrainRequest, TrainResult,
+  BenchRequest, ClassifyResult, InitRequest, InitResult, LoadedModel, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
+  TeachRequest, TeachResult, TrainableRequest, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
-import type { Variant } from './tagnet-types';
+import type { TeachProgress, Variant } from './tagnet-types';
+
+type Progress = TrainProgress | TeachProgress;
 
 export class CancelledError extends Error {
   constructor() {
@@ -32,7 +34,7 @@ export class EngineError extends Error {
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
-  onProgress?: (p: TrainProgress) => void;
+  onProgress?: (p: Progress) => void;
 }
 
 export class EngineBridge {
@@ -60,13 +62,25 @@ export class EngineBridge {
   }
 
   /** One row of probabilities per picture. The pictures' buffers are not transferred. */
-  classify(images: RgbaImage[]): Promise<Float32Array[]> {
+  async classify(images: RgbaImage[]): Promise<Float32Array[]> {
+    return (await this.classifyWithNovelty(images)).rows;
+  }
+
+  /** The probabilities and how unlike the model's training pictures each picture is. */
+  classifyWithNovelty(images: RgbaImage[]): Promise<ClassifyResult> {
     return this.call('classify', { type: 'classify', images });
   }
 
   /** Fine-tunes the current model; the result becomes the current model. The pictures are copied. */
   async train(request: TrainRequest, onProgress: (p: TrainProgress) => void): Promise<TrainResult> {
-    const result = await this.call('train', { type: 'train', ...request }, [], onProgress);
+    const result = await this.call('train', { type: 'train', ...request }, [], (p) => onProgress(p as TrainProgress));
+    this.modelBytes = result.bytes;
+    return result;
+  }
+
+  /** Teaches the current model new labels (the core's few-picture recipe); the result becomes the current model. */
+  async teach(request: TeachRequest, onProgress: (p: TeachProgress) => void): Promise<TeachResult> {
+    const result = await this.call('teach', { type: 'teach', ...request }, [], (p) => onProgress(p as TeachProgress));
     this.modelBytes = result.bytes;
     return result;
   }
@@ -127,7 +141,7 @@ export class EngineBridge {
   }
 
   private send(request: Request, transfer: Transferable[] = [],
-               onProgress?: (p: TrainProgress) => void): Promise<unknown> {
+               onProgress?: (p: Progress) => void): Promise<unknown> {
     if (!this.worker) this.worker = this.spawn();
     const id = this.nextId++;
     const worker = this.worker;
@@ -139,7 +153,7 @@ export class EngineBridge {
 
   private async call<K extends keyof Results>(_kind: K, request: Request & { type: K },
                                               transfer: Transferable[] = [],
-                                              onProgress?: (p: TrainProgress) => void): Promise<Results[K]> {
+                                              onProgress?: (p: Progress) => void): Promise<Results[K]> {
     // A worker started after cancel() gets the engine and the model back before anything else.
     if (!this.worker && request.type !== 'init' && request.type !== 'stop') {
       if (!this.restoring) {

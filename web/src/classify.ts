@@ -4,13 +4,14 @@ import { CancelledError } from './bridge';
 import { byId, h } from './dom';
 import type { Picture } from './images';
 import { busy, errorText, showError } from './messages';
+import type { ClassifyResult } from './protocol';
 import { isUnseenCombination, percent, predictedIndices, unseenNote } from './predict';
 import { type Prediction, type ResultItem, state } from './state';
 import { saveTeach } from './teach';
 
-export function predictionNow(probs: Float32Array): Prediction {
+export function predictionNow(probs: Float32Array, novelty = -1): Prediction {
   if (!state.info) throw new Error('no model');
-  return { probs, labels: state.info.labels, head: state.info.head, combos: state.combos };
+  return { probs, labels: state.info.labels, head: state.info.head, combos: state.combos, novelty };
 }
 
 export function setThreshold(t: number): void {
@@ -34,15 +35,17 @@ export async function classifyPictures(pictures: Picture[]): Promise<void> {
     const what = pictures.length === 1 ? pictures[0].name : `${pictures.length} pictures`;
     const rows = await busy(`Classifying ${what}…`, async (progress) => {
       // In parts, to show progress on long lists.
-      const out: Float32Array[] = [];
+      const out: ClassifyResult = { rows: [], novelty: [] };
       for (let i = 0; i < pictures.length; i += 32) {
-        out.push(...await engine.classify(pictures.slice(i, i + 32)));
-        if (pictures.length > 32) progress(out.length / pictures.length, `Classifying ${what}: ${out.length} done…`);
+        const part = await engine.classifyWithNovelty(pictures.slice(i, i + 32));
+        out.rows.push(...part.rows);
+        out.novelty.push(...part.novelty);
+        if (pictures.length > 32) progress(out.rows.length / pictures.length, `Classifying ${what}: ${out.rows.length} done…`);
       }
       return out;
     }, pictures.length > 8);
     timings.lastClassifyMs = performance.now() - t0;
-    rows.forEach((probs, i) => { items[i].prediction = predictionNow(probs); });
+    rows.rows.forEach((probs, i) => { items[i].prediction = predictionNow(probs, rows.novelty[i]); });
     if (timings.firstClassification === undefined) timings.firstClassification = performance.now();
   } catch (e) {
     state.results = state.results.filter((r) => !items.includes(r));
@@ -54,8 +57,8 @@ export async function classifyPictures(pictures: Picture[]): Promise<void> {
 
 export async function reclassifyAll(): Promise<void> {
   if (!state.results.length || !state.info) return;
-  const rows = await state.engine.classify(state.results.map((r) => r.picture));
-  rows.forEach((probs, i) => { state.results[i].prediction = predictionNow(probs); });
+  const { rows, novelty } = await state.engine.classifyWithNovelty(state.results.map((r) => r.picture));
+  rows.forEach((probs, i) => { state.results[i].prediction = predictionNow(probs, novelty[i]); });
   renderResults();
 }
 
@@ -99,7 +102,11 @@ export function renderResults(): void {
       const predicted = predictedLabels(r.prediction);
       card.dataset.predicted = predicted.join(',');
       body.append(renderProbabilities(r.prediction));
-      if (isUnseenCombination(predicted, r.prediction.head, r.prediction.combos)) {
+      if ((r.prediction.novelty ?? -1) > 1) {
+        card.dataset.unfamiliar = 'true';
+        body.append(h('p', { class: 'note unfamiliar',
+          text: 'This looks unlike the pictures this model learnt from: its labels are guesses.' }));
+      } else if (isUnseenCombination(predicted, r.prediction.head, r.prediction.combos)) {
         card.dataset.unseen = 'true';
         body.append(h('p', { class: 'note', text: unseenNote(predicted) }));
       }

@@ -27,6 +27,13 @@ Object.assign(window, {
     get engine() { return state.engineInfo; },
     get model() { return state.info; },
     get lastTraining() { return state.lastTraining; },
+    get lastTeach() { return state.lastTeach; },
+    /** The classified pictures' probabilities, exactly as the engine gave them. */
+    get results() {
+      return state.results.map((r) => ({ name: r.name, labels: r.prediction?.labels ?? null,
+                                         probs: r.prediction ? Array.from(r.prediction.probs) : null,
+                                         novelty: r.prediction?.novelty ?? null }));
+    },
     get chartPoints() { return state.chart?.points ?? 0; },
   },
 });

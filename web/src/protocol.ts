@@ -1,6 +1,6 @@
 // Messages between the page and the Web Worker that runs the WebAssembly engine (worker.ts);
 // bridge.ts wraps them in promises.
-import type { AugmentOptions, ModelInfo, TrainerOptions, Variant } from './tagnet-types';
+import type { AugmentOptions, ModelInfo, TeachProgress, TeachReport, TrainerOptions, Variant } from './tagnet-types';
 
 /**
  * What trains when the page fine-tunes: the classifier head, the head and the last convolution
@@ -17,6 +17,13 @@ export interface RgbaImage {
   rgba: Uint8ClampedArray | Uint8Array;
   width: number;
   height: number;
+}
+
+export interface ClassifyResult {
+  /** One row of probabilities per picture. */
+  rows: Float32Array[];
+  /** Per picture: above 1 it is unlike the pictures the model learnt from; -1 when the model cannot tell. */
+  novelty: number[];
 }
 
 export interface InitRequest {
@@ -84,6 +91,33 @@ export interface TrainResult {
   trainableParams: number;
 }
 
+/** A teaching picture and the taught labels it shows. */
+export interface TeachPicture extends RgbaImage {
+  labels: string[];
+}
+
+/**
+ * Teaching the current model new labels with the core's few-picture recipe (the head only:
+ * cached features of the frozen base, the taught labels' outputs trained on them). The
+ * model's other labels stay, unchanged.
+ */
+export interface TeachRequest {
+  labels: string[];
+  /** Every picture shows exactly one of the labels. */
+  onePerPicture: boolean;
+  pictures: TeachPicture[];
+  seed: number;
+}
+
+export interface TeachResult {
+  /** The taught model file (also the worker's current model). */
+  bytes: Uint8Array;
+  info: LoadedModel;
+  report: TeachReport;
+  stopped: boolean;
+  elapsedMs: number;
+}
+
 export interface BenchRequest {
   architecture: string;
   labels: string[];
@@ -108,16 +142,18 @@ export type Request =
   | { type: 'classify'; images: RgbaImage[] }
   | ({ type: 'train' } & TrainRequest)
   | ({ type: 'trainable' } & TrainableRequest)
+  | ({ type: 'teach' } & TeachRequest)
   | { type: 'stop' }
   | ({ type: 'bench' } & BenchRequest);
 
 export interface Results {
   init: InitResult;
   load: LoadedModel;
-  classify: Float32Array[];
+  classify: ClassifyResult;
   train: TrainResult;
   /** Parameters that train, per part; null where the model lacks the part. */
   trainable: Record<TrainPart, number | null>;
+  teach: TeachResult;
   stop: boolean;
   bench: BenchResult;
 }
@@ -132,4 +168,4 @@ export interface RequestMessage {
 export type ResponseMessage =
   | { id: number; kind: 'result'; result: unknown }
   | { id: number; kind: 'error'; error: { name: string; message: string } }
-  | { id: number; kind: 'progress'; progress: TrainProgress };
+  | { id: number; kind: 'progress'; progress: TrainProgress | TeachProgress };

@@ -3,7 +3,7 @@
 import { EngineBridge } from './bridge';
 import type { TrainingChart } from './chart';
 import { Camera, type Picture } from './images';
-import type { InitResult, LoadedModel, TrainResult } from './protocol';
+import type { InitResult, LoadedModel, TeachResult, TrainResult } from './protocol';
 import type { Store, StoredExample, StoredModel, TeachSettings } from './store';
 
 export interface Prediction {
@@ -11,6 +11,8 @@ export interface Prediction {
   labels: string[];
   head: LoadedModel['head'];
   combos: Set<string>;
+  /** Above 1: unlike the pictures the model learnt from; -1 or absent: unknown. */
+  novelty?: number;
 }
 
 export interface ResultItem {
@@ -84,6 +86,8 @@ export interface PageState {
   /** uPlot loads with the first training, not with the page. */
   chart: TrainingChart | null;
   lastTraining: (TrainResult & { examples: number }) | null;
+  /** The last teaching with the few-picture recipe: its report and time. */
+  lastTeach: (TeachResult & { examples: number }) | null;
 
   // The page around them.
   /** The engine and the model are ready (see whenReady). */
@@ -127,6 +131,7 @@ export const state: PageState = {
   stopTimer: 0,
   chart: null,
   lastTraining: null,
+  lastTeach: null,
   ready: false,
   busyDepth: 0,
   camera: new Camera(),

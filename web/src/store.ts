@@ -1,6 +1,7 @@
 // What the page keeps across reloads, in IndexedDB: the current model file, the teaching
 // pictures (as PNG, each with its card) and the teaching cards and settings.
 import type { TrainPart } from './protocol';
+import type { TeachReport } from './tagnet-types';
 
 export interface StoredModel {
   bytes: Uint8Array;
@@ -52,6 +53,8 @@ export interface StoredRun {
   rows: { name: string; blob: Blob; taught: string; before: string; after: string }[];
   /** What the training did, in one line. */
   text: string;
+  /** A teaching's held-out accuracy per label and its warnings. */
+  report?: TeachReport;
 }
 
 /** The teaching pictures and settings, and what became of a state kept by the page's old layout. */

@@ -209,8 +209,13 @@ const PART_NAMES: Record<TrainPart, string> = { head: 'the head', block: 'head a
 /** The settings in one line, beside "Advanced" while it is closed. */
 function renderSettingsLine(): void {
   const { teach } = state;
-  byId('advanced-now').textContent = `${PART_NAMES[teach.part]} trains, ${plural(teach.epochs, 'epoch')}, ` +
-    `learning rate ${teach.lr}, batches of ${teach.batchSize}${teach.augment ? ', augmented' : ''}`;
+  // The head alone learns with the core's few-picture recipe, which has no epochs to set.
+  const recipe = teach.part === 'head';
+  for (const id of ['epochs', 'lr', 'batch-size', 'augment']) byId<HTMLInputElement>(id).disabled = recipe;
+  byId('advanced-now').textContent = recipe
+    ? 'the head learns the new labels in seconds; the model keeps its own'
+    : `${PART_NAMES[teach.part]} trains, ${plural(teach.epochs, 'epoch')}, ` +
+      `learning rate ${teach.lr}, batches of ${teach.batchSize}${teach.augment ? ', augmented' : ''}`;
 }
 
 export function renderTeach(): void {

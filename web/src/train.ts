@@ -10,6 +10,7 @@ import { clearErrors, errorText, showError } from './messages';
 import { modelBeforeTraining, renderChoice, tryTrainedModel } from './model';
 import { comboKey } from './predict';
 import type { TrainExample } from './protocol';
+import type { TeachReport } from './tagnet-types';
 import { type Prediction, state, store } from './state';
 import type { StoredRun } from './store';
 import { problems, readSettingsFromForm, saveTeach, type TrainPlan, trainPlan, updateTrainButton } from './teach';
@@ -73,8 +74,46 @@ async function train(): Promise<void> {
 
     await store().saveLastRun(null);
     byId('compare').hidden = true;
+    byId('teach-report').hidden = true;
     const chart = await trainingChart();
     chart.reset();
+    if (usesTeachRecipe()) {
+      // The head alone: the core's few-picture recipe, which keeps the model's own labels.
+      const result = await engine.teach({
+        labels, onePerPicture: !multi, seed: 1,
+        pictures: pictures.map((pic, i) => ({ rgba: pic.rgba, width: pic.width, height: pic.height,
+                                              labels: plan.targets[i] })),
+      }, (p) => {
+        bar.value = p.phase === 'features' ? 0.9 * p.done / Math.max(1, p.total) : p.phase === 'training' ? 0.9 : 1;
+        text.textContent = p.phase === 'features' ? `Reading the pictures: ${p.done} of ${p.total}…`
+          : 'Training the new labels…';
+      });
+      if (result.stopped) {
+        text.textContent = 'Stopped: the model is unchanged.';
+        state.results.forEach((r) => { r.before = null; });
+        renderResults();
+        return;
+      }
+      await tryTrainedModel(result.info, result.bytes, previous);
+      const after = await predictions(compare);
+      state.results.forEach((r, i) => { r.prediction = after[i]; });
+      renderResults();
+      bar.value = 1;
+      const n = state.results.length;
+      const run: StoredRun = {
+        ...chart.series,
+        rows: sample.map((c, i) => ({ name: c.name, blob: c.picture.blob, taught: c.taught,
+                                      before: summary(before[n + i]), after: summary(after[n + i]) })),
+        text: `Taught ${labels.join(', ')} from ${pictures.length} pictures in ${(result.elapsedMs / 1000).toFixed(1)} s, ` +
+          `${formatCount(result.report.trainedParams)} parameters trained; the model's other labels are unchanged.`,
+        report: result.report,
+      };
+      showRun(run);
+      state.lastTeach = { ...result, examples: pictures.length };
+      await store().saveLastRun(run);
+      return;
+    }
+    byId('chart').hidden = false;
     text.textContent = 'Training…';
     const augment = teach.augment ? engineInfo.augment : undefined;
     const result = await engine.train({
@@ -126,6 +165,38 @@ async function train(): Promise<void> {
     setTraining(false);
     byId<HTMLButtonElement>('download-model').disabled = false;
   }
+}
+
+/** Whether this training uses the few-picture recipe: the head alone, on a head it can extend. */
+export function usesTeachRecipe(): boolean {
+  return state.teach.part === 'head' && state.info !== null && state.info.head !== 'logit';
+}
+
+function percentOf(right: number, total: number): string {
+  return `${Math.round((100 * right) / total)}%`;
+}
+
+/** Held-out accuracy per label, and the warnings, of a teaching. */
+function showReport(report: TeachReport | undefined): void {
+  const box = byId('teach-report');
+  box.hidden = !report;
+  if (!report) return;
+  const scored = report.labels.filter((l) => l.heldOut > 0);
+  const rows = report.labels.map((l) => h('tr', {},
+    h('th', { scope: 'row', text: l.name }),
+    h('td', { text: String(l.pictures) }),
+    h('td', { text: l.heldOut ? `${l.right} of ${l.heldOut} (${percentOf(l.right, l.heldOut)})` : 'none kept aside' })));
+  const summaryLine = report.heldOut
+    ? `On pictures kept aside while it learnt: ${report.right} of ${report.heldOut} right ` +
+      `(${percentOf(report.right, report.heldOut)}; guessing would get ${Math.round(100 * report.chance)}%).`
+    : 'No pictures could be kept aside to check it: every label needs at least 4.';
+  box.replaceChildren(
+    h('p', { class: 'report-summary', text: summaryLine }),
+    ...(scored.length || report.labels.length ? [h('table', { class: 'report-table' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Label' }), h('th', { scope: 'col', text: 'Pictures' }),
+        h('th', { scope: 'col', text: 'Kept aside, right' }))),
+      h('tbody', {}, ...rows))] : []),
+    ...report.warnings.map((w) => h('p', { class: 'report-warning', role: 'note', text: w })));
 }
 
 const COMPARE_ROWS = 12;
@@ -180,6 +251,8 @@ function showRun(run: StoredRun): void {
     cell(r.after))));
   byId('compare').hidden = run.rows.length === 0;
   byId('train-text').textContent = run.text;
+  byId('chart').hidden = run.report !== undefined;   // a teaching has no epochs to draw
+  showReport(run.report);
 }
 
 /** The last training's chart and table, kept from an earlier visit. */
@@ -187,7 +260,7 @@ export async function restoreTraining(): Promise<void> {
   const run = await store().lastRun().catch(() => undefined);
   if (!run) return;
   showRun(run);
-  (await trainingChart()).show(run);
+  if (!run.report) (await trainingChart()).show(run);
 }
 
 function stopTraining(): void {

@@ -4,10 +4,10 @@
 // 'stop' is answered at once and ends a running training after its current batch.
 import { rewriteMetadata } from './modelfile';
 import type {
-  BenchRequest, BenchResult, InitRequest, InitResult, LoadedModel, Request, RequestMessage, ResponseMessage,
-  RgbaImage, TrainableRequest, TrainPart, TrainProgress, TrainRequest, TrainResult,
+  BenchRequest, BenchResult, ClassifyResult, InitRequest, InitResult, LoadedModel, Request, RequestMessage, ResponseMessage,
+  RgbaImage, TeachRequest, TeachResult, TrainableRequest, TrainPart, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
-import type { AugmentOptions, Model, Tagnet, TrainablePart } from './tagnet-types';
+import type { AugmentOptions, Model, Tagnet, TeachProgress, TrainablePart } from './tagnet-types';
 
 interface WorkerScope {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -84,15 +84,16 @@ function load(bytes: Uint8Array): LoadedModel {
   return model.info();
 }
 
-function classify(images: RgbaImage[]): Float32Array[] {
+function classify(images: RgbaImage[]): ClassifyResult {
   const m = need(model, 'a model');
   const labels = m.info().labels.length;
-  const out: Float32Array[] = [];
+  const out: ClassifyResult = { rows: [], novelty: [] };
   // Batches of 16 keep the activations of large requests within a modest heap.
   for (let i = 0; i < images.length; i += 16) {
     const chunk = images.slice(i, i + 16);
     const probs = m.classifyBatch(chunk);
-    for (let k = 0; k < chunk.length; ++k) out.push(probs.slice(k * labels, (k + 1) * labels));
+    for (let k = 0; k < chunk.length; ++k) out.rows.push(probs.slice(k * labels, (k + 1) * labels));
+    out.novelty.push(...m.lastNovelty());
   }
   return out;
 }
@@ -182,6 +183,50 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
            trainableParams };
 }
 
+// The few-picture recipe of the core (tagnet/teach.h); 'stop' ends it between pieces of work
+// and keeps the model as it was.
+async function teach(r: TeachRequest, progress: (p: TeachProgress) => void): Promise<TeachResult> {
+  const m = need(model, 'a model');
+  if (r.pictures.length === 0) throw new Error('add some pictures to teach first');
+  stopRequested = false;
+  const t0 = performance.now();
+  const teacher = m.createTeacher(r.labels, { onePerPicture: r.onePerPicture, seed: r.seed });
+  try {
+    for (const p of r.pictures) teacher.addPicture(p.rgba, p.width, p.height, p.labels);
+    for (;;) {
+      await yieldToMessages();
+      if (stopRequested) {
+        return { bytes: need(modelBytes, 'a model'), info: m.info(), report: teacher.report(), stopped: true,
+                 elapsedMs: performance.now() - t0 };
+      }
+      const p = teacher.step();
+      progress(p);
+      if (p.phase === 'done') break;
+    }
+    const report = teacher.report();
+    const taught = teacher.result();
+    let bytes: Uint8Array;
+    try {
+      bytes = rewriteMetadata(taught.save(), (md) => {
+        const out: Record<string, unknown> = { ...md };
+        delete out.metrics;
+        delete out.history;
+        out.fine_tuned = {
+          recipe: 'teach', labels: r.labels, pictures: r.pictures.length, one_per_picture: r.onePerPicture,
+          held_out: { right: report.right, total: report.heldOut }, trainable_params: report.trainedParams,
+          date: new Date().toISOString(),
+        };
+        return out;
+      });
+    } finally {
+      taught.delete();
+    }
+    return { bytes, info: load(bytes), report, stopped: false, elapsedMs: performance.now() - t0 };
+  } finally {
+    teacher.delete();
+  }
+}
+
 // Median milliseconds per call of fn over `seconds` (at least 3 calls) after one warm-up call.
 function time(fn: () => void, seconds: number, min = 3): number {
   fn();
@@ -247,8 +292,8 @@ async function handle(id: number, r: Request): Promise<void> {
     case 'load':
       return reply(load(r.bytes));
     case 'classify': {
-      const rows = classify(r.images);
-      return reply(rows, rows.map((p) => p.buffer));
+      const result = classify(r.images);
+      return reply(result, result.rows.map((p) => p.buffer));
     }
     case 'train': {
       const result = await train(r, (progress) =>
@@ -258,6 +303,11 @@ async function handle(id: number, r: Request): Promise<void> {
     }
     case 'trainable':
       return reply(trainable(r));
+    case 'teach': {
+      const result = await teach(r, (progress) =>
+        scope.postMessage({ id, kind: 'progress', progress } satisfies ResponseMessage));
+      return reply({ ...result, bytes: result.bytes.slice() });
+    }
     case 'bench':
       return reply(bench(r));
     case 'stop':

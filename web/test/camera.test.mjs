@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
 import {
-  addCard, card, launch, newPage, openApp, pageServer, screenshot, teachingApp, teachingPictures,
+  addCard, card, defaultModelLabels, launch, newPage, openApp, pageServer, screenshot, teachingApp, teachingPictures,
 } from './helpers.mjs';
 
 const frames = (page) => page.$eval('#live', (el) => Number(el.dataset.frames ?? 0));
@@ -23,7 +23,7 @@ describe('camera', () => {
     const first = await frames(page);
     await page.waitForFunction((n) => Number(document.getElementById('live').dataset.frames) >= n, first + 2,
                                { timeout: 15_000 });
-    assert.equal(await page.locator('#live-probs .prob').count(), 6);
+    assert.equal(await page.locator('#live-probs .prob').count(), defaultModelLabels().length);
     assert.equal(await page.getAttribute('#classify-camera', 'aria-expanded'), 'true');
     await screenshot(page, '30-live-camera');
 
@@ -31,7 +31,7 @@ describe('camera', () => {
     await page.click('#live-snapshot');
     const result = page.locator('#results .card[data-name="camera-1.png"]');
     await result.locator('.probs').waitFor();
-    assert.equal(await result.locator('.prob').count(), 6);
+    assert.equal(await result.locator('.prob').count(), defaultModelLabels().length);
     await result.scrollIntoViewIfNeeded();
     assert.equal(await result.isVisible(), true);
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  bundledExamples, cardPredictions, distDir, launch, newPage, openApp, pageServer, screenshot, unlabelledControls,
+  bundledExamples, cardPredictions, defaultModelLabels, distDir, launch, newPage, openApp, pageServer, screenshot, unlabelledControls,
 } from './helpers.mjs';
 
 describe('classify', () => {
@@ -32,7 +32,7 @@ describe('classify', () => {
     // shows, and the page classifies once the engine and model are ready.
     const firstClassification = async (p) => {
       await p.goto(server.url, { waitUntil: 'commit' });
-      await p.click('.example-button[data-file="red_shirt_01.jpg"]');
+      await p.click('.example-button[data-file="blue_shirt_01.jpg"]');
       await p.waitForFunction(() => window.tagnetPage?.timings.firstClassification !== undefined,
                               null, { timeout: 30_000 });
       const timings = await p.evaluate(() => window.tagnetPage.timings);
@@ -45,11 +45,12 @@ describe('classify', () => {
     await firstClassification(page);
 
     const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(labels, ['black', 'blue', 'dress', 'jeans', 'red', 'shirt']);
+    assert.deepEqual(labels, defaultModelLabels());
     // The first screen: Classify first, one sentence on what the model knows, the details folded.
     assert.deepEqual(await page.$$eval('main > section', (els) => els.map((e) => e.id)), ['classify', 'teach', 'model']);
+    const known = defaultModelLabels();
     assert.equal(await page.textContent('#model-summary'), 'The default model knows clothing colours and kinds: ' +
-                 'black, blue, dress, jeans, red and shirt — other pictures get guesses.');
+                 `${known.slice(0, -1).join(', ')} and ${known.at(-1)} — other pictures get guesses.`);
     assert.equal(await page.$eval('#model-details', (d) => d.open), false);
     assert.equal(await page.isVisible('#model-info'), false);
     await screenshot(page, '00-first-screen', { fullPage: false });
@@ -61,7 +62,7 @@ describe('classify', () => {
     const infoText = await page.textContent('#model-info');
     assert.match(infoText, /smallervggnet-gap/);
     assert.match(infoText, /multi-label/);
-    assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), ['red', 'shirt']);
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue', 'shirt']);
     assert.deepEqual(page.problems, []);
   });
 
@@ -84,7 +85,7 @@ describe('classify', () => {
     }
     let right = 0;
     for (const ex of examples) {
-      if (ex.file !== 'red_shirt_01.jpg') await page.click(`.example-button[data-file="${ex.file}"]`);
+      if (ex.file !== 'blue_shirt_01.jpg') await page.click(`.example-button[data-file="${ex.file}"]`);
       const predicted = await cardPredictions(page, ex.file);
       const card = page.locator(`#results .card[data-name="${ex.file}"]`);
       const unseen = predicted.length > 0 && !seen.has(key(predicted));
@@ -110,8 +111,9 @@ describe('classify', () => {
       }
     }
     // The easy ones must be right; black_dress never occurs in training (the tutorial's point),
-    // and the model's exact-match rate on validation is about 80%.
-    assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), ['red', 'shirt']);
+    // and the model's exact-match rate on its validation pictures is about 70% (dresses, shirts,
+    // pullovers and coats are told apart less well than colours).
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue', 'shirt']);
     assert.deepEqual(await cardPredictions(page, 'black_jeans_01.jpg'), ['black', 'jeans']);
     const seenExamples = examples.filter((e) => seen.has(key(e.labels)));
     assert.ok(right >= seenExamples.length - 2, `${right} of ${examples.length} examples right`);
@@ -195,7 +197,7 @@ describe('classify', () => {
       await banner('truncated.tagnet: not a tagnet model').waitFor();
       // The model in use is still the default one.
       const labels = await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent));
-      assert.equal(labels.length, 6);
+      assert.equal(labels.length, defaultModelLabels().length);
       await screenshot(page, '03-errors');
 
       // The close button removes a banner.

@@ -207,3 +207,10 @@ export function teachingApp() {
   });
   return app;
 }
+
+/** The labels of the page's default model, from its file's JSON header. */
+export function defaultModelLabels() {
+  const bytes = fs.readFileSync(path.join(distDir, 'models', 'default.tagnet'));
+  const jsonBytes = Number(bytes.readBigUInt64LE(16));
+  return JSON.parse(bytes.subarray(40, 40 + jsonBytes).toString('utf8')).metadata.labels;
+}

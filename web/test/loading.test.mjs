@@ -56,8 +56,8 @@ describe('loading', () => {
     // The cancelled pictures are gone and no error is shown for them.
     assert.equal(await page.locator('#results .card').count(), 0);
     assert.equal(await page.locator('.message.error').count(), 0);
-    await page.click('.example-button[data-file="red_shirt_01.jpg"]');
-    assert.deepEqual(await cardPredictions(page, 'red_shirt_01.jpg'), ['red', 'shirt']);
+    await page.click('.example-button[data-file="blue_shirt_01.jpg"]');
+    assert.deepEqual(await cardPredictions(page, 'blue_shirt_01.jpg'), ['blue', 'shirt']);
     assert.deepEqual(page.problems, []);
   });
 });

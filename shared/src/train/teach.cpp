@@ -49,6 +49,8 @@ struct Teacher::State {
   std::vector<std::string> labels;      // every output's label in the result
   std::vector<int> column;              // taught label -> output
   std::vector<float> W0, b0;            // the head's starting weights, (K, D) and (K)
+  int old_outputs = 0;                  // outputs the model had (kept labels)
+  NoveltyStats familiar;                // the model's feature statistics, when it has them
   std::vector<Image> pictures;
   std::vector<std::vector<int>> picture_labels;   // indices into `taught`
   std::vector<float> features;          // (pictures, 1 + copies, D)
@@ -116,6 +118,8 @@ Teacher::Teacher(const Model& model, const std::vector<std::string>& labels, boo
     if (s.head == Head::kSoftmax && !one_per_picture)
       throw std::invalid_argument("teach: a single-label model learns one label per picture");
     const int old = int(s.model.output_shape().numel());
+    s.old_outputs = old;
+    NoveltyStats::from_json(s.model.metadata().value("novelty", nlohmann::json()), s.D, s.familiar);
     s.labels = model_labels(s.model, old);
     s.W0.assign(dense.params()[0].value.data(), dense.params()[0].value.data() + size_t(old) * s.D);
     s.b0.assign(size_t(old), 0.f);
@@ -224,14 +228,16 @@ void Teacher::State::fit(const std::vector<size_t>& train, std::vector<float>& w
   if (head == Head::kSoftmax) m.add(std::make_unique<Softmax>());
   else m.add(std::make_unique<Sigmoid>());
   m.build(o.seed);
-  auto& params = m.layer(0).params();
-  std::copy(W0.begin(), W0.end(), params[0].value.data());
-  std::copy(b0.begin(), b0.end(), params[1].value.data());
 
   FeatureSet set;
   set.feature_shape = Shape{D};
   const int per = 1 + o.copies;
-  const int rows = int(train.size()) * per;
+  // A sigmoid output learns "no" as well as "yes": beside the taught pictures it sees what the
+  // model learnt from before, the mean features of each group of its training pictures (kept
+  // in its novelty statistics), with the answers the model gives there (no for a new label).
+  const std::vector<std::vector<float>>& others =
+      head == Head::kSigmoid ? familiar.means : std::vector<std::vector<float>>{};
+  const int rows = int(train.size()) * per + int(others.size());
   set.features = Tensor({rows, D});
   set.targets = Tensor({rows, K()});
   for (size_t i = 0; i < train.size(); ++i) {
@@ -242,6 +248,40 @@ void Teacher::State::fit(const std::vector<size_t>& train, std::vector<float>& w
       std::copy(y.begin(), y.end(), set.targets.data() + r * size_t(K()));
     }
   }
+  for (size_t j = 0; j < others.size(); ++j) {
+    const size_t r = train.size() * size_t(per) + j;
+    std::copy(others[j].begin(), others[j].end(), set.features.data() + r * size_t(D));
+    const std::vector<float> z = logits(W0, b0, others[j].data());
+    for (int k = 0; k < K(); ++k)
+      set.targets.data()[r * size_t(K()) + size_t(k)] = k < old_outputs ? 1.f / (1.f + std::exp(-z[size_t(k)])) : 0.f;
+  }
+  // The head trains on standardised features (Adam then moves every input's weight at a
+  // comparable pace), its weights mapped there and back: z = w.f + b = (w * sd).(f - mu) / sd
+  // + (b + w.mu).
+  std::vector<double> mu(size_t(D), 0.0), sd(size_t(D), 0.0);
+  float* f = set.features.data();
+  for (int r = 0; r < rows; ++r)
+    for (int d = 0; d < D; ++d) mu[size_t(d)] += f[size_t(r) * D + d];
+  for (double& v : mu) v /= rows;
+  for (int r = 0; r < rows; ++r)
+    for (int d = 0; d < D; ++d) sd[size_t(d)] += (f[size_t(r) * D + d] - mu[size_t(d)]) * (f[size_t(r) * D + d] - mu[size_t(d)]);
+  double mean_sd = 0;
+  for (double& v : sd) mean_sd += (v = std::sqrt(v / rows));
+  mean_sd /= D;
+  for (double& v : sd) v = std::max(v, 0.1 * mean_sd + 1e-6);
+  for (int r = 0; r < rows; ++r)
+    for (int d = 0; d < D; ++d) f[size_t(r) * D + d] = float((f[size_t(r) * D + d] - mu[size_t(d)]) / sd[size_t(d)]);
+  auto& params = m.layer(0).params();
+  for (int k = 0; k < K(); ++k) {
+    double shift = b0[size_t(k)];
+    for (int d = 0; d < D; ++d) {
+      const float wkd = W0[size_t(k) * D + d];
+      params[0].value.data()[size_t(k) * D + d] = float(wkd * sd[size_t(d)]);
+      shift += double(wkd) * mu[size_t(d)];
+    }
+    params[1].value.data()[k] = float(shift);
+  }
+
   FeatureSource source(set);
   Adam adam(o.lr);
   TrainOptions to;
@@ -266,9 +306,20 @@ void Teacher::State::fit(const std::vector<size_t>& train, std::vector<float>& w
       }
   });
   while (!trainer.done()) trainer.step();
+  // Back to the features' own scale; rows that did not learn are the starting ones, bit for bit.
   const auto& trained = m.layer(0).params();
-  w.assign(trained[0].value.data(), trained[0].value.data() + W0.size());
-  bias.assign(trained[1].value.data(), trained[1].value.data() + b0.size());
+  w = W0;
+  bias = b0;
+  for (int k = 0; k < K(); ++k) {
+    if (!learns[size_t(k)]) continue;
+    double shift = trained[1].value.data()[k];
+    for (int d = 0; d < D; ++d) {
+      const double wkd = trained[0].value.data()[size_t(k) * D + d] / sd[size_t(d)];
+      w[size_t(k) * D + d] = float(wkd);
+      shift -= wkd * mu[size_t(d)];
+    }
+    bias[size_t(k)] = float(shift);
+  }
 }
 
 void Teacher::State::score_held_out(const std::vector<float>& w, const std::vector<float>& bias) {
