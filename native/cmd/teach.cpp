@@ -87,8 +87,15 @@ int teach_command(const TeachArgs& a) {
       column.push_back(int(std::find(labels.begin(), labels.end(), l) - labels.begin()));
     nlohmann::json per = nlohmann::json::object();
     int right = 0, total = 0;
+    // In batches, as `classify` would run a folder.
+    std::vector<std::vector<float>> all;
+    for (size_t i = 0; i < test.images.size(); i += 32) {
+      const std::vector<Image> batch(test.images.begin() + long(i),
+                                     test.images.begin() + long(std::min(test.images.size(), i + 32)));
+      for (auto& p : classify_images(taught_model, batch, ctx)) all.push_back(std::move(p));
+    }
     for (size_t i = 0; i < test.images.size(); ++i) {
-      const auto probs = classify_images(taught_model, {test.images[i]}, ctx)[0];
+      const auto& probs = all[i];
       for (size_t l = 0; l < taught.size(); ++l) {
         const bool truth = std::find(test.labels[i].begin(), test.labels[i].end(), taught[l]) != test.labels[i].end();
         bool ok;
