@@ -4,15 +4,28 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "cmd/commands.h"
+#include "tagnet/engine.h"
 
 namespace nat = tagnet::native;
 
 int main(int argc, char** argv) {
   CLI::App app{"tagnet: train and run image classifiers"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", [] {
+    std::string sets;
+    for (const auto& s : tagnet::Engine::available_instruction_sets()) sets += (sets.empty() ? "" : ", ") + s;
+    return std::string("tagnet ") + TAGNET_VERSION + "\nkernels: " + tagnet::Engine().instruction_set() +
+           " (this CPU runs: " + sets + "; TAGNET_HWY_TARGET chooses)\nbackends: " +
+           [] {
+             std::string b;
+             for (const auto& n : tagnet::Engine::available_backends()) b += (b.empty() ? "" : ", ") + n;
+             return b;
+           }();
+  });
   std::vector<nat::Command> commands;
   for (auto add : {nat::add_train, nat::add_evaluate, nat::add_classify, nat::add_preview, nat::add_make_dataset,
                    nat::add_summary, nat::add_bench, nat::add_serve, nat::add_features, nat::add_finetune,

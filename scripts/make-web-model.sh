@@ -3,8 +3,9 @@
 # (`tagnet make-dataset wardrobe`: six colours x seven garments and garments in muted colours;
 # no sandals or bags, which are left for measuring what a taught label gets from it) and
 # SmallerVGGNet's convolutions under global average pooling and a linear classifier
-# (smallervggnet-gap-linear) at 64x64 trained on it with tagnet's own kernels on 2 threads, which gives
-# the same weights on every x86-64 machine. About 14 minutes on 2 cores; the result is committed
+# (smallervggnet-gap-linear) at 64x64 trained on it with tagnet's own kernels on 2 threads and
+# their AVX2 build (TAGNET_HWY_TARGET=AVX2), which gives the same weights on every x86-64 machine
+# with AVX2. About 14 minutes on 2 cores; the result is committed
 # with the recipe in web/model/recipe.txt, and web/build.sh rebuilds it when the recipe changes.
 #
 #   scripts/make-web-model.sh            # write web/model/default.tagnet and recipe.txt
@@ -25,6 +26,8 @@ fi
 cmake --preset native-release >/dev/null
 cmake --build --preset native-release -j "$(nproc)" --target tagnet
 tagnet=$PWD/build/native-release/tagnet
+# Each instruction set sums in its own order; one is pinned so that the weights are reproducible.
+export TAGNET_HWY_TARGET=AVX2
 work=build/web-model
 rm -rf "$work"
 mkdir -p "$work"

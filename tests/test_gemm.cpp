@@ -1,4 +1,5 @@
-// gemm_hwy and the GEMM-based convolution and dense kernels against the reference kernels:
+// gemm_hwy and the GEMM-based convolution and dense kernels against the reference kernels, on
+// every instruction set the CPU runs:
 // odd sizes that exercise every edge tile, all transpose combinations, accumulate on and off,
 // one and two threads, and the network's layer shapes at batch 2.
 #include <gtest/gtest.h>
@@ -11,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "gemm_hwy.h"
 #include "kernels.h"
+#include "per_hwy_target.h"
 #include "thread_pool.h"
 
 namespace tagnet {
@@ -61,6 +62,14 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
   return ::testing::AssertionSuccess();
 }
 
+// Every suite runs once per instruction set (per_hwy_target.h).
+class ConvHwy : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(ConvHwy);
+class DenseHwy : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(DenseHwy);
+class GemmHwy : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(GemmHwy);
+
 // One gemm_hwy case: A (M, K) stored transposed or not, B (K, N) likewise, C with a padded
 // leading dimension whose padding must survive.
 void CheckGemm(int M, int N, int K, bool ta, bool tb, bool accumulate, bool threaded) {
@@ -81,7 +90,7 @@ void CheckGemm(int M, int N, int K, bool ta, bool tb, bool accumulate, bool thre
   }
   std::vector<float> want = c0, got = c0;
   gemm_ref(M, N, K, a.data(), rsa, csa, b.data(), rsb, csb, want.data(), ldc, accumulate);
-  gemm_hwy(M, N, K, a.data(), rsa, csa, b.data(), rsb, csb, got.data(), ldc, accumulate,
+  test_hwy->gemm(M, N, K, a.data(), rsa, csa, b.data(), rsb, csb, got.data(), ldc, accumulate,
            Threaded(threaded));
   std::vector<float> bound = Abs(accumulate ? c0 : std::vector<float>(c0.size(), 0.0f));
   const std::vector<float> aa = Abs(a), ab = Abs(b);
@@ -95,7 +104,7 @@ void CheckGemm(int M, int N, int K, bool ta, bool tb, bool accumulate, bool thre
   EXPECT_TRUE(Near(got, want, bound));
 }
 
-TEST(GemmHwy, OddSizesAllTransposes) {
+TEST_P(GemmHwy, OddSizesAllTransposes) {
   const int sizes[] = {1, 2, 7, 13, 31, 67};
   for (int M : sizes)
     for (int N : sizes)
@@ -103,7 +112,7 @@ TEST(GemmHwy, OddSizesAllTransposes) {
         for (int t = 0; t < 4; ++t) CheckGemm(M, N, K, t & 1, t & 2, (M + N + K + t) % 2, false);
 }
 
-TEST(GemmHwy, LargerOddSizes) {
+TEST_P(GemmHwy, LargerOddSizes) {
   const int shapes[][3] = {{129, 257, 67},  {257, 129, 257}, {257, 257, 1},  {1, 257, 257},
                            {257, 1, 129},   {67, 129, 257},  {129, 129, 129}, {257, 257, 257},
                            {2, 257, 129},   {257, 2, 13},    {31, 257, 257}, {257, 31, 129}};
@@ -116,7 +125,7 @@ TEST(GemmHwy, LargerOddSizes) {
 
 // Shapes that reach the blocked paths: several K blocks, B packed in several column blocks,
 // a transposed C staged in several row blocks, and the thread splits over M and over N.
-TEST(GemmHwy, BlockingPaths) {
+TEST_P(GemmHwy, BlockingPaths) {
   CheckGemm(7, 2100, 2100, false, false, true, true);
   CheckGemm(7, 2100, 2100, true, true, false, true);
   CheckGemm(32, 2500, 64, false, true, true, true);
@@ -126,16 +135,12 @@ TEST(GemmHwy, BlockingPaths) {
   CheckGemm(300, 300, 1000, true, false, true, true);
 }
 
-TEST(GemmHwy, EmptyK) {
+TEST_P(GemmHwy, EmptyK) {
   std::vector<float> c(6, 5.0f);
-  gemm_hwy(2, 3, 0, nullptr, 0, 1, nullptr, 3, 1, c.data(), 3, true, Threaded(true));
+  test_hwy->gemm(2, 3, 0, nullptr, 0, 1, nullptr, 3, 1, c.data(), 3, true, Threaded(true));
   EXPECT_EQ(c, std::vector<float>(6, 5.0f));
-  gemm_hwy(2, 3, 0, nullptr, 0, 1, nullptr, 3, 1, c.data(), 3, false, Threaded(true));
+  test_hwy->gemm(2, 3, 0, nullptr, 0, 1, nullptr, 3, 1, c.data(), 3, false, Threaded(true));
   EXPECT_EQ(c, std::vector<float>(6, 0.0f));
-}
-
-TEST(GemmHwy, ThroughputProbeRuns) {
-  EXPECT_GT(gemm_hwy_gflops(64, 64, 64, &Pool(), 0.01), 0.0);
 }
 
 ConvDims Conv(int N, int H, int W, int C, int K, int KH, int KW, int SH, int SW, int PT, int PL,
@@ -182,7 +187,7 @@ void CheckConv(const ConvDims& d, bool threaded) {
       conv2d_forward_ref(d, x.data(), w.data(), bias, relu ? Act::kRelu : Act::kNone,
                          want.data());
       OpStatePtr state;
-      conv2d_forward_hwy(d, x.data(), w.data(), bias, relu ? Act::kRelu : Act::kNone,
+      test_hwy->conv2d_forward(d, x.data(), w.data(), bias, relu ? Act::kRelu : Act::kNone,
                          got.data(), state, e);
       EXPECT_TRUE(Near(got, want, bound)) << "forward relu=" << relu;
     }
@@ -192,7 +197,7 @@ void CheckConv(const ConvDims& d, bool threaded) {
     const std::vector<float> dx0 = Random(nx, 15);
     std::vector<float> want = dx0, got = dx0, bound = Abs(dx0);
     conv2d_backward_data_ref(d, dy.data(), w.data(), want.data());
-    conv2d_backward_data_hwy(d, dy.data(), w.data(), got.data(), e);
+    test_hwy->conv2d_backward_data(d, dy.data(), w.data(), got.data(), e);
     conv2d_backward_data_ref(d, ady.data(), aw.data(), bound.data());
     EXPECT_TRUE(Near(got, want, bound)) << "backward data";
   }
@@ -203,7 +208,7 @@ void CheckConv(const ConvDims& d, bool threaded) {
     conv2d_backward_filter_ref(d, ax.data(), ady.data(), bound.data(), bound_db.data());
     for (int with_db = 0; with_db < 2; ++with_db) {
       std::vector<float> got(nw, kNaN), got_db(d.K, kNaN);
-      conv2d_backward_filter_hwy(d, x.data(), dy.data(), got.data(),
+      test_hwy->conv2d_backward_filter(d, x.data(), dy.data(), got.data(),
                                  with_db ? got_db.data() : nullptr, e);
       EXPECT_TRUE(Near(got, want, bound)) << "backward filter dw";
       if (with_db) {
@@ -215,7 +220,7 @@ void CheckConv(const ConvDims& d, bool threaded) {
   }
 }
 
-TEST(ConvHwy, OddShapes) {
+TEST_P(ConvHwy, OddShapes) {
   for (int threaded = 0; threaded < 2; ++threaded) {
     CheckConv(Conv(1, 5, 7, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1), threaded);
     CheckConv(Conv(3, 9, 8, 5, 7, 3, 2, 2, 1, 1, 0, 1, 1), threaded);
@@ -233,16 +238,16 @@ TEST(ConvHwy, OddShapes) {
 
 // Threads share the filter gradient's work dynamically; the sums must not depend on which
 // thread ran what, or training with a seed would not be reproducible.
-TEST(ConvHwy, ThreadedFilterGradientIsReproducible) {
+TEST_P(ConvHwy, ThreadedFilterGradientIsReproducible) {
   const ConvDims d = Same(8, 16, 16, 32, 64, 3);
   const std::vector<float> x = Random(static_cast<size_t>(d.N) * d.H * d.W * d.C, 21);
   const std::vector<float> dy = Random(static_cast<size_t>(d.N) * d.OH * d.OW * d.K, 22);
   const size_t nw = static_cast<size_t>(d.K) * d.R();
   std::vector<float> first(nw), first_db(d.K);
-  conv2d_backward_filter_hwy(d, x.data(), dy.data(), first.data(), first_db.data(), Threaded(true));
+  test_hwy->conv2d_backward_filter(d, x.data(), dy.data(), first.data(), first_db.data(), Threaded(true));
   for (int repeat = 0; repeat < 30; ++repeat) {
     std::vector<float> dw(nw), db(d.K);
-    conv2d_backward_filter_hwy(d, x.data(), dy.data(), dw.data(), db.data(), Threaded(true));
+    test_hwy->conv2d_backward_filter(d, x.data(), dy.data(), dw.data(), db.data(), Threaded(true));
     ASSERT_EQ(std::memcmp(dw.data(), first.data(), nw * sizeof(float)), 0) << "repeat " << repeat;
     ASSERT_EQ(std::memcmp(db.data(), first_db.data(), d.K * sizeof(float)), 0) << "repeat " << repeat;
   }
@@ -250,7 +255,7 @@ TEST(ConvHwy, ThreadedFilterGradientIsReproducible) {
 
 // The network's layers at batch 2: 'same' 3x3 convs of the image tagger and the 2x2 convs of
 // the FashionNet model.
-TEST(ConvHwy, NetworkShapes) {
+TEST_P(ConvHwy, NetworkShapes) {
   CheckConv(Same(2, 96, 96, 3, 32, 3), true);
   CheckConv(Same(2, 32, 32, 32, 64, 3), true);
   CheckConv(Same(2, 32, 32, 64, 64, 3), true);
@@ -278,7 +283,7 @@ void CheckDense(int N, int I, int O, bool threaded) {
     dense_forward_ref(N, I, O, x.data(), w.data(), bias, relu ? Act::kRelu : Act::kNone,
                       want.data());
     OpStatePtr state;
-    dense_forward_hwy(N, I, O, x.data(), w.data(), bias, relu ? Act::kRelu : Act::kNone,
+    test_hwy->dense_forward(N, I, O, x.data(), w.data(), bias, relu ? Act::kRelu : Act::kNone,
                       got.data(), state, e);
     dense_forward_ref(N, I, O, ax.data(), aw.data(), bias ? ab.data() : nullptr, Act::kNone,
                       bound.data());
@@ -288,7 +293,7 @@ void CheckDense(int N, int I, int O, bool threaded) {
     const std::vector<float> dx0 = Random(static_cast<size_t>(N) * I, 25);
     std::vector<float> want = dx0, got = dx0, bound = Abs(dx0);
     dense_backward_data_ref(N, I, O, dy.data(), w.data(), want.data());
-    dense_backward_data_hwy(N, I, O, dy.data(), w.data(), got.data(), e);
+    test_hwy->dense_backward_data(N, I, O, dy.data(), w.data(), got.data(), e);
     dense_backward_data_ref(N, I, O, ady.data(), aw.data(), bound.data());
     EXPECT_TRUE(Near(got, want, bound)) << "backward data";
   }
@@ -297,7 +302,7 @@ void CheckDense(int N, int I, int O, bool threaded) {
     std::vector<float> want(nw), got(nw, kNaN), bound(nw);
     std::vector<float> want_db(O), got_db(O, kNaN), bound_db(O);
     dense_backward_filter_ref(N, I, O, x.data(), dy.data(), want.data(), want_db.data());
-    dense_backward_filter_hwy(N, I, O, x.data(), dy.data(), got.data(),
+    test_hwy->dense_backward_filter(N, I, O, x.data(), dy.data(), got.data(),
                               with_db ? got_db.data() : nullptr, e);
     dense_backward_filter_ref(N, I, O, ax.data(), ady.data(), bound.data(), bound_db.data());
     EXPECT_TRUE(Near(got, want, bound)) << "backward filter dw";
@@ -309,7 +314,7 @@ void CheckDense(int N, int I, int O, bool threaded) {
   }
 }
 
-TEST(DenseHwy, OddShapes) {
+TEST_P(DenseHwy, OddShapes) {
   for (int threaded = 0; threaded < 2; ++threaded) {
     CheckDense(1, 1, 1, threaded);
     CheckDense(3, 17, 5, threaded);
@@ -319,7 +324,7 @@ TEST(DenseHwy, OddShapes) {
   }
 }
 
-TEST(DenseHwy, NetworkShapes) {
+TEST_P(DenseHwy, NetworkShapes) {
   CheckDense(2, 8192, 1024, true);
   CheckDense(32, 576, 10, true);
   CheckDense(32, 2048, 256, true);

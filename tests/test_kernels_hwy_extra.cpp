@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "per_hwy_target.h"
 #include "thread_pool.h"
 
 namespace tagnet::kern {
@@ -53,16 +54,18 @@ PoolDims Pool(int N, int H, int W, int C, int P, int S) {
   return d;
 }
 
-class HwyExtra : public ::testing::Test {
+// Runs once per instruction set the CPU runs (per_hwy_target.h).
+class HwyExtra : public PerHwyTarget {
  protected:
   ThreadPool pool1_{1}, pool2_{2};
   Exec e1_{&pool1_, 0}, e2_{&pool2_, 0};
-  const Backend* hwy_ = backend_hwy();
+  const Backend* hwy_ = GetParam().backend;
 };
+TAGNET_PER_HWY_TARGET(HwyExtra);
 
-TEST_F(HwyExtra, Name) { EXPECT_STREQ(hwy_->name, "hwy"); }
+TEST_P(HwyExtra, Name) { EXPECT_STREQ(hwy_->name, "hwy"); }
 
-TEST_F(HwyExtra, MaxPoolTiesTailsAndOverlap) {
+TEST_P(HwyExtra, MaxPoolTiesTailsAndOverlap) {
   struct Case { int N, H, W, C, P, S; };
   // C = 3 and 13 leave a tail after whole vectors; 3x3/2 windows overlap; N = 1 with many
   // channels makes the backward pass split channels across threads.
@@ -89,7 +92,7 @@ TEST_F(HwyExtra, MaxPoolTiesTailsAndOverlap) {
   }
 }
 
-TEST_F(HwyExtra, GlobalAveragePool) {
+TEST_P(HwyExtra, GlobalAveragePool) {
   for (int C : {1, 5, 16, 67}) {
     for (int N : {1, 3, 64}) {
       const int HW = 49;
@@ -111,7 +114,7 @@ TEST_F(HwyExtra, GlobalAveragePool) {
   }
 }
 
-TEST_F(HwyExtra, ActivationsExtremeAndOddLengths) {
+TEST_P(HwyExtra, ActivationsExtremeAndOddLengths) {
   for (size_t n : {size_t{1}, size_t{7}, size_t{1001}, size_t{300007}}) {
     auto x = Random(n, 20, -30.0f, 30.0f);
     // Far outside exp's range in both directions; sigmoid must saturate, not overflow.
@@ -143,7 +146,7 @@ TEST_F(HwyExtra, ActivationsExtremeAndOddLengths) {
   }
 }
 
-TEST_F(HwyExtra, SoftmaxWideRangeAndShapes) {
+TEST_P(HwyExtra, SoftmaxWideRangeAndShapes) {
   struct Case { int rows, cols; float scale; };
   const Case cases[] = {{5, 1, 1.0f}, {9, 7, 50.0f}, {64, 10, 1e4f}, {3, 1000, 20.0f},
                         {2048, 100, 5.0f}};
@@ -183,7 +186,7 @@ void ExactStats(int M, int C, const std::vector<float>& x, std::vector<double>& 
   for (int c = 0; c < C; ++c) var[c] /= M;
 }
 
-TEST_F(HwyExtra, BatchNormAccuracyAndThreadInvariance) {
+TEST_P(HwyExtra, BatchNormAccuracyAndThreadInvariance) {
   struct Case { int M, C; float offset, spread; };
   // A mean far larger than the spread is where one-pass variance formulas break down.
   const Case cases[] = {{1, 3, 0.0f, 1.0f},       {37, 5, 0.0f, 1.0f},    {1000, 13, 3.0f, 2.0f},

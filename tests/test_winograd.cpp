@@ -15,6 +15,7 @@
 #include "kernel_tester.h"
 #include "kernels.h"
 #include "thread_pool.h"
+#include "per_hwy_target.h"
 #include "winograd_hwy.h"
 
 namespace tagnet::kern {
@@ -96,7 +97,7 @@ void CheckShape(const Shape& s, int threads, uint32_t seed) {
   Buf want = NaNs(ny), got = NaNs(ny);
   conv2d_forward_ref(d, x.data(), w.data(), bp, act, want.data());
   OpStatePtr state;
-  conv2d_forward_hwy(d, x.data(), w.data(), bp, act, got.data(), state, ExecOn(threads, 1));
+  test_hwy->conv2d_forward(d, x.data(), w.data(), bp, act, got.data(), state, ExecOn(threads, 1));
   EXPECT_TRUE(CloseToScale(got, want));
 }
 
@@ -124,10 +125,10 @@ TEST(Winograd, TakesTheLargeStrideOneThreeByThreeConvolutions) {
   EXPECT_FALSE(wino::applies(odd));
 }
 
-class WinogradShapes : public ::testing::TestWithParam<int> {};
+class WinogradShapes : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(WinogradShapes);
 
 TEST_P(WinogradShapes, MatchesReference) {
-  const int threads = GetParam();
   const Shape shapes[] = {
       // Even sizes, 'same' padding, channels a multiple of every vector width.
       {1, 8, 8, 16, 16, 1, 1, 1, 1, true, false},
@@ -148,16 +149,20 @@ TEST_P(WinogradShapes, MatchesReference) {
       {3, 21, 19, 37, 45, 1, 1, 1, 1, true, true},
       {1, 32, 32, 32, 64, 1, 1, 1, 1, true, false},
   };
-  uint32_t seed = 11;
-  for (const Shape& s : shapes) CheckShape(s, threads, seed++);
+  for (const int threads : {1, 2}) {
+    uint32_t seed = 11;
+    for (const Shape& s : shapes) CheckShape(s, threads, seed++);
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, WinogradShapes, ::testing::Values(1, 2),
-                         [](const ::testing::TestParamInfo<int>& i) {
-                           return std::to_string(i.param) + "_threads";
-                         });
+class WinogradOnTarget : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(WinogradOnTarget);
+class ConvForwardCache : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(ConvForwardCache);
+class DenseForwardFewRows : public PerHwyTarget {};
+TAGNET_PER_HWY_TARGET(DenseForwardFewRows);
 
-TEST(Winograd, SameResultOnOneAndTwoThreads) {
+TEST_P(WinogradOnTarget, SameResultOnOneAndTwoThreads) {
   // Every output comes out of the same arithmetic whichever task holds its tile.
   const ConvDims d = MakeConvDims(3, 20, 18, 48, 40, 3, 3, 1, 1, 1, 1, 1, 1);
   ASSERT_TRUE(wino::applies(d));
@@ -168,8 +173,8 @@ TEST(Winograd, SameResultOnOneAndTwoThreads) {
   const size_t ny = static_cast<size_t>(d.N) * d.OH * d.OW * d.K;
   Buf one = NaNs(ny), two = NaNs(ny);
   OpStatePtr s1, s2;
-  conv2d_forward_hwy(d, x.data(), w.data(), b.data(), Act::kRelu, one.data(), s1, ExecOn(1, 1));
-  conv2d_forward_hwy(d, x.data(), w.data(), b.data(), Act::kRelu, two.data(), s2, ExecOn(2, 1));
+  test_hwy->conv2d_forward(d, x.data(), w.data(), b.data(), Act::kRelu, one.data(), s1, ExecOn(1, 1));
+  test_hwy->conv2d_forward(d, x.data(), w.data(), b.data(), Act::kRelu, two.data(), s2, ExecOn(2, 1));
   for (size_t i = 0; i < ny; ++i) ASSERT_EQ(one[i], two[i]) << "at " << i;
 }
 
@@ -211,7 +216,7 @@ class CachedWeights {
     const size_t ny = static_cast<size_t>(d.N) * d.OH * d.OW * d.K;
     Buf want = NaNs(ny), got = NaNs(ny);
     conv2d_forward_ref(d, x.data(), expected.data(), b_.data(), Act::kRelu, want.data());
-    conv2d_forward_hwy(d, x.data(), w_.data(), b_.data(), Act::kRelu, got.data(), state_,
+    test_hwy->conv2d_forward(d, x.data(), w_.data(), b_.data(), Act::kRelu, got.data(), state_,
                        ExecOn(threads, version));
     return CloseToScale(got, want);
   }
@@ -223,7 +228,7 @@ class CachedWeights {
   int calls_ = 0;
 };
 
-TEST(Winograd, CachedWeightsFollowParameterVersion) {
+TEST_P(WinogradOnTarget, CachedWeightsFollowParameterVersion) {
   CachedWeights layer(24, 20, 3, 3, 1);
   const ConvDims d = layer.Dims(2, 10, 9);
   ASSERT_TRUE(wino::applies(d));
@@ -240,7 +245,7 @@ TEST(Winograd, CachedWeightsFollowParameterVersion) {
   EXPECT_TRUE(layer.Call(d, 3, layer.weights())) << "announced at last";
 }
 
-TEST(Winograd, CacheFollowsThePathAndTheWeightPointer) {
+TEST_P(WinogradOnTarget, CacheFollowsThePathAndTheWeightPointer) {
   CachedWeights layer(32, 32, 3, 3, 1);
   const ConvDims big = layer.Dims(2, 8, 8), tiny = layer.Dims(3, 1, 1);
   ASSERT_TRUE(wino::applies(big));
@@ -255,7 +260,7 @@ TEST(Winograd, CacheFollowsThePathAndTheWeightPointer) {
   EXPECT_TRUE(layer.Call(big, 4, layer.weights())) << "new weight buffer, same version";
 }
 
-TEST(ConvForwardCache, DirectPathsFollowParameterVersion) {
+TEST_P(ConvForwardCache, DirectPathsFollowParameterVersion) {
   // The 3-channel first layer (implicit GEMM) and a pointwise layer cache their packed
   // weights the same way.
   for (const int k : {3, 1}) {
@@ -272,7 +277,7 @@ TEST(ConvForwardCache, DirectPathsFollowParameterVersion) {
   }
 }
 
-TEST(DenseForwardFewRows, MatchesReference) {
+TEST_P(DenseForwardFewRows, MatchesReference) {
   // Rows of x one to five (five takes the GEMM), outputs off the 4-row blocks, inputs off
   // the vector width, enough outputs for several pool tasks.
   struct Case {
@@ -298,7 +303,7 @@ TEST(DenseForwardFewRows, MatchesReference) {
       Buf want = NaNs(static_cast<size_t>(c.N) * c.O), got = NaNs(want.size());
       dense_forward_ref(c.N, c.I, c.O, x.data(), w.data(), bp, act, want.data());
       OpStatePtr state;
-      dense_forward_hwy(c.N, c.I, c.O, x.data(), w.data(), bp, act, got.data(), state,
+      test_hwy->dense_forward(c.N, c.I, c.O, x.data(), w.data(), bp, act, got.data(), state,
                         ExecOn(threads, 1));
       EXPECT_TRUE(ktest::Close(got, want, c.I));
     }

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <iostream>
 
 #include "commands.h"
@@ -13,7 +15,8 @@ namespace tagnet::native {
 namespace {
 
 void print_bench(const nlohmann::json& r) {
-  std::printf("backend %s, %d threads\n", r["backend"].get<std::string>().c_str(), r["threads"].get<int>());
+  std::printf("%s\n", r["engine"].get<std::string>().c_str());
+  if (r.contains("cpu")) std::printf("cpu: %s\n", r["cpu"].get<std::string>().c_str());
   std::printf("gemm 1024x1024x1024: %.1f GFLOP/s\n\n", r["gemm_gflops"].get<double>());
   for (const char* net : {"smallervggnet", "fashionnet"}) {
     if (!r.contains(net)) continue;
@@ -36,6 +39,18 @@ void print_bench(const nlohmann::json& r) {
   }
 }
 
+// The processor's model name, so that a figure says which machine it came from.
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -53,7 +68,8 @@ Command add_bench(CLI::App& app) {
   return {c, [a] {
             a->bench.per_layer = !a->no_layers;
             Engine engine(Engine::Options{a->engine.threads, a->engine.backend});
-            const nlohmann::json r = run_bench(engine, a->bench);
+            nlohmann::json r = run_bench(engine, a->bench);
+            if (const std::string cpu = cpu_model(); !cpu.empty()) r["cpu"] = cpu;
             if (a->json) std::cout << r.dump() << "\n";
             else print_bench(r);
             return 0;

@@ -22,7 +22,7 @@ for (const variant of variants) {
       const threads = variant === 'simd-threads' ? 2 : 1;
       assert.equal(tagnet.variant, variant);
       assert.equal(tagnet.threads, threads);
-      assert.equal(tagnet.engine, `backend hwy, ${threads} thread${threads > 1 ? 's' : ''}`);
+      assert.equal(tagnet.engine, `backend hwy, WASM kernels, ${threads} thread${threads > 1 ? 's' : ''}`);
     });
 
     for (const name of ['smallervggnet', 'fashionnet', 'fashionnet_logit']) {

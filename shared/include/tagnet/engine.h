@@ -1,7 +1,7 @@
 // The engine: which kernels run (chosen once, at construction) and on how many threads.
 //
 //   tagnet::Engine engine({/*threads=*/2, /*backend=*/"auto"});
-//   std::cerr << engine.describe() << "\n";   // "backend xnnpack, 2 threads"
+//   std::cerr << engine.describe() << "\n";   // "backend xnnpack, AVX2 kernels, 2 threads"
 //
 // Backends: "xnnpack" (native builds with XNNPACK: forward ops on XNNPACK, the rest on
 // tagnet's own kernels), "hwy" (tagnet's own Highway kernels: what the WASM build runs),
@@ -35,8 +35,14 @@ class Engine {
 
   const std::string& backend_name() const;
   int threads() const;
+  // The instruction set tagnet's own kernels run with (chosen at start-up for this CPU, e.g.
+  // "AVX3" for AVX-512, "AVX2", "SSE4", "WASM"); empty for the ref backend.
+  std::string instruction_set() const;
   std::string describe() const;
   static std::vector<std::string> available_backends();
+  // The instruction sets tagnet's own kernels are built for that this CPU runs, best first;
+  // the environment variable TAGNET_HWY_TARGET picks one of them instead of the best.
+  static std::vector<std::string> available_instruction_sets();
 
   // For the core's layers.
   const kern::Backend& backend() const { return *backend_; }

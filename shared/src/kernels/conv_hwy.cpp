@@ -14,6 +14,9 @@
 // transformed weights in the layer's OpState until Exec::param_version changes.
 // Dense layers call gemm_hwy with transposed operands expressed through strides, except the
 // forward pass of a few rows, which is a set of dot products (DenseDots).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "conv_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include "hwy_setup.h"
 
 #include <algorithm>
@@ -30,8 +33,10 @@
 #include "thread_pool.h"
 #include "winograd_hwy.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace tagnet {
 namespace kern {
+namespace HWY_NAMESPACE {
 
 namespace {
 
@@ -568,7 +573,7 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
   if (P <= 0 || d.K <= 0) return;
   const int threads = Threads(e, 2.0 * P * R * d.K);
   ConvState& st = conv_state(state);
-  if (wino::applies(d)) {
+  if (kern::wino::applies(d)) {
     const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kWinograd};
     const float* u = st.get(key, wino::weight_floats(d.C, d.K), [&](float* dst) {
       wino::transform_weights(d.C, d.K, w, dst, e, threads);
@@ -750,5 +755,7 @@ void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float*
   }
 }
 
+}  // namespace HWY_NAMESPACE
 }  // namespace kern
 }  // namespace tagnet
+HWY_AFTER_NAMESPACE();

@@ -25,6 +25,7 @@ const kern::Backend* find_backend(const std::string& name) {
 Engine::Engine() : Engine(Options{}) {}
 
 Engine::Engine(const Options& o) {
+  kern::hwy_target();  // a bad TAGNET_HWY_TARGET stops here, before any work
   backend_ = find_backend(o.backend);
   if (!backend_) {
     std::string names;
@@ -44,9 +45,14 @@ Engine::~Engine() = default;
 const std::string& Engine::backend_name() const { return name_; }
 int Engine::threads() const { return pool_->threads(); }
 
+std::string Engine::instruction_set() const {
+  return backend_ == kern::backend_ref() ? "" : kern::hwy_target().name;
+}
+
 std::string Engine::describe() const {
-  return "backend " + name_ + ", " + std::to_string(threads()) +
-         (threads() == 1 ? " thread" : " threads");
+  const std::string isa = instruction_set();
+  return "backend " + name_ + (isa.empty() ? "" : ", " + isa + " kernels") + ", " +
+         std::to_string(threads()) + (threads() == 1 ? " thread" : " threads");
 }
 
 std::vector<std::string> Engine::available_backends() {
@@ -54,6 +60,12 @@ std::vector<std::string> Engine::available_backends() {
   if (kern::backend_xnnpack()) v.push_back("xnnpack");
   v.push_back("hwy");
   v.push_back("ref");
+  return v;
+}
+
+std::vector<std::string> Engine::available_instruction_sets() {
+  std::vector<std::string> v;
+  for (const kern::HwyTarget& t : kern::hwy_targets()) v.push_back(t.name);
   return v;
 }
 

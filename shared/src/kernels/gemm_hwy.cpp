@@ -1,5 +1,5 @@
-// Packed fp32 GEMM in the GotoBLAS/BLIS style, written with Highway (static dispatch) so the same
-// code builds for AVX2+FMA natively and for WASM SIMD128.
+// Packed fp32 GEMM in the GotoBLAS/BLIS style, written with Highway so the same code builds for
+// every x86 target (SSE4, AVX2+FMA, AVX-512) and for WASM SIMD128.
 //
 // The micro-kernel keeps an MR x NR tile of C (6 x 2 vectors) in registers. It reads B as
 // NR-wide rows (packed slivers, or B in place) and A through per-row offsets and a K stride,
@@ -10,16 +10,17 @@
 // then written in long row runs), or, with few A tiles, each B sliver stays in L1 instead.
 // gemm_hwy splits N across threads (each packs its own B columns) or, when A is the larger
 // operand, splits M after packing B once for all threads.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "gemm_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include "hwy_setup.h"
 
 #include <hwy/cache_control.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <utility>
 #include <vector>
 
@@ -27,8 +28,10 @@
 #include "parallel_thresholds.h"
 #include "thread_pool.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace tagnet {
 namespace kern {
+namespace HWY_NAMESPACE {
 namespace gemm {
 
 namespace {
@@ -602,30 +605,7 @@ void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const flo
   }
 }
 
-double gemm_hwy_gflops(int M, int N, int K, ThreadPool* pool, double seconds) {
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> a(static_cast<size_t>(M) * K), b(static_cast<size_t>(K) * N),
-      c(static_cast<size_t>(M) * N);
-  for (float& v : a) v = dist(rng);
-  for (float& v : b) v = dist(rng);
-  Exec e;
-  e.pool = pool;
-  const auto call = [&] {
-    gemm_hwy(M, N, K, a.data(), K, 1, b.data(), N, 1, c.data(), N, false, e);
-  };
-  call();
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  long calls = 0;
-  double elapsed = 0.0;
-  do {
-    call();
-    ++calls;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < seconds);
-  return 2.0 * M * N * K * calls / elapsed * 1e-9;
-}
-
+}  // namespace HWY_NAMESPACE
 }  // namespace kern
 }  // namespace tagnet
+HWY_AFTER_NAMESPACE();

@@ -1,23 +1,43 @@
-// Packed GEMM building blocks behind gemm_hwy, shared with the convolution and dense kernels.
-// Private to the core.
+// Packed GEMM building blocks behind gemm_hwy, shared with the convolution and dense kernels,
+// declared for each Highway target (see hwy_setup.h). Private to the core.
 //
 // Matrices are addressed by strides: element (r, c) of a matrix X is X[r*rs + c*cs], so a
 // transposed operand is the same pointer with its two strides swapped.
-#pragma once
-
 #include <cstddef>
 
 #include "kernels.h"
 
+#if defined(TAGNET_KERNELS_GEMM_HWY_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TAGNET_KERNELS_GEMM_HWY_H_
+#undef TAGNET_KERNELS_GEMM_HWY_H_
+#else
+#define TAGNET_KERNELS_GEMM_HWY_H_
+#endif
+
+#include "hwy_setup.h"
+
+HWY_BEFORE_NAMESPACE();
 namespace tagnet {
-
-class ThreadPool;
-
 namespace kern {
+namespace HWY_NAMESPACE {
 
-// Runs gemm_hwy on random row-major (M, K) x (K, N) operands for about `seconds` of wall time
-// on `pool` (null = one thread) and returns the achieved GFLOP/s (2*M*N*K flops per call).
-double gemm_hwy_gflops(int M, int N, int K, ThreadPool* pool, double seconds);
+// The GEMM-based kernels of the `hwy` table (gemm_hwy.cpp, conv_hwy.cpp), as in kernels.h's
+// Backend: C (M, N) = (accumulate ? C : 0) + A * B with strided operands, and the convolution
+// and dense layers on it.
+void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
+              long csb, float* C, long ldc, bool accumulate, const Exec& e);
+void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
+                        float* y, OpStatePtr& state, const Exec& e);
+void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w, float* dx,
+                              const Exec& e);
+void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* dy, float* dw,
+                                float* db, const Exec& e);
+void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
+                       float* y, OpStatePtr& state, const Exec& e);
+void dense_backward_data_hwy(int N, int I, int O, const float* dy, const float* w, float* dx,
+                             const Exec& e);
+void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float* dy, float* dw,
+                               float* db, const Exec& e);
 
 namespace gemm {
 
@@ -81,5 +101,9 @@ enum Slot : int {
 float* scratch(Slot slot, size_t floats);
 
 }  // namespace gemm
+}  // namespace HWY_NAMESPACE
 }  // namespace kern
 }  // namespace tagnet
+HWY_AFTER_NAMESPACE();
+
+#endif  // TAGNET_KERNELS_GEMM_HWY_H_

@@ -1,26 +1,38 @@
-// The Highway set-up every SIMD kernel file shares. Private to the core; a file that uses
-// Highway includes this header before anything else, so all of them build for one target.
+// The Highway set-up every SIMD kernel file shares. Private to the core.
 //
-// Highway is used with static dispatch only: the one target is the build's (-march on x86,
-// SIMD128 under Emscripten). Highway 1.0 selects its AVX2 target only when AES and PCLMUL are
-// enabled too, which GCC's -march=haswell does not do (no __AES__), and it would then fall back
-// to SSSE3. tagnet's kernels use neither instruction, so that requirement is lifted here.
-#pragma once
-
-#ifndef HWY_DISABLE_PCLMUL_AES
-#define HWY_DISABLE_PCLMUL_AES
+// The kernels are compiled once per instruction set (Highway's dynamic dispatch): a kernel
+// file defines HWY_TARGET_INCLUDE as its own name and includes <hwy/foreach_target.h>, which
+// re-includes the file once per target; this header then opens the target's namespace,
+// tagnet::kern::HWY_NAMESPACE (N_AVX3, N_AVX2, N_SSE4, the fallback N_SCALAR, or N_WASM under
+// Emscripten), where the file's code lives. kernels_hwy.cpp collects one Backend table per
+// target and chooses the best one the CPU runs (kern::hwy_targets()). Which targets are built
+// is set in CMakeLists.txt (HWY_DISABLED_TARGETS).
+//
+// Like Highway's own -inl headers this one has a per-target include guard.
+#if defined(TAGNET_KERNELS_HWY_SETUP_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TAGNET_KERNELS_HWY_SETUP_H_
+#undef TAGNET_KERNELS_HWY_SETUP_H_
+#else
+#define TAGNET_KERNELS_HWY_SETUP_H_
 #endif
+
 #include <hwy/highway.h>
 
+HWY_BEFORE_NAMESPACE();
 namespace tagnet {
 namespace kern {
+namespace HWY_NAMESPACE {
 
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Whole float vectors of the build's target, and their lane count.
+// Whole float vectors of the target, and their lane count.
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 constexpr int kL = static_cast<int>(hn::MaxLanes(D()));
 
+}  // namespace HWY_NAMESPACE
 }  // namespace kern
 }  // namespace tagnet
+HWY_AFTER_NAMESPACE();
+
+#endif  // TAGNET_KERNELS_HWY_SETUP_H_

@@ -7,12 +7,13 @@
 // kernels that produce a parameter gradient OVERWRITE it.
 //
 // Every op has a `_ref` kernel (the test oracle) and may have fast ones (`_hwy`, `_xnnpack`).
-// A Backend is the table of kernels one build runs; it is chosen once at start-up.
+// A Backend is a table of kernels; the one a build runs is chosen once at start-up.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace tagnet {
 
@@ -108,24 +109,6 @@ void dropout_backward_ref(size_t n, const float* mask, const float* dy, float* d
 void identity_forward_ref(size_t n, const float* x, float* y);
 void identity_backward_ref(size_t n, const float* dy, float* dx);
 
-// ---- the project's own fast kernels (Highway, multi-threaded on Exec::pool) ----
-// gemm_hwy.cpp / conv_hwy.cpp. The remaining fast kernels are private to kernels_hwy.cpp,
-// which assembles backend_hwy().
-void gemm_hwy(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
-              long csb, float* C, long ldc, bool accumulate, const Exec& e);
-void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
-                        float* y, OpStatePtr& state, const Exec& e);
-void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w, float* dx,
-                              const Exec& e);
-void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* dy, float* dw,
-                                float* db, const Exec& e);
-void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
-                       float* y, OpStatePtr& state, const Exec& e);
-void dense_backward_data_hwy(int N, int I, int O, const float* dy, const float* w, float* dx,
-                             const Exec& e);
-void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float* dy, float* dw,
-                               float* db, const Exec& e);
-
 // ---- the dispatch table ----
 // Tables fill it in slot order and label every entry, `/* .gemm = */ gemm_hwy,` (ggml's way:
 // C++17 has no designated initializers), so a misplaced kernel shows in review.
@@ -182,8 +165,21 @@ struct Backend {
 // kernels (what the WASM build runs); `xnnpack` runs forward ops on XNNPACK and the rest on
 // the `hwy` kernels. backend_xnnpack() returns null when built without XNNPACK.
 const Backend* backend_ref();
-const Backend* backend_hwy();
+const Backend* backend_hwy();  // hwy_target().backend
 const Backend* backend_xnnpack();
+
+// The `hwy` kernels are compiled once per instruction set, a Highway target (AVX3 = AVX-512,
+// AVX2 = AVX2+FMA, SSE4, SCALAR for any x86-64; WASM under Emscripten), one table each.
+struct HwyTarget {
+  const char* name;
+  const Backend* backend;
+};
+// The targets built in that this CPU runs, best first.
+const std::vector<HwyTarget>& hwy_targets();
+// The target in use: the best one, or the one the environment variable TAGNET_HWY_TARGET
+// names (one of hwy_targets(), e.g. AVX2). Chosen on the first call; an unknown or
+// unsupported name throws std::runtime_error.
+const HwyTarget& hwy_target();
 
 }  // namespace kern
 }  // namespace tagnet

@@ -9,6 +9,9 @@
 // the thread count, and the chunk partials are combined in a fixed order: results are
 // identical whatever the pool size.
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include "hwy_setup.h"
 
 #include <hwy/contrib/math/math-inl.h>
@@ -16,18 +19,24 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "gemm_hwy.h"
 #include "kernels.h"
 #include "parallel_thresholds.h"
 #include "thread_pool.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace tagnet {
 namespace kern {
+namespace HWY_NAMESPACE {
 namespace {
 
 using D1 = hn::CappedTag<float, 1>;
@@ -628,7 +637,96 @@ const Backend kHwyBackend = {
 
 }  // namespace
 
-const Backend* backend_hwy() { return &kHwyBackend; }
+const Backend* backend_table() { return &kHwyBackend; }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kern
+}  // namespace tagnet
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tagnet {
+namespace kern {
+namespace {
+
+struct Compiled {
+  int64_t bit;
+  HwyTarget target;
+};
+
+// The targets built in, best first (a lower HWY_* bit is a better target).
+std::vector<Compiled> CompiledTargets() {
+  std::vector<Compiled> v;
+#define TAGNET_HWY_TARGET(T) \
+  v.push_back({HWY_##T, {hwy::TargetName(HWY_##T), N_##T::backend_table()}})
+#if HWY_TARGETS & HWY_AVX3_DL
+  TAGNET_HWY_TARGET(AVX3_DL);
+#endif
+#if HWY_TARGETS & HWY_AVX3
+  TAGNET_HWY_TARGET(AVX3);
+#endif
+#if HWY_TARGETS & HWY_AVX2
+  TAGNET_HWY_TARGET(AVX2);
+#endif
+#if HWY_TARGETS & HWY_SSE4
+  TAGNET_HWY_TARGET(SSE4);
+#endif
+#if HWY_TARGETS & HWY_SSSE3
+  TAGNET_HWY_TARGET(SSSE3);
+#endif
+#if HWY_TARGETS & HWY_WASM
+  TAGNET_HWY_TARGET(WASM);
+#endif
+#if HWY_TARGETS & HWY_EMU128
+  TAGNET_HWY_TARGET(EMU128);
+#endif
+#if HWY_TARGETS & HWY_SCALAR
+  TAGNET_HWY_TARGET(SCALAR);
+#endif
+#undef TAGNET_HWY_TARGET
+  return v;
+}
+
+std::vector<HwyTarget> SupportedTargets() {
+#if HWY_HAVE_RUNTIME_DISPATCH
+  const int64_t supported = hwy::SupportedTargets();
+#else
+  const int64_t supported = HWY_TARGETS;  // the build's one target
+#endif
+  std::vector<HwyTarget> v;
+  for (const Compiled& c : CompiledTargets()) {
+    if (supported & c.bit) v.push_back(c.target);
+  }
+  return v;
+}
+
+const HwyTarget& ChooseTarget() {
+  const std::vector<HwyTarget>& all = hwy_targets();
+  const char* want = std::getenv("TAGNET_HWY_TARGET");
+  if (!want || !*want) return all.front();
+  std::string names;
+  for (const HwyTarget& t : all) {
+    if (std::string(t.name) == want) return t;
+    names += (names.empty() ? "" : ", ") + std::string(t.name);
+  }
+  throw std::runtime_error("TAGNET_HWY_TARGET=" + std::string(want) +
+                           " is not a target this build and CPU run (they run: " + names + ")");
+}
+
+}  // namespace
+
+const std::vector<HwyTarget>& hwy_targets() {
+  static const std::vector<HwyTarget> targets = SupportedTargets();
+  return targets;
+}
+
+const HwyTarget& hwy_target() {
+  static const HwyTarget& chosen = ChooseTarget();
+  return chosen;
+}
+
+const Backend* backend_hwy() { return hwy_target().backend; }
 
 }  // namespace kern
 }  // namespace tagnet
+#endif  // HWY_ONCE

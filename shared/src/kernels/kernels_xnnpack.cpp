@@ -177,7 +177,7 @@ void conv2d_forward(const ConvDims& d, const float* x /* (N, H, W, C) */,
         out);
   });
   if (!op) {
-    conv2d_forward_hwy(d, x, w, b, act, y, s.hwy_state, e);
+    backend_hwy()->conv2d_forward(d, x, w, b, act, y, s.hwy_state, e);
     return;
   }
   pthreadpool_t threads =
@@ -200,7 +200,7 @@ void dense_forward(int N, int I, int O, const float* x /* (N, I) */, const float
                                              lo, kInf, kOpFlags, out);
   });
   if (!op) {
-    dense_forward_hwy(N, I, O, x, w, b, act, y, s.hwy_state, e);
+    backend_hwy()->dense_forward(N, I, O, x, w, b, act, y, s.hwy_state, e);
     return;
   }
   pthreadpool_t threads = xnn_threads(e, gemm_work(double(N) * I * O, double(I) * O));
@@ -277,8 +277,28 @@ void softmax_forward(int rows, int cols, const float* x /* (rows, cols) */,
   run(op, threads, "softmax");
 }
 
-// The hwy table is assembled in another translation unit, so its entries are reached
-// through backend_hwy() at call time rather than copied into a static initializer.
+// The hwy table is chosen at run time (the CPU's best target) in another translation unit, so
+// its entries are reached through backend_hwy() at call time.
+void gemm(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
+          long csb, float* C, long ldc, bool accumulate, const Exec& e) {
+  backend_hwy()->gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, e);
+}
+void conv2d_backward_data(const ConvDims& d, const float* dy, const float* w, float* dx,
+                          const Exec& e) {
+  backend_hwy()->conv2d_backward_data(d, dy, w, dx, e);
+}
+void conv2d_backward_filter(const ConvDims& d, const float* x, const float* dy, float* dw,
+                            float* db, const Exec& e) {
+  backend_hwy()->conv2d_backward_filter(d, x, dy, dw, db, e);
+}
+void dense_backward_data(int N, int I, int O, const float* dy, const float* w, float* dx,
+                         const Exec& e) {
+  backend_hwy()->dense_backward_data(N, I, O, dy, w, dx, e);
+}
+void dense_backward_filter(int N, int I, int O, const float* x, const float* dy, float* dw,
+                           float* db, const Exec& e) {
+  backend_hwy()->dense_backward_filter(N, I, O, x, dy, dw, db, e);
+}
 void maxpool_backward(const PoolDims& d, const float* x, const float* y, const float* dy,
                       float* dx, const Exec& e) {
   backend_hwy()->maxpool_backward(d, x, y, dy, dx, e);
@@ -334,13 +354,13 @@ void identity_backward(size_t n, const float* dy, float* dx, const Exec& e) {
 const Backend* backend_xnnpack() {
   static const Backend table{
       /* .name                     = */ "xnnpack",
-      /* .gemm                     = */ gemm_hwy,
+      /* .gemm                     = */ gemm,
       /* .conv2d_forward           = */ conv2d_forward,
-      /* .conv2d_backward_data     = */ conv2d_backward_data_hwy,
-      /* .conv2d_backward_filter   = */ conv2d_backward_filter_hwy,
+      /* .conv2d_backward_data     = */ conv2d_backward_data,
+      /* .conv2d_backward_filter   = */ conv2d_backward_filter,
       /* .dense_forward            = */ dense_forward,
-      /* .dense_backward_data      = */ dense_backward_data_hwy,
-      /* .dense_backward_filter    = */ dense_backward_filter_hwy,
+      /* .dense_backward_data      = */ dense_backward_data,
+      /* .dense_backward_filter    = */ dense_backward_filter,
       /* .maxpool_forward          = */ maxpool_forward,
       /* .maxpool_backward         = */ maxpool_backward,
       /* .gap_forward              = */ gap_forward,

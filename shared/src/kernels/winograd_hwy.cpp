@@ -15,6 +15,9 @@
 // (tiles, C)), then for each NR-wide sliver of output channels runs the micro-kernel over all
 // 16 planes into M (16 planes of (tiles, NR), small enough to stay in cache) and transforms M
 // back into output pixels, bias and ReLU fused into the store.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "winograd_hwy.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include "hwy_setup.h"
 
 #include <algorithm>
@@ -26,17 +29,16 @@
 #include "thread_pool.h"
 #include "winograd_hwy.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace tagnet {
 namespace kern {
+namespace HWY_NAMESPACE {
 namespace wino {
 
 namespace {
 
 constexpr int kXi = 16;  // positions of a transformed tile
 
-// Below these channel counts the transforms cost about as much as the multiply-adds saved.
-constexpr int kMinC = 16;
-constexpr int kMinK = 16;
 // Floats of V per task: V and M stay in L2 next to the transformed weights.
 constexpr size_t kTaskVFloats = size_t(128) << 10;
 // Tiles per task at most; enough MR-row groups to amortise one task's setup.
@@ -246,16 +248,6 @@ void TransformOutput(const ConvDims& d, const Plan& p, long t0, int count, int k
 
 }  // namespace
 
-bool applies(const ConvDims& d) {
-  if (d.KH != 3 || d.KW != 3 || d.SH != 1 || d.SW != 1) return false;
-  if (d.OH != d.H + d.PT + d.PB - 2 || d.OW != d.W + d.PL + d.PR - 2) return false;
-  if (d.C < kMinC || d.K < kMinK || d.OH < 1 || d.OW < 1) return false;
-  // 16 multiply-adds per tile against 9 per output pixel; tiles that overhang odd output
-  // sizes waste some, and the transforms cost the rest of the margin.
-  const double tiles = static_cast<double>(CeilDiv(d.OH, 2)) * CeilDiv(d.OW, 2);
-  return 1.5 * 16.0 * tiles <= 9.0 * d.OH * d.OW;
-}
-
 size_t weight_floats(int C, int K) {
   return static_cast<size_t>(kXi) * gemm::b_slivers(K) * std::max(C, 1) * gemm::tile_n();
 }
@@ -351,5 +343,34 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
 }
 
 }  // namespace wino
+}  // namespace HWY_NAMESPACE
 }  // namespace kern
 }  // namespace tagnet
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tagnet {
+namespace kern {
+namespace wino {
+
+namespace {
+// Below these channel counts the transforms cost about as much as the multiply-adds saved.
+constexpr int kMinC = 16;
+constexpr int kMinK = 16;
+int CeilDiv(long a, long b) { return static_cast<int>((a + b - 1) / b); }
+}  // namespace
+
+bool applies(const ConvDims& d) {
+  if (d.KH != 3 || d.KW != 3 || d.SH != 1 || d.SW != 1) return false;
+  if (d.OH != d.H + d.PT + d.PB - 2 || d.OW != d.W + d.PL + d.PR - 2) return false;
+  if (d.C < kMinC || d.K < kMinK || d.OH < 1 || d.OW < 1) return false;
+  // 16 multiply-adds per tile against 9 per output pixel; tiles that overhang odd output
+  // sizes waste some, and the transforms cost the rest of the margin.
+  const double tiles = static_cast<double>(CeilDiv(d.OH, 2)) * CeilDiv(d.OW, 2);
+  return 1.5 * 16.0 * tiles <= 9.0 * d.OH * d.OW;
+}
+
+}  // namespace wino
+}  // namespace kern
+}  // namespace tagnet
+#endif  // HWY_ONCE

@@ -1,19 +1,40 @@
 // Winograd F(2x2, 3x3) forward convolution on the micro-kernel of gemm_hwy.cpp. Private to the
 // core; conv2d_forward_hwy decides when to use it and caches the transformed weights.
-#pragma once
-
 #include <cstddef>
 
 #include "kernels.h"
 
+#ifndef TAGNET_KERNELS_WINOGRAD_APPLIES_
+#define TAGNET_KERNELS_WINOGRAD_APPLIES_
 namespace tagnet {
 namespace kern {
 namespace wino {
 
 // Whether a forward convolution should run as Winograd F(2x2, 3x3): 3x3 kernel, stride 1, an
 // output size that matches the padding (any padding), and enough channels and output pixels
-// that 2.25x fewer multiply-adds outweigh the transforms.
+// that 2.25x fewer multiply-adds outweigh the transforms. The same on every target.
 bool applies(const ConvDims& d);
+
+}  // namespace wino
+}  // namespace kern
+}  // namespace tagnet
+#endif  // TAGNET_KERNELS_WINOGRAD_APPLIES_
+
+// The transforms and the product, per Highway target (see hwy_setup.h).
+#if defined(TAGNET_KERNELS_WINOGRAD_HWY_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef TAGNET_KERNELS_WINOGRAD_HWY_H_
+#undef TAGNET_KERNELS_WINOGRAD_HWY_H_
+#else
+#define TAGNET_KERNELS_WINOGRAD_HWY_H_
+#endif
+
+#include "hwy_setup.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tagnet {
+namespace kern {
+namespace HWY_NAMESPACE {
+namespace wino {
 
 // Floats of the transformed weights of a (K, 3, 3, C) kernel.
 size_t weight_floats(int C, int K);
@@ -27,5 +48,9 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
              const Exec& e, int threads);
 
 }  // namespace wino
+}  // namespace HWY_NAMESPACE
 }  // namespace kern
 }  // namespace tagnet
+HWY_AFTER_NAMESPACE();
+
+#endif  // TAGNET_KERNELS_WINOGRAD_HWY_H_

@@ -103,6 +103,8 @@ nlohmann::json run_bench(const Engine& engine, const BenchOptions& o) {
   nlohmann::json r;
   r["backend"] = engine.backend_name();
   r["threads"] = engine.threads();
+  r["instruction_set"] = engine.instruction_set();
+  r["engine"] = engine.describe();
   {
     const int n = 1024;
     std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
