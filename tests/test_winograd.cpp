@@ -178,6 +178,30 @@ TEST_P(WinogradOnTarget, SameResultOnOneAndTwoThreads) {
   for (size_t i = 0; i < ny; ++i) ASSERT_EQ(one[i], two[i]) << "at " << i;
 }
 
+// The input gradient of a stride-1 3x3 convolution is the forward convolution of dy with the
+// flipped kernel, which runs as Winograd too and adds into dx.
+TEST_P(WinogradOnTarget, BackwardDataAddsIntoDx) {
+  const Shape shapes[] = {{2, 16, 16, 32, 64, 1, 1, 1, 1, false, false},
+                          {3, 9, 7, 24, 40, 1, 1, 1, 1, false, false},
+                          {2, 10, 12, 32, 24, 0, 0, 0, 0, false, false},
+                          {1, 9, 8, 18, 21, 2, 0, 1, 1, false, false}};
+  uint32_t seed = 70;
+  for (const int threads : {1, 2}) {
+    for (const Shape& s : shapes) {
+      SCOPED_TRACE(Describe(s, threads));
+      const ConvDims d = Dims3x3(s);
+      Rng rng(seed++);
+      const Buf dy = rng.Make(static_cast<size_t>(d.N) * d.OH * d.OW * d.K);
+      const Buf w = rng.Make(static_cast<size_t>(d.K) * d.R());
+      const Buf dx0 = rng.Make(static_cast<size_t>(d.N) * d.H * d.W * d.C);
+      Buf want = dx0, got = dx0;
+      conv2d_backward_data_ref(d, dy.data(), w.data(), want.data());
+      test_hwy->conv2d_backward_data(d, dy.data(), w.data(), got.data(), ExecOn(threads, 1));
+      EXPECT_TRUE(CloseToScale(got, want));
+    }
+  }
+}
+
 // Runs a sequence of forward calls of one layer on one OpState and checks each against the
 // reference computed with the weights the call is expected to use.
 class CachedWeights {

@@ -1,12 +1,12 @@
 // The engine: which kernels run (chosen once, at construction) and on how many threads.
 //
 //   tagnet::Engine engine({/*threads=*/2, /*backend=*/"auto"});
-//   std::cerr << engine.describe() << "\n";   // "backend xnnpack, AVX2 kernels, 2 threads"
+//   std::cerr << engine.describe() << "\n";   // "backend hwy, AVX2 kernels, 2 threads"
 //
 // Backends: "xnnpack" (native builds with XNNPACK: forward ops on XNNPACK, the rest on
 // tagnet's own kernels), "hwy" (tagnet's own Highway kernels: what the WASM build runs),
-// "ref" (plain reference loops, single-threaded: the test oracle). "auto" picks the first
-// available of xnnpack, hwy.
+// "ref" (plain reference loops, single-threaded: the test oracle). "auto" is hwy, the fastest
+// of them on the tutorial networks.
 #pragma once
 
 #include <cstdint>
@@ -59,12 +59,10 @@ class Engine {
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) : s_(seed) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return mix(s_ += kGolden); }
+  // The i-th number (from 0) that Rng(seed) gives, without the i before it: parts of a stream
+  // can be drawn in any order, on any thread.
+  static uint64_t nth(uint64_t seed, uint64_t i) { return mix(seed + (i + 1) * kGolden); }
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
   float uniform(float lo, float hi) { return lo + (hi - lo) * uniform(); }
   uint32_t below(uint32_t n) { return static_cast<uint32_t>((next() >> 32) * n >> 32); }
@@ -74,6 +72,12 @@ class Rng {
   }
 
  private:
+  static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+  static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
   uint64_t s_;
 };
 

@@ -6,7 +6,8 @@
 // into an L2-sized scratch, and the micro-kernel reads patches from there in place (implicit
 // GEMM, see ForwardImplicit):
 //   forward:          Y (P, K)  = Xcol (P, R) * W^T (R, K), bias and ReLU fused into the store
-//   backward data:    stride 1: dx += the forward convolution of dy with the flipped kernel;
+//   backward data:    stride 1: dx += the forward convolution of dy with the flipped kernel
+//                     (as Winograd when that convolution qualifies);
 //                     otherwise dXcol (P, R) = dY (P, K) * W (K, R) chunk by chunk, then col2im
 //   backward filter:  dW^T (R, K) = Xcol^T (R, P) * dY (P, K), per-thread partial sums
 // 3x3 stride-1 forward convolutions with enough channels run as Winograd F(2x2, 3x3) instead
@@ -633,6 +634,28 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
     t.PR = d.KW - 1 - d.PR;
     t.OH = d.H;
     t.OW = d.W;
+    if (kern::wino::applies(t)) {
+      // The flipped kernel as a forward convolution's weights, wt (C, 3, 3, K), through the
+      // same Winograd product as the forward pass, 2.25x fewer multiply-adds.
+      float* wt = gemm::scratch(gemm::kSlotConvW, static_cast<size_t>(d.C) * 9 * d.K);
+      const auto flip = [&](size_t c0, size_t c1) {
+        for (size_t c = c0; c < c1; ++c)
+          for (int kh = 0; kh < 3; ++kh)
+            for (int kw = 0; kw < 3; ++kw)
+              for (int k = 0; k < d.K; ++k)
+                wt[((c * 3 + kh) * 3 + kw) * d.K + k] =
+                    w[((static_cast<size_t>(k) * 3 + 2 - kh) * 3 + 2 - kw) * d.C + c];
+      };
+      if (threads > 1 && 9.0 * d.C * d.K >= kMinParallelPackFloats) {
+        e.pool->run(d.C, 1, flip);
+      } else {
+        flip(0, d.C);
+      }
+      float* u = gemm::scratch(gemm::kSlotConvB, wino::weight_floats(t.C, t.K));
+      wino::transform_weights(t.C, t.K, wt, u, e, threads);
+      wino::forward(t, dy, u, nullptr, Act::kNone, dx, e, threads, /*accumulate=*/true);
+      return;
+    }
     // B (KH*KW*K, C): row (kh, kw, k) is W[k][KH-1-kh][KW-1-kw][:], packed as one K block.
     const int rt = t.R();
     const int nr = gemm::tile_n();

@@ -96,6 +96,7 @@ enum Slot : int {
   kSlotCol,        // conv: im2col chunk or zero-padded input rows
   kSlotConvB,      // conv: packed weights shared by all threads (caller's buffer)
   kSlotPartial,    // conv: partial parameter gradients of all threads (caller's buffer)
+  kSlotConvW,      // conv: the backward pass's flipped weights, before a Winograd transform
   kSlotCount
 };
 float* scratch(Slot slot, size_t floats);

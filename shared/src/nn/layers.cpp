@@ -368,15 +368,20 @@ void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
     if (!ctx.rng) throw std::logic_error(name + ": training needs a random generator");
     mask_.resize(x.shape());
     const float keep = 1.f / (1.f - rate_);
-    // Four 16-bit draws per 64-bit number: the mask is on the hot path of every training step.
+    // The mask is on the hot path of every training step: one draw from the model's generator
+    // seeds a stream whose numbers are drawn in parallel, four 16-bit draws each, so the mask
+    // is the same whatever the thread count.
     const uint32_t cut = static_cast<uint32_t>(std::lround(rate_ * 65536.f));
+    const uint64_t seed = ctx.rng->next();
     float* m = mask_.data();
     const size_t n = mask_.size();
-    for (size_t i = 0; i < n; i += 4) {
-      const uint64_t r = ctx.rng->next();
-      for (size_t k = 0; k < 4 && i + k < n; ++k)
-        m[i + k] = ((r >> (16 * k)) & 0xFFFF) < cut ? 0.f : keep;
-    }
+    exec(ctx).pool->run((n + 3) / 4, 4096, [&](size_t begin, size_t end) {
+      for (size_t q = begin; q < end; ++q) {
+        const uint64_t r = Rng::nth(seed, q);
+        for (size_t k = 0; k < 4 && 4 * q + k < n; ++k)
+          m[4 * q + k] = ((r >> (16 * k)) & 0xFFFF) < cut ? 0.f : keep;
+      }
+    });
   }
   be(ctx).dropout_forward(x.size(), x.data(), mask_.data(), y.data(), exec(ctx));
 }
