@@ -9,6 +9,7 @@
 #include "folder_dataset.h"
 #include "tagnet/features.h"
 #include "tagnet/finetune.h"
+#include "distributed.h"
 #include "training.h"
 
 namespace fs = std::filesystem;
@@ -105,6 +106,7 @@ int finetune_command(const FinetuneArgs& a) {
   RunOptions ro;
   ro.model_out = a.model_out;
   const RunResult run = run_training(trainer, model, head, ro);
+  if (!leads()) return 0;   // rank 0 reports and writes the files
   const Scores after = score(model, *val, head, labels, ctx);
   md["history"] = run.history_json;
   md["metrics"] = after.json;

@@ -17,6 +17,7 @@
 #include "tagnet/finetune.h"
 #include "tagnet/model.h"
 #include "tagnet/novelty.h"
+#include "distributed.h"
 #include "training.h"
 
 namespace fs = std::filesystem;
@@ -283,6 +284,7 @@ int train_network(const TrainArgs& a) {
   ro.save_optimizer = opt.get();
   ro.earlier = earlier;
   const RunResult run = run_training(trainer, model, head, ro);
+  if (!leads()) return 0;   // rank 0 reports and writes the files
   if (run.best_saved) model = Model::load(a.model_out);
 
   const Scores s = score(model, *data.val, head, labels, ctx);
