@@ -78,7 +78,7 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   }
   restore();
   record();
-  r.stopped = g_stop;
+  r.stopped = g_stop || !trainer.done();   // together: another process was stopped
   r.best_saved = trainer.saved_best() && o.checkpoint == Checkpoint::kBest && !o.model_out.empty();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (r.stopped) std::fprintf(stderr, "tagnet: stopped after %zu complete epochs\n", r.history.size());

@@ -82,6 +82,47 @@ TEST(Distributed, ProcessesMatchOneProcessAndRepeatBitForBit) {
   EXPECT_EQ(weights(d + "/after.tagnet"), two);
 }
 
+// `args` under mpirun with `processes` processes and alone: the models `model` (a name in `dir`)
+// must agree within 1e-5.
+void expect_parity(const std::string& dir, const std::string& args, const std::string& model, int processes = 2) {
+  cli::CliResult r = cli::run_cli(args + " --model " + dir + "/one-" + model);
+  ASSERT_EQ(r.status, 0) << args << "\n" << r.out;
+  r = run_together(processes, args + " --model " + dir + "/" + model);
+  ASSERT_EQ(r.status, 0) << args << "\n" << r.out;
+  EXPECT_LT(max_difference(weights(dir + "/one-" + model), weights(dir + "/" + model)), 1e-5f) << args;
+}
+
+TEST(Distributed, EveryKindOfTrainingRunsTogether) {
+  const std::string d = cli_temp_dir("dist_kinds");
+  cli::CliResult r = cli::run_cli("make-dataset fashion-color " + d + "/fc --per-class 6 --seed 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string data = " --dataset " + d + "/fc/dataset --val-split 0.25";
+  const std::string fixed = " --no-augment --threads 1 --backend hwy --seed 5";
+  // A folder of pictures, a network without BatchNorm: the same weights as alone.
+  expect_parity(d, "train" + data + fixed + " --plot '' --history '' --arch fashionnet --size 56 --dropout 0 --epochs 2 --batch-size 8",
+                "folder.tagnet");
+  // Bottleneck features, the top model on them, fine-tuning base + top.
+  r = cli::run_cli("features --model " + d + "/folder.tagnet --dataset " + d + "/fc/dataset --out " + d +
+                   "/f.features");
+  ASSERT_EQ(r.status, 0) << r.out;
+  expect_parity(d, "train --features " + d + "/f.features --top-dropout 0 --epochs 3 --batch-size 8 --threads 1" +
+                       " --plot '' --history ''", "top.tagnet");
+  expect_parity(d, "finetune --base " + d + "/folder.tagnet --top " + d + "/top.tagnet" + data + fixed +
+                       " --epochs 1 --batch-size 8", "finetuned.tagnet");
+  // Going on from a model (--base) with a new head on 2x2 composites; and SmallerVGGNet, whose
+  // BatchNorm statistics are each process's own: the run checks that every process ends with
+  // the same model.
+  r = run_together(2, "train --dataset fashion-mnist-2x2 --base " + d + "/folder.tagnet --cut 5 --trainable all "
+                      "--epochs 1 --epoch-size 64 --test-size 32 --batch-size 16 --threads 1 --plot '' --history '' "
+                      "--model " + d + "/grid.tagnet");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(fs::exists(d + "/grid.tagnet"));
+  r = run_together(2, "train" + data + " --arch smallervggnet --size 32 --epochs 2 --batch-size 8 --threads 1"
+                      " --plot '' --history '' --model " + d + "/vgg.tagnet");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("validation metrics"), std::string::npos) << r.out;
+}
+
 TEST(Distributed, UnevenBatchesSplitOverThreeProcesses) {
   // 322 pictures in batches of 16: the last batch has 2, so one of three processes has none.
   const std::string args = kNoRandomness + " --limit 322";
