@@ -64,6 +64,10 @@ struct TrainOptions {
   int batch_size = 32;
   uint64_t seed = 0;       // shuffling, augmentation and dropout draw from one Rng(seed)
   bool augment = false;
+  // With a collective (Trainer::set_collective): BatchNorm normalises with the statistics of
+  // the global batch instead of each process's slice. Every process then needs an example of
+  // every batch; and the training matches one process's (within rounding).
+  bool sync_batchnorm = false;
 };
 
 struct Progress {
@@ -137,6 +141,15 @@ class Trainer {
   Rng rng_;
   std::function<void(Model&)> gradient_hook_;
   Collective* collective_ = nullptr;
+  // Synchronised BatchNorm's sums (Context::sums) through the collective.
+  class BatchSums : public ProcessSums {
+   public:
+    Collective* collective = nullptr;
+    double share = 1;   // of the global batch: this process's examples
+    void statistics(double* v, size_t n) override { collective->sum(v, n); }
+    void gradients(double* v, size_t n) override;
+  };
+  BatchSums batch_sums_;
   Rng local_rng_;              // augmentation and dropout of this process, with a collective
   const std::atomic<bool>* stop_ = nullptr;
   bool stop_agreed_ = false;   // some process was asked to stop (with a collective)

@@ -82,6 +82,14 @@ void Trainer::set_collective(Collective* c) {
   collective_ = c && c->size() > 1 ? c : nullptr;
   local_rng_ = Rng(options_.seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(c ? c->rank() + 1 : 0)));
   ctx_.rng = collective_ ? &local_rng_ : &rng_;
+  batch_sums_.collective = collective_;
+  ctx_.sums = collective_ && options_.sync_batchnorm ? &batch_sums_ : nullptr;
+}
+
+void Trainer::BatchSums::gradients(double* v, size_t n) {
+  for (size_t i = 0; i < n; ++i) v[i] *= share;
+  collective->sum(v, n);
+  for (size_t i = 0; i < n; ++i) v[i] /= share;
 }
 
 void Trainer::set_validation(BatchSource* val, int batch_size) {
@@ -100,6 +108,14 @@ const Progress& Trainer::step() {
       std::iota(order_.begin(), order_.end(), size_t(0));
     }
     rng_.shuffle(order_);
+    if (ctx_.sums) {
+      const size_t N = static_cast<size_t>(collective_->size()), last = order_.size() % B;
+      if (B < N || (last > 0 && last < N))
+        throw std::invalid_argument("synchronised BatchNorm needs an example for each of the " + std::to_string(N) +
+                                    " processes in every batch; batches of " + std::to_string(B) + " of " +
+                                    std::to_string(order_.size()) + " examples leave " +
+                                    std::to_string(B < N ? B : last) + " in one");
+    }
     loss_sum_ = correct_ = total_ = 0;
     seen_ = 0;
     epoch_start_ = now_seconds();
@@ -156,7 +172,8 @@ const Progress& Trainer::step() {
 float Trainer::step_together(size_t global) {
   const size_t N = static_cast<size_t>(collective_->size()), r = static_cast<size_t>(collective_->rank());
   const std::vector<size_t> mine(batch_.begin() + global * r / N, batch_.begin() + global * (r + 1) / N);
-  collective_->start_gradients(model_, static_cast<float>(double(mine.size()) / double(global)));
+  batch_sums_.share = double(mine.size()) / double(global);
+  collective_->start_gradients(model_, static_cast<float>(batch_sums_.share));
   // Summed over the processes: loss x examples, examples, correct, scored, stop asked, non-finite.
   double v[6] = {0, double(mine.size()), 0, 0, stop_ && stop_->load() ? 1. : 0., 0};
   std::string non_finite;
