@@ -51,13 +51,19 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   // Under mpirun, each process trains its slice of every batch; mpirun answers Ctrl-C with
   // SIGTERM to every process, which then stop after the same batch.
   trainer.set_collective(processes());
-  // Images per second of the steps after the first (which warms the caches up).
+  // Training images per second, over the steps but the first (which warms the caches up) and
+  // the epochs' last (which validate).
   size_t images = 0;
-  auto first_step = std::chrono::steady_clock::now();
+  double busy = 0;
+  auto last = std::chrono::steady_clock::now();
   cb.on_progress = [&](const Progress& p) {
     printer(p);
-    if (p.epoch == 1 && p.step == 1) first_step = std::chrono::steady_clock::now();
-    else images += p.batch_examples;
+    const auto now = std::chrono::steady_clock::now();
+    if (!p.epoch_end && !(p.epoch == 1 && p.step == 1)) {
+      busy += std::chrono::duration<double>(now - last).count();
+      images += p.batch_examples;
+    }
+    last = now;
   };
   g_stop = false;
   cb.stop = &g_stop;
@@ -83,10 +89,9 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (r.stopped) std::fprintf(stderr, "tagnet: stopped after %zu complete epochs\n", r.history.size());
   if (Collective* c = processes()) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - first_step).count();
     const AllreduceStats a = allreduce_stats();
     std::fprintf(stderr, "tagnet: %d process%s: %.1f training images/s", c->size(), c->size() > 1 ? "es" : "",
-                 s > 0 ? double(images) / s : 0.);
+                 busy > 0 ? double(images) / busy : 0.);
     if (a.steps > 0)
       std::fprintf(stderr, "; allreduce of %.1f MB in %zu bucket%s: %.1f ms per step, %.1f ms of it hidden behind backward",
                    double(a.bytes) / 1e6, a.buckets, a.buckets == 1 ? "" : "s", 1e3 * a.seconds / double(a.steps),

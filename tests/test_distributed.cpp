@@ -109,18 +109,20 @@ TEST(Distributed, EveryKindOfTrainingRunsTogether) {
                        " --plot '' --history ''", "top.tagnet");
   expect_parity(d, "finetune --base " + d + "/folder.tagnet --top " + d + "/top.tagnet" + data + fixed +
                        " --epochs 1 --batch-size 8", "finetuned.tagnet");
-  // Going on from a model (--base) with a new head on 2x2 composites; and SmallerVGGNet, whose
-  // BatchNorm statistics are each process's own: the run checks that every process ends with
-  // the same model.
+  // Going on from a model (--base) with a new head on 2x2 composites; and SmallerVGGNet, with
+  // each process's own BatchNorm statistics or the whole batch's: the run checks that every
+  // process ends with the same model.
   r = run_together(2, "train --dataset fashion-mnist-2x2 --base " + d + "/folder.tagnet --cut 5 --trainable all "
                       "--epochs 1 --epoch-size 64 --test-size 32 --batch-size 16 --threads 1 --plot '' --history '' "
                       "--model " + d + "/grid.tagnet");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_TRUE(fs::exists(d + "/grid.tagnet"));
-  r = run_together(2, "train" + data + " --arch smallervggnet --size 32 --epochs 2 --batch-size 8 --threads 1"
-                      " --plot '' --history '' --model " + d + "/vgg.tagnet");
-  EXPECT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("validation metrics"), std::string::npos) << r.out;
+  for (const char* bn : {"", " --sync-batchnorm"}) {
+    r = run_together(2, "train" + data + " --arch smallervggnet --size 32 --epochs 2 --batch-size 8 --threads 1"
+                        " --plot '' --history '' --model " + d + "/vgg.tagnet" + bn);
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("validation metrics"), std::string::npos) << r.out;
+  }
 }
 
 TEST(Distributed, UnevenBatchesSplitOverThreeProcesses) {
