@@ -63,7 +63,7 @@ for s in a b; do
   ip -n tagnet-$s addr add $ip/24 dev veth-tagnet-$s
   ip -n tagnet-$s link set veth-tagnet-$s up
   ip netns exec tagnet-$s tc qdisc add dev veth-tagnet-$s root handle 1: htb default 10
-  ip netns exec tagnet-$s tc class add dev veth-tagnet-$s parent 1: classid 1:10 htb rate "$rate" ceil "$rate"
+  ip netns exec tagnet-$s tc class add dev veth-tagnet-$s parent 1: classid 1:10 htb rate "$rate" ceil "$rate" quantum 60000
 done
 agent=$work/netns-agent.sh
 cat >"$agent" <<'EOF'
