@@ -94,8 +94,8 @@ class Trainer {
 
   // Scored at the end of every epoch, in batches of `batch_size` (0: the training batch size).
   void set_validation(BatchSource* val, int batch_size = 0);
-  // Runs after backward and before the optimizer step: the one place where gradients may be
-  // changed, e.g. averaged over processes.
+  // Runs after backward (and, together, after the gradients are averaged over the processes)
+  // and before the optimizer step: the one place where gradients may be changed.
   void set_gradient_hook(std::function<void(Model&)> hook) { gradient_hook_ = std::move(hook); }
   // Trains together with other processes (borrowed; null: alone). Each process takes its slice
   // of every batch (batch_size stays the global batch; process r of N takes examples
@@ -107,7 +107,6 @@ class Trainer {
   // each checkpoint and when run() ends, the processes check that their parameters and
   // optimizer states are identical.
   void set_collective(Collective* c);
-  Collective* collective() const { return collective_; }
 
   // Trains one batch. At the epoch's last batch the result has epoch_end set, its validation
   // metrics and seconds, and is appended to history(). Stepping on after done() trains more
