@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -123,6 +124,22 @@ TEST(Distributed, EveryKindOfTrainingRunsTogether) {
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("validation metrics"), std::string::npos) << r.out;
   }
+}
+
+TEST(Distributed, UnreadablePicturesAreSkippedByEveryProcess) {
+  const std::string d = cli_temp_dir("dist_unreadable");
+  cli::CliResult r = cli::run_cli("make-dataset fashion-color " + d + "/fc --per-class 6 --seed 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  // The last file of the sorted list: the second process's share to check.
+  std::vector<std::string> folders;
+  for (const auto& e : fs::directory_iterator(d + "/fc/dataset")) folders.push_back(e.path().string());
+  std::sort(folders.begin(), folders.end());
+  std::ofstream(folders.back() + "/zzz.png") << "not a picture";
+  r = run_together(2, "train --dataset " + d + "/fc/dataset --arch fashionnet --size 28 --epochs 1 --batch-size 8 "
+                      "--threads 1 --plot '' --history '' --model " + d + "/m.tagnet");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("zzz.png: unreadable (found by another process)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(1 skipped)"), std::string::npos) << r.out;
 }
 
 TEST(Distributed, UnevenBatchesSplitOverThreeProcesses) {
