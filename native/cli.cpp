@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "distributed.h"
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -21,7 +22,7 @@ void add_engine_options(CLI::App* cmd, EngineArgs& e) {
 }
 
 std::unique_ptr<Engine> make_engine(const EngineArgs& a, bool announce) {
-  auto e = std::make_unique<Engine>(Engine::Options{a.threads, a.backend});
+  auto e = std::make_unique<Engine>(Engine::Options{a.threads > 0 ? a.threads : default_threads(), a.backend});
   if (announce) std::fprintf(stderr, "tagnet: %s\n", e->describe().c_str());
   return e;
 }

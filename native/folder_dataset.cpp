@@ -104,7 +104,7 @@ FolderDataset load_folder_dataset(const std::string& dir, const FolderOptions& o
     std::vector<float> target;
   };
   std::vector<Job> jobs;
-  FolderDataset ds{labels, o.mode, head, ImageSet(o.input, outputs), {}, {}, {}, {}};
+  FolderDataset ds{labels, o.mode, head, ImageSet(o.input, outputs), {}, {}, {}, {}, {}};
   for (auto& f : folders) {
     const auto pics = list_pictures((fs::path(dir) / f).string());
     if (pics.empty()) throw std::runtime_error((fs::path(dir) / f).string() + ": no pictures in this folder");
@@ -122,35 +122,80 @@ FolderDataset load_folder_dataset(const std::string& dir, const FolderOptions& o
     for (auto& p : pics) jobs.push_back({p, target});
   }
 
-  // Decode in parallel; keep the order of the file list.
+  // Decode in parallel; keep the order of the file list. Together, each process decodes its
+  // share [begin, end) of the list only to find unreadable pictures.
+  const size_t parts = o.together ? o.together->size() : 1, part = o.together ? o.together->rank() : 0;
+  const size_t begin = jobs.size() * part / parts, end = jobs.size() * (part + 1) / parts;
   std::vector<Image> images(jobs.size());
   std::vector<std::string> errors(jobs.size());
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
-      for (size_t i = t; i < jobs.size(); i += threads) {
+      for (size_t i = begin + t; i < end; i += threads) {
         try {
           // Resized here, in parallel, so add() below only converts.
           images[i] = resize_image(load_image(jobs[i].file), o.input[1], o.input[0]);
+          if (o.together) images[i] = Image();
         } catch (const std::exception& e) {
           errors[i] = e.what();
         }
       }
     });
   for (auto& th : pool) th.join();
+  if (o.together) {
+    std::vector<double> unreadable(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) unreadable[i] = errors[i].empty() ? 0 : 1;
+    o.together->sum(unreadable.data(), unreadable.size());
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (unreadable[i] > 0 && errors[i].empty()) errors[i] = jobs[i].file + ": unreadable (found by another process)";
+    ds.listed = PictureFiles(o.input, outputs);
+  }
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (!errors[i].empty()) {
       ds.skipped.push_back(errors[i]);
       if (o.warn) o.warn(errors[i]);
       continue;
     }
-    ds.pictures.add(images[i], jobs[i].target);
+    if (o.together) ds.listed.add(jobs[i].file, jobs[i].target);
+    else ds.pictures.add(images[i], jobs[i].target);
     ds.files.push_back(jobs[i].file);
     images[i] = Image();
   }
-  if (ds.pictures.size() == 0) throw std::runtime_error(dir + ": no readable pictures");
+  if (ds.files.empty()) throw std::runtime_error(dir + ": no readable pictures");
   return ds;
+}
+
+void PictureFiles::add(const std::string& file, const std::vector<float>& target) {
+  if (static_cast<int>(target.size()) != F_)
+    throw std::invalid_argument("target has " + std::to_string(target.size()) + " values, expected " +
+                                std::to_string(F_));
+  files_.push_back(file);
+  targets_.insert(targets_.end(), target.begin(), target.end());
+}
+
+PictureFiles PictureFiles::subset(const std::vector<size_t>& indices) const {
+  PictureFiles s(input_, F_);
+  s.augment_ = augment_;
+  for (size_t i : indices) {
+    if (i >= size()) throw std::out_of_range("picture index out of range");
+    s.add(files_[i], std::vector<float>(targets_.begin() + i * F_, targets_.begin() + (i + 1) * F_));
+  }
+  return s;
+}
+
+void PictureFiles::fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng& rng, bool augment) {
+  ImageSet batch(input_, F_);
+  batch.set_augment(augment_);
+  std::vector<size_t> order(indices.size());
+  for (size_t b = 0; b < indices.size(); ++b) {
+    const size_t i = indices[b];
+    if (i >= size()) throw std::out_of_range("picture index out of range");
+    batch.add(resize_image(load_image(files_[i]), input_[1], input_[0]),
+              std::vector<float>(targets_.begin() + i * F_, targets_.begin() + (i + 1) * F_));
+    order[b] = b;
+  }
+  batch.fill(order, x, y, rng, augment);
 }
 
 }  // namespace tagnet::native

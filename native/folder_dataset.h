@@ -10,6 +10,7 @@
 
 #include "tagnet/architectures.h"
 #include "tagnet/dataset.h"
+#include "tagnet/train.h"
 
 namespace tagnet::native {
 
@@ -28,6 +29,27 @@ std::vector<std::string> folder_label_names(const std::string& dir, LabelMode mo
 // logit for two classes.
 Head folder_head(LabelMode mode, size_t labels);
 
+// Pictures read from their files whenever a batch asks for them, through an ImageSet of the
+// batch (the same pixels and augmentation as one that held them all): under mpirun a process
+// decodes only the pictures of its slices and none holds the whole folder.
+class PictureFiles : public BatchSource {
+ public:
+  PictureFiles() = default;
+  PictureFiles(const Shape& input, int outputs) : input_(input), F_(outputs) {}
+  void add(const std::string& file, const std::vector<float>& target);
+  size_t size() const override { return files_.size(); }
+  void set_augment(const Augment& a) { augment_ = a; }
+  PictureFiles subset(const std::vector<size_t>& indices) const;
+  void fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng& rng, bool augment) override;
+
+ private:
+  Shape input_;
+  int F_ = 0;
+  std::vector<std::string> files_;
+  std::vector<float> targets_;   // (N, F)
+  Augment augment_;
+};
+
 struct FolderDataset {
   std::vector<std::string> labels;            // sorted
   LabelMode mode = LabelMode::kMulti;
@@ -37,6 +59,7 @@ struct FolderDataset {
   std::vector<std::string> skipped;           // "<file>: <why>" for unreadable pictures
   std::set<std::vector<std::string>> combinations;   // label sets seen (multi-label)
   std::vector<std::pair<std::string, size_t>> per_folder;
+  PictureFiles listed;   // with FolderOptions::together, instead of `pictures`
 };
 
 struct FolderOptions {
@@ -48,6 +71,10 @@ struct FolderOptions {
   Head fixed_head = Head::kSigmoid;
   int threads = 0;
   std::function<void(const std::string&)> warn;   // one call per skipped picture
+  // Set (several processes training together): the readable pictures go to `listed`, not
+  // `pictures`; each process decodes its share once to find the unreadable ones, and the
+  // processes join what they found, so all skip the same.
+  Collective* together = nullptr;
 };
 
 // Throws std::runtime_error naming the folder for a missing folder, no subfolders, an empty

@@ -1,11 +1,13 @@
 #include "training.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
 #include "cli.h"
+#include "distributed.h"
 #include "progress.h"
 
 namespace tagnet::native {
@@ -36,7 +38,6 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
     model.metadata()["history"] = r.history_json;
   };
   Trainer::Callbacks cb;
-  cb.on_progress = [&](const Progress& p) { printer(p); };
   cb.checkpoint = o.model_out.empty() ? Checkpoint::kNone : o.checkpoint;
   size_t saved_epochs = 0;
   int saved_epoch = 0;
@@ -45,26 +46,58 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
     saved_epoch = p.epoch;
     record();
     // A best checkpoint is saved without the optimizer: its state belongs to the last epoch.
-    model.save(o.model_out, o.checkpoint == Checkpoint::kLast ? o.save_optimizer : nullptr);
+    if (leads()) model.save(o.model_out, o.checkpoint == Checkpoint::kLast ? o.save_optimizer : nullptr);
+  };
+  // Under mpirun, each process trains its slice of every batch; mpirun answers Ctrl-C with
+  // SIGTERM to every process, which then stop after the same batch.
+  trainer.set_collective(processes());
+  // Training images per second, over the steps but the first (which warms the caches up) and
+  // the epochs' last (which validate).
+  size_t images = 0;
+  double busy = 0;
+  auto last = std::chrono::steady_clock::now();
+  cb.on_progress = [&](const Progress& p) {
+    printer(p);
+    const auto now = std::chrono::steady_clock::now();
+    if (!p.epoch_end && !(p.epoch == 1 && p.step == 1)) {
+      busy += std::chrono::duration<double>(now - last).count();
+      images += p.batch_examples;
+    }
+    last = now;
   };
   g_stop = false;
   cb.stop = &g_stop;
   const auto previous = std::signal(SIGINT, on_sigint);
+  const auto previous_term = processes() ? std::signal(SIGTERM, on_sigint) : SIG_DFL;
+  auto restore = [&] {
+    std::signal(SIGINT, previous);
+    if (processes()) std::signal(SIGTERM, previous_term);
+  };
   try {
     trainer.run(cb);
   } catch (const NonFiniteLoss& e) {
-    std::signal(SIGINT, previous);
+    restore();
     std::string kept = "nothing was saved";
     if (cb.checkpoint != Checkpoint::kNone && saved_epochs > 0)
       kept = o.model_out + " keeps epoch " + std::to_string(saved_epoch);
     throw std::runtime_error(std::string("training stopped ") + e.what() + "; " + kept + " (a lower --lr may help)");
   }
-  std::signal(SIGINT, previous);
+  restore();
   record();
-  r.stopped = g_stop;
+  r.stopped = g_stop || !trainer.done();   // together: another process was stopped
   r.best_saved = trainer.saved_best() && o.checkpoint == Checkpoint::kBest && !o.model_out.empty();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (r.stopped) std::fprintf(stderr, "tagnet: stopped after %zu complete epochs\n", r.history.size());
+  if (Collective* c = processes()) {
+    const AllreduceStats a = allreduce_stats();
+    std::fprintf(stderr, "tagnet: %d process%s: %.1f training images/s", c->size(), c->size() > 1 ? "es" : "",
+                 busy > 0 ? double(images) / busy : 0.);
+    if (a.steps > 0)
+      std::fprintf(stderr, "; allreduce of %.1f MB in %zu bucket%s: %.1f ms per step, %.1f ms of it hidden behind backward",
+                   double(a.bytes) / 1e6, a.buckets, a.buckets == 1 ? "" : "s", 1e3 * a.seconds / double(a.steps),
+                   1e3 * std::max(0., a.seconds - a.exposed_seconds) / double(a.steps));
+    std::fprintf(stderr, "\n");
+  }
   return r;
 }
 

@@ -10,6 +10,9 @@ packages=(
   # The fuzz targets: clang, libFuzzer and the sanitizer runtimes, the symbolizer for their
   # reports, and cjpeg/jpegtran for the JPEG seeds (tests/fuzz/make-corpus.sh).
   clang-14 libclang-rt-14-dev llvm-14 libjpeg-turbo-progs
+  # Data-parallel training over processes and hosts (docs/distributed.md); iproute2 for the
+  # two-host simulation in scripts/bench-ranks.sh.
+  libopenmpi-dev openmpi-bin iproute2
 )
 missing=()
 for p in "${packages[@]}"; do

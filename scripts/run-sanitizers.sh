@@ -8,7 +8,10 @@
 #
 # Left out under the sanitizers, for time only (each runs in the release suites): the
 # end-to-end folder pipeline (20 epochs of SmallerVGGNet, about 25 minutes under ASan) and
-# the full-size dataset generation.
+# the full-size dataset generation. The build leaves MPI out (mpirun's processes are not
+# instrumented, and Open MPI keeps process-wide allocations LeakSanitizer would report); the
+# Trainer's data parallelism runs under the sanitizers with threads as processes
+# (tests/test_data_parallel.cpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)

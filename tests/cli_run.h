@@ -19,9 +19,8 @@ struct CliResult {
   std::string out;
 };
 
-// `tagnet ARGS` with stdout and stderr together in `out`, or stdout alone with `stdout_only`.
-inline CliResult run_cli(const std::string& args, bool stdout_only = false) {
-  const std::string cmd = std::string(TAGNET_BIN) + " " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
+// A shell command line (its redirections included) and what it printed on stdout.
+inline CliResult run_shell(const std::string& cmd) {
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -29,6 +28,11 @@ inline CliResult run_cli(const std::string& args, bool stdout_only = false) {
   while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   const int status = ::pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// `tagnet ARGS` with stdout and stderr together in `out`, or stdout alone with `stdout_only`.
+inline CliResult run_cli(const std::string& args, bool stdout_only = false) {
+  return run_shell(std::string(TAGNET_BIN) + " " + args + (stdout_only ? " 2>/dev/null" : " 2>&1"));
 }
 
 // stdout of a command that prints JSON; a failed command fails the test.

@@ -9,6 +9,7 @@
 #include "folder_dataset.h"
 #include "tagnet/features.h"
 #include "tagnet/finetune.h"
+#include "distributed.h"
 #include "training.h"
 
 namespace fs = std::filesystem;
@@ -23,6 +24,7 @@ struct FinetuneArgs {
   float lr = 1e-4f, momentum = 0.9f, val_split = 0.2f;
   int epochs = 10, batch = 16;
   uint64_t seed = 42;
+  bool sync_batchnorm = false;
   AugmentArgs augment;
   EngineArgs engine;
 };
@@ -95,6 +97,7 @@ int finetune_command(const FinetuneArgs& a) {
   to.batch_size = a.batch;
   to.seed = a.seed;
   to.augment = !a.augment.off;
+  to.sync_batchnorm = a.sync_batchnorm;
   md["training"] = {{"epochs", a.epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
                     {"momentum", a.momentum}, {"seed", a.seed}, {"augment", to.augment},
                     {"unfreeze", a.unfreeze}, {"first_trainable_layer", from},
@@ -105,6 +108,7 @@ int finetune_command(const FinetuneArgs& a) {
   RunOptions ro;
   ro.model_out = a.model_out;
   const RunResult run = run_training(trainer, model, head, ro);
+  if (!leads()) return 0;   // rank 0 reports and writes the files
   const Scores after = score(model, *val, head, labels, ctx);
   md["history"] = run.history_json;
   md["metrics"] = after.json;
@@ -142,6 +146,8 @@ Command add_finetune(CLI::App& app) {
   c->add_option("--history", a->history, "Per-epoch history and metrics (JSON)");
   add_augment_options(c, a->augment);
   add_engine_options(c, a->engine);
+  c->add_flag("--sync-batchnorm", a->sync_batchnorm,
+              "Under mpirun: BatchNorm normalises with the whole batch's statistics, not each process's slice");
   return {c, [a] { return finetune_command(*a); }};
 }
 

@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <optional>
 #include <set>
+#include <type_traits>
 
 #include "commands.h"
+#include "distributed.h"
 #include "draw.h"
 #include "fashion_mnist.h"
 #include "folder_dataset.h"
@@ -109,27 +111,38 @@ Data load_folder(const TrainArgs& a, std::vector<std::string>& labels, Head& hea
     fo.fixed_labels = &labels;
     fo.fixed_head = head;
   }
+  // Together with other processes, pictures are read as batches ask for them.
+  Collective* together = processes() && processes()->size() > 1 ? processes() : nullptr;
+  fo.together = together;
   FolderDataset ds = load_folder_dataset(a.dataset, fo);
   labels = ds.labels;
   head = ds.head;
-  std::fprintf(stderr, "tagnet: %zu pictures in %zu folders (%zu skipped); labels: %s\n", ds.pictures.size(),
+  std::fprintf(stderr, "tagnet: %zu pictures in %zu folders (%zu skipped); labels: %s\n", ds.files.size(),
                ds.per_folder.size(), ds.skipped.size(), join(labels).c_str());
   Data d;
   d.combinations = ds.combinations;
-  ImageSet all = std::move(ds.pictures);
-  all.set_augment(a.augment.to_augment());
-  if (!a.val_dataset.empty()) {
-    FolderOptions vo = fo;
-    vo.fixed_labels = &labels;
-    vo.fixed_head = head;
-    d.train = std::make_unique<ImageSet>(std::move(all));
-    d.val = std::make_unique<ImageSet>(std::move(load_folder_dataset(a.val_dataset, vo).pictures));
-  } else {
-    std::vector<size_t> ti, vi;
-    split_indices(all.size(), a.val_split, a.seed, ti, vi);
-    d.train = std::make_unique<ImageSet>(all.subset(ti));
-    d.val = std::make_unique<ImageSet>(all.subset(vi));
-  }
+  ds.pictures.set_augment(a.augment.to_augment());
+  ds.listed.set_augment(a.augment.to_augment());
+  // The training and validation sets of either kind of set.
+  auto split = [&](auto& all) {
+    using Set = std::decay_t<decltype(all)>;
+    if (!a.val_dataset.empty()) {
+      FolderOptions vo = fo;
+      vo.fixed_labels = &labels;
+      vo.fixed_head = head;
+      FolderDataset val = load_folder_dataset(a.val_dataset, vo);
+      d.train = std::make_unique<Set>(std::move(all));
+      if constexpr (std::is_same_v<Set, ImageSet>) d.val = std::make_unique<ImageSet>(std::move(val.pictures));
+      else d.val = std::make_unique<PictureFiles>(std::move(val.listed));
+    } else {
+      std::vector<size_t> ti, vi;
+      split_indices(all.size(), a.val_split, a.seed, ti, vi);
+      d.train = std::make_unique<Set>(all.subset(ti));
+      d.val = std::make_unique<Set>(all.subset(vi));
+    }
+  };
+  if (together) split(ds.listed);
+  else split(ds.pictures);
   std::fprintf(stderr, "tagnet: %zu training and %zu validation pictures at %dx%d\n", d.train->size(),
                d.val->size(), input[1], input[0]);
   d.info = {{"dataset", a.dataset}, {"skipped", ds.skipped.size()},
@@ -267,6 +280,7 @@ int train_network(const TrainArgs& a) {
   // A continued run draws other batches and dropout masks than the run it continues.
   to.seed = a.seed + static_cast<uint64_t>(opt->iterations);
   to.augment = !a.augment.off;   // Fashion-MNIST: a fresh quadrant per picture and epoch
+  to.sync_batchnorm = a.sync_batchnorm;
   md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", opt->type()}, {"lr", opt->lr},
                     {"decay", opt->decay}, {"seed", a.seed}, {"augment", to.augment}, {"arch", arch},
                     {"trainable", trainable}, {"first_trainable_layer", start ? start->first_trainable : 0}};
@@ -283,6 +297,7 @@ int train_network(const TrainArgs& a) {
   ro.save_optimizer = opt.get();
   ro.earlier = earlier;
   const RunResult run = run_training(trainer, model, head, ro);
+  if (!leads()) return 0;   // rank 0 reports and writes the files
   if (run.best_saved) model = Model::load(a.model_out);
 
   const Scores s = score(model, *data.val, head, labels, ctx);
@@ -324,6 +339,8 @@ Command add_train(CLI::App& app) {
       ->capture_default_str();
   add_augment_options(c, a->augment);
   add_engine_options(c, a->engine);
+  c->add_flag("--sync-batchnorm", a->sync_batchnorm,
+              "Under mpirun: BatchNorm normalises with the whole batch's statistics, not each process's slice");
   c->add_option("--base", a->base,
                 "Start from this model: training goes on, or a model made for other labels gets a new head");
   c->add_option("--trainable", a->trainable,

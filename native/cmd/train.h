@@ -28,6 +28,7 @@ struct TrainArgs {
   std::string val_dataset;         // a separate validation folder instead of a split
   AugmentArgs augment;
   EngineArgs engine;
+  bool sync_batchnorm = false;     // under mpirun: BatchNorm on the global batch's statistics
   // Start from a trained model (empty: a new network).
   std::string base;
   std::string trainable;           // head, last-block, all, as-saved or a layer (tagnet/finetune.h)

@@ -7,6 +7,7 @@
 #include "draw.h"
 #include "tagnet/features.h"
 #include "train.h"
+#include "distributed.h"
 #include "training.h"
 
 namespace fs = std::filesystem;
@@ -74,6 +75,7 @@ int train_top_model(const TrainArgs& a) {
   RunOptions ro;
   ro.checkpoint = Checkpoint::kNone;
   const RunResult run = run_training(trainer, top, head, ro);
+  if (!leads()) return 0;   // rank 0 reports and writes the files
 
   Scores s;
   if (val.size()) {

@@ -154,8 +154,13 @@ class BatchNorm : public Layer {
                 const BackwardContext& ctx) override;
 
  private:
+  // Synchronised over processes (Context::sums): plain loops, the statistics summed in double.
+  void forward_synced(const Tensor& x, Tensor& y, const Context& ctx);
+  void backward_synced(const Tensor& x, const Tensor& dy, Tensor* dx, const BackwardContext& ctx);
+
   float momentum_, epsilon_;
   Tensor mean_, invstd_;   // (C,) batch statistics of the last training forward
+  double rows_ = 0;        // rows of every process behind the synchronised statistics
   Tensor dgamma_scratch_, dbeta_scratch_;   // (C,) for frozen layers that still pass dx
 };
 

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -75,6 +76,10 @@ class Model {
   // returns the loss. `predictions`, when given, receives the model's output.
   float compute_gradients(const Tensor& x, const Tensor& targets, LossKind loss,
                           const Context& ctx, Tensor* predictions = nullptr);
+  // Called during compute_gradients whenever the gradients [from, arena_size()) are final:
+  // after each layer's backward (layers run last to first, so `from` only goes down) and with 0
+  // at the end. Lets gradients travel to other processes while backward is still running.
+  void on_gradients_ready(std::function<void(size_t from)> hook) { gradients_ready_ = std::move(hook); }
   // compute_gradients + optimizer step.
   float train_step(const Tensor& x, const Tensor& targets, LossKind loss, Optimizer& opt,
                    const Context& ctx, Tensor* predictions = nullptr);
@@ -96,6 +101,7 @@ class Model {
   }
   const float* param_arena() const { return params_.data(); }
   const float* grad_arena() const { return grads_.data(); }
+  float* grad_arena() { return grads_.data(); }
   size_t arena_size() const { return params_.size(); }
 
   // Free-form metadata stored in the model file: labels, preprocessing, training history...
@@ -133,6 +139,7 @@ class Model {
   uint64_t param_version_ = 1;   // bumped by build() and by write access to the arena
   nlohmann::json metadata_ = nlohmann::json::object();
   bool built_ = false;
+  std::function<void(size_t)> gradients_ready_;
 };
 
 }  // namespace tagnet

@@ -38,11 +38,36 @@ struct Metrics {
 void count_correct(LossKind loss, const Tensor& predictions, const Tensor& targets,
                    double& correct, double& total);
 
+// The processes that train one model together, data-parallel (the native build runs them
+// over MPI: docs/distributed.md). Every process holds the same model and data and runs the same
+// Trainer with the same seed; the Trainer makes these calls in the same order on every process.
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  virtual int rank() const = 0;   // 0 .. size() - 1
+  virtual int size() const = 0;
+  // Sums v[0, n) over the processes, in place.
+  virtual void sum(double* v, size_t n) = 0;
+  // Whether every process holds the same value.
+  virtual bool same(uint64_t v) = 0;
+  // One step's gradients: start_gradients before backward; gradients_ready(from) whenever the
+  // model's gradients [from, arena_size()) are final (Model::on_gradients_ready), so they may
+  // travel while backward goes on; finish_gradients returns when every gradient holds the sum
+  // over the processes of `scale` times its own.
+  virtual void start_gradients(Model& model, float scale) = 0;
+  virtual void gradients_ready(size_t from) = 0;
+  virtual void finish_gradients() = 0;
+};
+
 struct TrainOptions {
   int epochs = 1;
   int batch_size = 32;
   uint64_t seed = 0;       // shuffling, augmentation and dropout draw from one Rng(seed)
   bool augment = false;
+  // With a collective (Trainer::set_collective): BatchNorm normalises with the statistics of
+  // the global batch instead of each process's slice. Every process then needs an example of
+  // every batch; and the training matches one process's (within rounding).
+  bool sync_batchnorm = false;
 };
 
 struct Progress {
@@ -50,6 +75,7 @@ struct Progress {
   size_t step = 0, steps = 0;    // batches done in this epoch
   double loss = 0, accuracy = 0; // running means over the epoch so far
   double batch_loss = 0;         // of the last batch
+  size_t batch_examples = 0;     // in the last batch (of every process, when together)
   bool epoch_end = false;
   double seconds = 0;            // at epoch_end: the epoch's wall time, validation included
   Metrics val;                   // at epoch_end when there is validation data
@@ -68,9 +94,19 @@ class Trainer {
 
   // Scored at the end of every epoch, in batches of `batch_size` (0: the training batch size).
   void set_validation(BatchSource* val, int batch_size = 0);
-  // Runs after backward and before the optimizer step: the one place where gradients may be
-  // changed, e.g. averaged over processes.
+  // Runs after backward (and, together, after the gradients are averaged over the processes)
+  // and before the optimizer step: the one place where gradients may be changed.
   void set_gradient_hook(std::function<void(Model&)> hook) { gradient_hook_ = std::move(hook); }
+  // Trains together with other processes (borrowed; null: alone). Each process takes its slice
+  // of every batch (batch_size stays the global batch; process r of N takes examples
+  // [B*r/N, B*(r+1)/N) of a batch of B, so a last, smaller batch splits unevenly and a process
+  // may get none), gradients are averaged over the global batch, the running metrics and the
+  // validation (split over the processes) are reduced, BatchNorm moving statistics are averaged
+  // at each epoch's end and when run() returns, and a stop on any process stops all after the
+  // same batch. Augmentation and dropout draw from a generator of each process's own. Before
+  // each checkpoint and when run() ends, the processes check that their parameters and
+  // optimizer states are identical.
+  void set_collective(Collective* c);
 
   // Trains one batch. At the epoch's last batch the result has epoch_end set, its validation
   // metrics and seconds, and is appended to history(). Stepping on after done() trains more
@@ -103,6 +139,25 @@ class Trainer {
   Context ctx_;
   Rng rng_;
   std::function<void(Model&)> gradient_hook_;
+  Collective* collective_ = nullptr;
+  // Synchronised BatchNorm's sums (Context::sums) through the collective.
+  class BatchSums : public ProcessSums {
+   public:
+    Collective* collective = nullptr;
+    double share = 1;   // of the global batch: this process's examples
+    void statistics(double* v, size_t n) override { collective->sum(v, n); }
+    void gradients(double* v, size_t n) override;
+  };
+  BatchSums batch_sums_;
+  Rng local_rng_;              // augmentation and dropout of this process, with a collective
+  const std::atomic<bool>* stop_ = nullptr;
+  bool stop_agreed_ = false;   // some process was asked to stop (with a collective)
+  // With a collective: trains this process's slice and reduces the batch's metrics.
+  float step_together(size_t global_examples);
+  Metrics evaluate_together();
+  void average_moving_statistics();
+  // Throws unless every process holds the same parameters and optimizer state (before saves).
+  void check_replicas();
   int epoch_ = 1;
   size_t step_ = 0;
   std::vector<size_t> order_, batch_;

@@ -216,7 +216,9 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   float* mm = params_[2].value.data();
   float* mv = params_[3].value.data();
   // A frozen BatchNorm runs in inference mode, as Keras does for trainable=False.
-  if (ctx.training && trainable) {
+  if (ctx.training && trainable && ctx.sums) {
+    forward_synced(x, y, ctx);
+  } else if (ctx.training && trainable) {
     be(ctx).batchnorm_forward_train(M, C, x.data(), gamma, beta, epsilon_, y.data(),
                                     mean_.data(), invstd_.data(), exec(ctx));
     // Keras updates the moving variance with the unbiased batch variance.
@@ -244,6 +246,10 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
                                        dx->data(), exec(ctx));
     return;
   }
+  if (ctx.sums) {
+    backward_synced(x, dy, dx, ctx);
+    return;
+  }
   float* dgamma = params_[0].grad.data();
   float* dbeta = params_[1].grad.data();
   if (!ctx.param_grads) {
@@ -261,6 +267,70 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   }
   be(ctx).batchnorm_backward(M, C, x.data(), dy.data(), gamma, mean_.data(), invstd_.data(), dxp,
                              dgamma, dbeta, exec(ctx));
+}
+
+void BatchNorm::forward_synced(const Tensor& x, Tensor& y, const Context& ctx) {
+  const int C = input_shape[input_shape.rank() - 1];
+  const size_t M = x.size() / C;
+  // Per channel: sum and sum of squares over this process's rows; then the row count.
+  std::vector<double> s(2 * size_t(C) + 1, 0.0);
+  const float* xp = x.data();
+  for (size_t m = 0; m < M; ++m)
+    for (int c = 0; c < C; ++c) {
+      const double v = xp[m * C + c];
+      s[c] += v;
+      s[C + c] += v * v;
+    }
+  s[2 * size_t(C)] = static_cast<double>(M);
+  ctx.sums->statistics(s.data(), s.size());
+  rows_ = s[2 * size_t(C)];
+  float* gamma = params_[0].value.data();
+  float* beta = params_[1].value.data();
+  float* mm = params_[2].value.data();
+  float* mv = params_[3].value.data();
+  const float unbias = rows_ > 1 ? static_cast<float>(rows_ / (rows_ - 1)) : 1.f;
+  for (int c = 0; c < C; ++c) {
+    const double mean = s[c] / rows_, var = std::max(0.0, s[C + c] / rows_ - mean * mean);
+    mean_.at(c) = static_cast<float>(mean);
+    invstd_.at(c) = static_cast<float>(1.0 / std::sqrt(var + epsilon_));
+    mm[c] = momentum_ * mm[c] + (1 - momentum_) * mean_.at(c);
+    mv[c] = momentum_ * mv[c] + (1 - momentum_) * static_cast<float>(var) * unbias;
+  }
+  float* yp = y.data();
+  for (size_t m = 0; m < M; ++m)
+    for (int c = 0; c < C; ++c)
+      yp[m * C + c] = (xp[m * C + c] - mean_.at(c)) * invstd_.at(c) * gamma[c] + beta[c];
+}
+
+void BatchNorm::backward_synced(const Tensor& x, const Tensor& dy, Tensor* dx, const BackwardContext& ctx) {
+  const int C = input_shape[input_shape.rank() - 1];
+  const size_t M = x.size() / C;
+  const float* xp = x.data();
+  const float* g = dy.data();
+  // Per channel: sum of dy and of dy * xhat; this process's are its gamma and beta gradients
+  // (the gradient allreduce adds the others'), every process's shape dx.
+  std::vector<double> s(2 * size_t(C), 0.0);
+  for (size_t m = 0; m < M; ++m)
+    for (int c = 0; c < C; ++c) {
+      const double xhat = (double(xp[m * C + c]) - mean_.at(c)) * invstd_.at(c);
+      s[c] += g[m * C + c];
+      s[C + c] += g[m * C + c] * xhat;
+    }
+  if (ctx.param_grads)
+    for (int c = 0; c < C; ++c) {
+      params_[1].grad.at(c) = static_cast<float>(s[c]);
+      params_[0].grad.at(c) = static_cast<float>(s[C + c]);
+    }
+  ctx.sums->gradients(s.data(), s.size());
+  if (!dx) return;
+  const float* gamma = params_[0].value.data();
+  float* d = dx->data();
+  for (size_t m = 0; m < M; ++m)
+    for (int c = 0; c < C; ++c) {
+      const double xhat = (double(xp[m * C + c]) - mean_.at(c)) * invstd_.at(c);
+      d[m * C + c] += static_cast<float>(gamma[c] * invstd_.at(c) *
+                                         (g[m * C + c] - s[c] / rows_ - xhat * s[C + c] / rows_));
+    }
 }
 
 // ---- activations ----

@@ -183,7 +183,10 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
     if (!l->trainable)
       for (auto& p : l->params_)
         if (p.trainable) p.grad.zero();
-  if (head == 0) return value;
+  if (head == 0) {
+    if (gradients_ready_) gradients_ready_(0);
+    return value;
+  }
   grads_act_[head - 1].resize(acts_[head - 1].shape());
   std::copy(dlogits.data(), dlogits.data() + dlogits.size(), grads_act_[head - 1].data());
   for (size_t i = head; i-- > 0;) {
@@ -196,7 +199,10 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
     }
     const Tensor& xin = i == 0 ? input_ : acts_[i - 1];
     layers_[i]->backward(xin, acts_[i], grads_act_[i], dx, bc);
+    if (gradients_ready_ && !layers_[i]->params_.empty())
+      gradients_ready_(static_cast<size_t>(layers_[i]->params_.front().grad.data() - grads_.data()));
   }
+  if (gradients_ready_) gradients_ready_(0);
   return value;
 }
 

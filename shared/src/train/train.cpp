@@ -6,6 +6,7 @@
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
+#include <utility>
 
 #include "tagnet/metrics.h"
 
@@ -13,9 +14,39 @@ namespace tagnet {
 
 namespace {
 
+// FNV-1a over the parameters, the optimizer's state and its step count: equal on every process
+// of a run that went right.
+uint64_t fingerprint(const Model& model, Optimizer& opt) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto add = [&h](const void* data, size_t bytes) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  };
+  add(model.param_arena(), model.arena_size() * sizeof(float));
+  for (auto& [name, buf] : opt.state()) add(buf->data(), buf->size() * sizeof(float));
+  add(&opt.iterations, sizeof opt.iterations);
+  return h;
+}
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+// Examples [begin, end) of another source: one process's part of a validation set.
+class Part : public BatchSource {
+ public:
+  Part(BatchSource& whole, size_t begin, size_t end) : whole_(whole), begin_(begin), end_(end) {}
+  size_t size() const override { return end_ - begin_; }
+  void fill(const std::vector<size_t>& indices, Tensor& x, Tensor& y, Rng& rng, bool augment) override {
+    std::vector<size_t> shifted(indices);
+    for (size_t& i : shifted) i += begin_;
+    whole_.fill(shifted, x, y, rng, augment);
+  }
+
+ private:
+  BatchSource& whole_;
+  size_t begin_, end_;
+};
 
 }  // namespace
 
@@ -46,6 +77,21 @@ Trainer::Trainer(Model& model, BatchSource& train, Optimizer& opt, LossKind loss
   ctx_.rng = &rng_;
 }
 
+void Trainer::set_collective(Collective* c) {
+  // One process trains as without a collective, drawing from the one generator.
+  collective_ = c && c->size() > 1 ? c : nullptr;
+  local_rng_ = Rng(options_.seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(c ? c->rank() + 1 : 0)));
+  ctx_.rng = collective_ ? &local_rng_ : &rng_;
+  batch_sums_.collective = collective_;
+  ctx_.sums = collective_ && options_.sync_batchnorm ? &batch_sums_ : nullptr;
+}
+
+void Trainer::BatchSums::gradients(double* v, size_t n) {
+  for (size_t i = 0; i < n; ++i) v[i] *= share;
+  collective->sum(v, n);
+  for (size_t i = 0; i < n; ++i) v[i] /= share;
+}
+
 void Trainer::set_validation(BatchSource* val, int batch_size) {
   val_ = val;
   val_batch_ = batch_size;
@@ -62,6 +108,14 @@ const Progress& Trainer::step() {
       std::iota(order_.begin(), order_.end(), size_t(0));
     }
     rng_.shuffle(order_);
+    if (ctx_.sums) {
+      const size_t N = static_cast<size_t>(collective_->size()), last = order_.size() % B;
+      if (B < N || (last > 0 && last < N))
+        throw std::invalid_argument("synchronised BatchNorm needs an example for each of the " + std::to_string(N) +
+                                    " processes in every batch; batches of " + std::to_string(B) + " of " +
+                                    std::to_string(order_.size()) + " examples leave " +
+                                    std::to_string(B < N ? B : last) + " in one");
+    }
     loss_sum_ = correct_ = total_ = 0;
     seen_ = 0;
     epoch_start_ = now_seconds();
@@ -69,18 +123,22 @@ const Progress& Trainer::step() {
   const size_t steps = (order_.size() + B - 1) / B;
   const size_t b = step_ * B, e = std::min(order_.size(), b + B);
   batch_.assign(order_.begin() + b, order_.begin() + e);
-  train_.fill(batch_, x_, y_, rng_, options_.augment);
   float l;
   try {
-    l = model_.compute_gradients(x_, y_, loss_, ctx_, &pred_);
+    if (collective_) {
+      l = step_together(batch_.size());
+    } else {
+      train_.fill(batch_, x_, y_, rng_, options_.augment);
+      l = model_.compute_gradients(x_, y_, loss_, ctx_, &pred_);
+      loss_sum_ += double(l) * batch_.size();
+      seen_ += batch_.size();
+      count_correct(loss_, pred_, y_, correct_, total_);
+    }
   } catch (const NonFiniteLoss& e) {
     throw NonFiniteLoss("in epoch " + std::to_string(epoch_) + ", batch " + std::to_string(step_ + 1) + ": " + e.what());
   }
   if (gradient_hook_) gradient_hook_(model_);
   opt_.step(model_);
-  loss_sum_ += double(l) * batch_.size();
-  seen_ += batch_.size();
-  count_correct(loss_, pred_, y_, correct_, total_);
   ++step_;
   last_ = Progress{};
   last_.epoch = epoch_;
@@ -88,12 +146,15 @@ const Progress& Trainer::step() {
   last_.step = step_;
   last_.steps = steps;
   last_.batch_loss = l;
+  last_.batch_examples = batch_.size();
   last_.loss = loss_sum_ / double(seen_);
   last_.accuracy = total_ ? correct_ / total_ : 0;
   if (step_ == steps) {
     last_.epoch_end = true;
+    if (collective_) average_moving_statistics();
     if (val_ && val_->size()) {
-      last_.val = evaluate(model_, *val_, loss_, val_batch_ > 0 ? val_batch_ : options_.batch_size, ctx_);
+      last_.val = collective_ ? evaluate_together()
+                              : evaluate(model_, *val_, loss_, val_batch_ > 0 ? val_batch_ : options_.batch_size, ctx_);
       last_.has_val = true;
       // Diverged weights: stop before anything saves them.
       if (!std::isfinite(last_.val.loss))
@@ -108,20 +169,105 @@ const Progress& Trainer::step() {
   return last_;
 }
 
+float Trainer::step_together(size_t global) {
+  const size_t N = static_cast<size_t>(collective_->size()), r = static_cast<size_t>(collective_->rank());
+  const std::vector<size_t> mine(batch_.begin() + global * r / N, batch_.begin() + global * (r + 1) / N);
+  batch_sums_.share = double(mine.size()) / double(global);
+  collective_->start_gradients(model_, static_cast<float>(batch_sums_.share));
+  // Summed over the processes: loss x examples, examples, correct, scored, stop asked, non-finite.
+  double v[6] = {0, double(mine.size()), 0, 0, stop_ && stop_->load() ? 1. : 0., 0};
+  std::string non_finite;
+  bool computed = false;
+  if (!mine.empty()) {
+    train_.fill(mine, x_, y_, local_rng_, options_.augment);
+    model_.on_gradients_ready([this](size_t from) { collective_->gradients_ready(from); });
+    try {
+      v[0] = double(model_.compute_gradients(x_, y_, loss_, ctx_, &pred_)) * double(mine.size());
+      count_correct(loss_, pred_, y_, v[2], v[3]);
+      computed = true;
+    } catch (const NonFiniteLoss& e) {
+      // Every process stops on it, after this step's collective calls.
+      non_finite = e.what();
+      v[5] = 1;
+    }
+    model_.on_gradients_ready(nullptr);
+  }
+  if (!computed) {
+    std::fill(model_.grad_arena(), model_.grad_arena() + model_.arena_size(), 0.f);
+    collective_->gradients_ready(0);
+  }
+  collective_->finish_gradients();
+  collective_->sum(v, 6);
+  if (v[5] > 0) throw NonFiniteLoss(non_finite.empty() ? "the loss is not finite on another process" : non_finite);
+  stop_agreed_ = v[4] > 0;
+  loss_sum_ += v[0];
+  seen_ += global;
+  correct_ += v[2];
+  total_ += v[3];
+  return static_cast<float>(v[0] / double(global));
+}
+
+Metrics Trainer::evaluate_together() {
+  const size_t n = val_->size(), N = static_cast<size_t>(collective_->size());
+  const size_t r = static_cast<size_t>(collective_->rank());
+  Part part(*val_, n * r / N, n * (r + 1) / N);
+  const Metrics m = evaluate(model_, part, loss_, val_batch_ > 0 ? val_batch_ : options_.batch_size, ctx_);
+  // Accuracy counts examples or labels per example: either way in proportion to the examples.
+  double v[3] = {m.loss * double(m.examples), m.accuracy * double(m.examples), double(m.examples)};
+  collective_->sum(v, 3);
+  Metrics all;
+  all.loss = v[0] / v[2];
+  all.accuracy = v[1] / v[2];
+  all.examples = static_cast<size_t>(v[2]);
+  return all;
+}
+
+void Trainer::check_replicas() {
+  if (collective_ && !collective_->same(fingerprint(model_, opt_)))
+    throw std::runtime_error("the processes' models or optimizer states differ after " +
+                             std::to_string(opt_.iterations) + " steps (mixed tagnet builds or backends?)");
+}
+
+void Trainer::average_moving_statistics() {
+  // Each process's moving averages follow its own slices; their mean is the moving average of
+  // the mean statistics (the update is linear), and averaging twice changes nothing.
+  std::vector<double> v;
+  for (size_t i = 0; i < model_.num_layers(); ++i)
+    for (const Param& p : std::as_const(model_.layer(i)).params())
+      if (!p.trainable) v.insert(v.end(), p.value.data(), p.value.data() + p.value.size());
+  if (v.empty()) return;
+  collective_->sum(v.data(), v.size());
+  const double N = collective_->size();
+  size_t k = 0;
+  for (size_t i = 0; i < model_.num_layers(); ++i)
+    for (Param& p : model_.layer(i).params())
+      if (!p.trainable)
+        for (size_t j = 0; j < p.value.size(); ++j) p.value.at(j) = static_cast<float>(v[k++] / N);
+}
+
 const std::vector<Progress>& Trainer::run(const Callbacks& cb) {
+  stop_ = cb.stop;
+  stop_agreed_ = false;
   while (!done()) {
-    if (cb.stop && cb.stop->load()) break;
+    // Together, every process stops after the same batch: the one where any was asked to.
+    if (collective_ ? stop_agreed_ : cb.stop && cb.stop->load()) break;
     const Progress& p = step();
     if (cb.on_progress) cb.on_progress(p);
     if (!p.epoch_end || !cb.on_checkpoint || cb.checkpoint == Checkpoint::kNone) continue;
     const double s = p.has_val ? p.val.loss : p.loss;
     if (cb.checkpoint == Checkpoint::kLast) {
+      check_replicas();
       cb.on_checkpoint(p);
     } else if (!saved_best_ || s < best_) {
       best_ = s;
       saved_best_ = true;
+      check_replicas();
       cb.on_checkpoint(p);
     }
+  }
+  if (collective_) {
+    average_moving_statistics();
+    check_replicas();
   }
   return history_;
 }
