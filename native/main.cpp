@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   std::vector<nat::Command> commands;
   for (auto add : {nat::add_train, nat::add_evaluate, nat::add_classify, nat::add_preview, nat::add_make_dataset,
                    nat::add_summary, nat::add_bench, nat::add_serve, nat::add_features, nat::add_finetune,
-                   nat::add_replace_head, nat::add_teach})
+                   nat::add_replace_head, nat::add_teach, nat::add_import, nat::add_export})
     commands.push_back(add(app));
   CLI11_PARSE(app, argc, argv);
   for (const auto& c : commands) {

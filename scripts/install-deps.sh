@@ -10,6 +10,9 @@ packages=(
   # The fuzz targets: clang, libFuzzer and the sanitizer runtimes, the symbolizer for their
   # reports, and cjpeg/jpegtran for the JPEG seeds (tests/fuzz/make-corpus.sh).
   clang-14 libclang-rt-14-dev llvm-14 libjpeg-turbo-progs
+  # ONNX: libonnx and libprotobuf parse the same files as tagnet's own reader in a native test;
+  # PyTorch, the onnx package and Pillow are the import tests' oracle. None is linked into tagnet.
+  libonnx-dev libprotobuf-dev python3-torch python3-onnx python3-pil
 )
 missing=()
 for p in "${packages[@]}"; do
