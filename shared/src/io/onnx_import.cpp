@@ -174,6 +174,7 @@ void Importer::input() {
     if (s < 0) s = o_.input_size;
     if (s < 1 || s > 1 << 14) fail("input '" + in->name + "' has a size of " + std::to_string(s) + " pixels");
   }
+  if (channels < 1 || channels > 4096) fail("input '" + in->name + "' has " + std::to_string(channels) + " channels");
   input_shape_ = Shape{static_cast<int>(hw[0]), static_cast<int>(hw[1]), static_cast<int>(channels)};
   cur_.name = in->name;
   cur_.shape = input_shape_;
@@ -691,6 +692,9 @@ void Importer::flatten(const NodeProto& n) {
     return;
   }
   const int H = cur_.shape[0], W = cur_.shape[1], C = cur_.shape[2];
+  // The Dense after it holds features x outputs weights from the file: a larger Flatten is no
+  // network tagnet runs, only a way to make the permutation below exhaust memory.
+  if (cur_.shape.numel() > (size_t{1} << 22)) fail(n, "flattens " + std::to_string(cur_.shape.numel()) + " features");
   const int size[4] = {1, H, W, C};
   std::vector<size_t> order;
   order.reserve(cur_.shape.numel());
