@@ -128,6 +128,95 @@ TEST(Onnx, ImportedModelTrainsWithANewHead) {
                                                        .layer(0).params()[0].value.at(0));   // frozen
 }
 
+// A Keras network as tf2onnx writes it: NHWC input, Transposes around the Conv, MatMul + Add for
+// Dense, and either a Flatten of the NHWC tensor (whose order is tagnet's) or a ReduceMean over
+// height and width for global pooling.
+TEST(Onnx, ImportsNhwcGraphsWithTransposesAndMatMul) {
+  Engine engine;
+  const Context ctx{&engine, false, nullptr, 0};
+  for (bool pooled : {false, true}) {
+    Model m({5, 6, 3});
+    m.add(std::make_unique<Conv2D>(4, 3, 1, Padding::kSame, Activation::kRelu));
+    if (pooled) m.add(std::make_unique<GlobalAvgPool2D>());
+    else m.add(std::make_unique<Flatten>());
+    m.add(std::make_unique<Dense>(3));
+    m.add(std::make_unique<Sigmoid>());
+    m.build(4);
+    for (auto& p : m.layer(2).params())
+      for (size_t k = 0; k < p.value.size(); ++k) p.value.at(k) += 0.05f * static_cast<float>(k % 3);
+
+    onnx::ModelProto g;
+    g.ir_version = 7;
+    g.opset_import = {{"", 13}};
+    g.has_graph = true;
+    g.graph.inputs.push_back({"pixels", onnx::kFloat, true, {-1, 5, 6, 3}, {"n", "", "", ""}});
+    g.graph.outputs.push_back({"probs", onnx::kFloat, true, {-1, 3}, {"n", ""}});
+    auto tensor = [&](const std::string& name, std::vector<int64_t> dims, std::vector<float> v, std::vector<int64_t> ints = {}) {
+      onnx::TensorProto t;
+      t.name = name;
+      t.dims = std::move(dims);
+      t.data_type = ints.empty() ? onnx::kFloat : onnx::kInt64;
+      t.floats = std::move(v);
+      t.ints = std::move(ints);
+      g.graph.initializers.push_back(t);
+    };
+    auto ints_attr = [](const char* name, std::vector<int64_t> v) {
+      onnx::AttributeProto a;
+      a.name = name;
+      a.type = 7;
+      a.ints = std::move(v);
+      return a;
+    };
+    auto node = [&](const char* op, std::vector<std::string> in, const std::string& out, std::vector<onnx::AttributeProto> attrs = {}) {
+      onnx::NodeProto n;
+      n.op_type = op;
+      n.name = out;
+      n.inputs = std::move(in);
+      n.outputs = {out};
+      n.attributes = std::move(attrs);
+      g.graph.nodes.push_back(n);
+    };
+    const Tensor& k = m.layer(0).params()[0].value;   // OHWI
+    std::vector<float> oihw(k.size());
+    for (int o = 0; o < 4; ++o)
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < 3; ++y)
+          for (int x = 0; x < 3; ++x) oihw[((o * 3 + c) * 3 + y) * 3 + x] = k.at(((o * 3 + y) * 3 + x) * 3 + c);
+    tensor("k", {4, 3, 3, 3}, oihw);
+    tensor("kb", {4}, std::vector<float>(m.layer(0).params()[1].value.data(), m.layer(0).params()[1].value.data() + 4));
+    const Tensor& d = m.layer(2).params()[0].value;   // (O, F)
+    const int F = d.dim(1);
+    std::vector<float> fo(d.size());
+    for (int o = 0; o < 3; ++o)
+      for (int f = 0; f < F; ++f) fo[size_t(f) * 3 + o] = d.at(size_t(o) * F + f);
+    tensor("w", {F, 3}, fo);
+    tensor("b", {3}, std::vector<float>(m.layer(2).params()[1].value.data(), m.layer(2).params()[1].value.data() + 3));
+    tensor("axes", {2}, {}, {1, 2});
+    node("Transpose", {"pixels"}, "nchw", {ints_attr("perm", {0, 3, 1, 2})});
+    node("Conv", {"nchw", "k", "kb"}, "conv", {ints_attr("pads", {1, 1, 1, 1})});
+    node("Relu", {"conv"}, "relu");
+    node("Transpose", {"relu"}, "nhwc", {ints_attr("perm", {0, 2, 3, 1})});
+    if (pooled) {
+      onnx::AttributeProto keep;
+      keep.name = "keepdims";
+      keep.type = 2;
+      keep.i = 0;
+      node("ReduceMean", {"nhwc"}, "flat", {ints_attr("axes", {1, 2}), keep});
+    } else {
+      node("Flatten", {"nhwc"}, "flat");
+    }
+    node("MatMul", {"flat", "w"}, "mm");
+    node("Add", {"mm", "b"}, "logits");
+    node("Sigmoid", {"logits"}, "probs");
+    const auto bytes = onnx::serialize_model(g);
+    Model back = import_onnx(bytes.data(), bytes.size(), "model bytes", {});
+    EXPECT_EQ(back.input_shape(), Shape({5, 6, 3}));
+    const Tensor x = random_input(m.input_shape(), 2, 8);
+    const float diff = max_diff(back.forward(x, ctx), m.forward(x, ctx));
+    EXPECT_LT(diff, 1e-5f) << (pooled ? "ReduceMean" : "Flatten");
+  }
+}
+
 // ---- the wire format, against libonnx / libprotobuf ----
 
 TEST(OnnxProto, LibonnxReadsWhatTagnetWrites) {

@@ -411,6 +411,7 @@ bool Importer::fold_constant(const NodeProto& n) {
                                     "Unsqueeze", "Squeeze", "Identity"};
   if (std::none_of(std::begin(kFoldable), std::end(kFoldable), [&](const char* op) { return n.op_type == op; }))
     return false;
+  if (n.inputs[0].empty()) return false;
   std::vector<const TensorProto*> in;
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     if (n.inputs[i].empty()) { in.push_back(nullptr); continue; }
@@ -553,6 +554,14 @@ bool Importer::fold_constant(const NodeProto& n) {
       for (int64_t r : pick[0])
         for (int64_t c : pick[1]) put(get(a, static_cast<size_t>(r * cols + c)));
   }
+  // A shape read from the file (Reshape, ConstantOfShape) must describe the values it holds:
+  // later readers index weights by these dimensions.
+  size_t count = 1;
+  for (int64_t d : out.dims) {
+    if (d < 0 || (d > 0 && count > (size_t{1} << 40) / static_cast<size_t>(d))) fail(n, "makes a tensor with bad dimensions");
+    count *= static_cast<size_t>(d);
+  }
+  if (count != out.floats.size() + out.ints.size()) fail(n, "makes a tensor whose dimensions do not fit its values");
   constant_nodes_.push_back(std::move(out));
   consts_[n.outputs[0]] = &constant_nodes_.back();
   return true;
@@ -681,7 +690,6 @@ void Importer::global_pool(const NodeProto& n, const std::vector<int64_t>& axes,
   }
   std::sort(dims.begin(), dims.end());
   if (dims != std::vector<int>{kH, kW}) fail(n, "tagnet maps averages over a picture's height and width only");
-  if (!keepdims && cur_.axes[1] != kC && cur_.axes[3] != kC) fail(n, "leaves the channels in an unexpected place");
   add(n, {"GlobalAveragePooling2D"});
   cur_.onnx_rank = keepdims ? 4 : 2;
 }
