@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the fuzz preset (clang 14, libFuzzer, ASan + UBSan) and runs tagnet's fuzz targets.
 #
-#   scripts/fuzz.sh --seconds N [model|features|image ...]   fuzz each target for N seconds
+#   scripts/fuzz.sh --seconds N [model|features|image|onnx ...]   fuzz each target for N seconds
 #   scripts/fuzz.sh --corpus-only                            every target once over its committed
 #                                                            corpus and regression inputs (CI)
 #
