@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   std::vector<nat::Command> commands;
   for (auto add : {nat::add_train, nat::add_evaluate, nat::add_classify, nat::add_preview, nat::add_make_dataset,
                    nat::add_summary, nat::add_bench, nat::add_serve, nat::add_features, nat::add_finetune,
-                   nat::add_replace_head, nat::add_teach})
+                   nat::add_replace_head, nat::add_teach, nat::add_import, nat::add_export})
     commands.push_back(add(app));
   try {
     app.parse(argc, argv);

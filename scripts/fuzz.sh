@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the fuzz preset (clang 14, libFuzzer, ASan + UBSan) and runs tagnet's fuzz targets.
 #
-#   scripts/fuzz.sh --seconds N [model|features|image ...]   fuzz each target for N seconds
+#   scripts/fuzz.sh --seconds N [model|features|image|onnx ...]   fuzz each target for N seconds
 #   scripts/fuzz.sh --corpus-only                            every target once over its committed
 #                                                            corpus and regression inputs (CI)
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/.."
 
-all_targets=(model features image)
+all_targets=(model features image onnx)
 seconds=""
 corpus_only=false
 targets=()
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="${2:?--seconds needs a number}"; shift 2 ;;
     --corpus-only) corpus_only=true; shift ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    model|features|image) targets+=("$1"); shift ;;
+    model|features|image|onnx) targets+=("$1"); shift ;;
     *) echo "fuzz.sh: unknown argument '$1' (targets: ${all_targets[*]})" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +38,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j 2 >/dev/null
 
 # Inputs larger than this are not what the readers' logic is about, and slow the search.
-declare -A max_len=([model]=8192 [features]=8192 [image]=16384)
+declare -A max_len=([model]=8192 [features]=8192 [image]=16384 [onnx]=8192)
 build=build/fuzz
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"

@@ -13,6 +13,9 @@ packages=(
   # Data-parallel training over processes and hosts (docs/distributed.md); iproute2 for the
   # two-host simulation in scripts/bench-ranks.sh.
   libopenmpi-dev openmpi-bin iproute2
+  # ONNX: libonnx and libprotobuf parse the same files as tagnet's own reader in a native test;
+  # PyTorch, the onnx package and Pillow are the import tests' oracle. None is linked into tagnet.
+  libonnx-dev libprotobuf-dev python3-torch python3-onnx python3-pil
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@ set(layers kernels nn io data train)
 set(header_layer_image io)     # declared in io; data/augment.cpp implements the augmentation part
 set(header_layer_model nn)     # declared in nn; io/model_file.cpp implements saving and loading
 set(header_layer_bench train)
+set(header_layer_onnx io)      # io/onnx_import.cpp and onnx_export.cpp
 set(header_layer_engine kernels)
 set(header_layer_tensor kernels)
 

@@ -7,6 +7,10 @@
 //       deterministic RGBA pictures (<picture>.rgba, raw bytes) and reference.json with the
 //       native classify outputs of every model for every picture, and where the fine-tuning
 //       policy starts each part of every model ("trainableFrom").
+//       Also the ONNX files of a briefly trained fashionnet and of smallervggnet (onnx-*.onnx),
+//       with their preprocessed inputs (onnx-*.f32: the pictures as (N, H, W, C) float32) and
+//       native outputs, under "onnx" in reference.json: ONNX Runtime and the module's importOnnx
+//       are checked against them.
 //   tagnet_wasm_reference classify <model.tagnet> <picture.rgba> <width> <height>
 //       Prints {"probs": [...]} for one picture: checks a model saved by the WASM build.
 //
@@ -27,6 +31,8 @@
 #include "tagnet/finetune.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
+#include "tagnet/onnx.h"
+#include "tagnet/optim.h"
 
 namespace {
 
@@ -104,6 +110,59 @@ std::vector<float> classify(Model& m, const tagnet::Image& im, const tagnet::Eng
   return tagnet::classify_images(m, {im}, ctx).at(0);
 }
 
+// One exported model: its ONNX file, the pictures as it takes them and its raw outputs.
+nlohmann::json onnx_reference(const std::string& dir, const std::string& name, Model& m,
+                              const std::vector<tagnet::Image>& images, const tagnet::Engine& engine) {
+  const auto bytes = tagnet::export_onnx(m);
+  write_file(dir + "/onnx-" + name + ".onnx", bytes.data(), bytes.size());
+  const tagnet::Shape& in = m.input_shape();
+  tagnet::Tensor x(in.batched(static_cast<int>(images.size())));
+  for (size_t b = 0; b < images.size(); ++b) tagnet::image_to_input(images[b], in[0], in[1], in[2], x.data() + b * in.numel());
+  write_file(dir + "/onnx-" + name + ".f32", x.data(), x.size() * sizeof(float));
+  const tagnet::Context ctx{&engine, false, nullptr};
+  const tagnet::Tensor& y = m.forward(x, ctx);
+  const size_t F = y.size() / images.size();
+  nlohmann::json pictures = nlohmann::json::array(), outputs = nlohmann::json::array();   // in the input's order
+  for (size_t b = 0; b < images.size(); ++b) {
+    pictures.push_back(kPictures[b].name);
+    outputs.push_back(std::vector<float>(y.data() + b * F, y.data() + (b + 1) * F));
+  }
+  return {{"name", name}, {"onnx", "onnx-" + name + ".onnx"}, {"input", "onnx-" + name + ".f32"},
+          {"inputShape", in.dims()}, {"labels", m.metadata()["labels"]}, {"pictures", pictures}, {"outputs", outputs}};
+}
+
+// ONNX files of two networks: fashionnet after a few Adam steps on the pictures (a trained
+// model: weights and BatchNorm-free layers moved by training) and smallervggnet (BatchNorm
+// statistics perturbed; its Flatten -> Dense is where the NCHW feature order matters).
+nlohmann::json onnx_references(const std::string& dir, const std::vector<tagnet::Image>& images,
+                               const tagnet::Engine& engine) {
+  nlohmann::json out = nlohmann::json::array();
+  Model trained = tagnet::make_architecture("fashionnet", {4, Head::kSoftmax, {}, -1.f});
+  trained.build(3);
+  perturb(trained, 5);
+  trained.metadata()["labels"] = {"shirt", "dress", "bag", "boot"};
+  const tagnet::Shape& in = trained.input_shape();
+  const int B = static_cast<int>(images.size());
+  tagnet::Tensor x(in.batched(B)), t({B, 4});
+  for (int b = 0; b < B; ++b) {
+    tagnet::image_to_input(images[b], in[0], in[1], in[2], x.data() + size_t(b) * in.numel());
+    t.at(size_t(b) * 4 + b % 4) = 1.f;
+  }
+  tagnet::Adam adam(3e-3f);
+  tagnet::Rng rng(1);
+  const tagnet::Context train_ctx{&engine, true, &rng};
+  for (int step = 0; step < 20; ++step)
+    trained.train_step(x, t, tagnet::LossKind::kCategoricalCrossentropy, adam, train_ctx);
+  out.push_back(onnx_reference(dir, "trained-fashionnet", trained, images, engine));
+
+  Model vgg = tagnet::make_architecture("smallervggnet", {6, Head::kSigmoid, {}, -1.f});
+  vgg.build(7);
+  perturb(vgg, 11);
+  vgg.metadata()["labels"] = {"red", "blue", "black", "dress", "jeans", "shirt"};
+  out.push_back(onnx_reference(dir, "smallervggnet", vgg, images, engine));
+  return out;
+}
+
 int make(const std::string& dir, const tagnet::Engine& engine) {
   nlohmann::json ref;
   ref["engine"] = engine.describe();
@@ -143,6 +202,7 @@ int make(const std::string& dir, const tagnet::Engine& engine) {
                                                 {"all", tagnet::trainable_from(m, "all")}}},
                              {"outputs", outputs}});
   }
+  ref["onnx"] = onnx_references(dir, images, engine);
   std::ofstream(dir + "/reference.json") << ref.dump(1) << "\n";
   return 0;
 }

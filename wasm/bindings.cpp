@@ -28,6 +28,7 @@
 #include "tagnet/teach.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
+#include "tagnet/onnx.h"
 #include "tagnet/optim.h"
 #include "tagnet/train.h"
 
@@ -169,18 +170,40 @@ struct StepResult {
 class WasmModel {
  public:
   bool load(uintptr_t data, size_t size) {
+    return guarded([&] { adopt(Model::load_bytes(heap_bytes_at(data), size, "model bytes"), "model bytes"); });
+  }
+
+  // An ONNX network (tagnet/onnx.h). `options_json`: {name, labels, inputSize, head}; errors
+  // name `name` (the file's name on the page), else "ONNX bytes".
+  bool import_onnx(uintptr_t data, size_t size, const std::string& options_json) {
     return guarded([&] {
-      auto m = std::make_shared<Model>(Model::load_bytes(heap_bytes_at(data), size, "model bytes"));
-      if (m->num_layers() == 0) throw tagnet::ModelFileError("model bytes: the model has no layers");
-      if (m->input_shape().rank() != 3 ||
-          (m->input_shape()[2] != 1 && m->input_shape()[2] != 3))
-        throw tagnet::ModelFileError("model bytes: input shape " + m->input_shape().str() +
-                                     " is not a picture (H, W, 1) or (H, W, 3)");
-      model_ = std::move(m);
+      const auto o = nlohmann::json::parse(options_json);
+      tagnet::OnnxImportOptions options;
+      options.labels = o.value("labels", std::vector<std::string>{});
+      options.input_size = o.value("inputSize", 0);
+      options.head = o.value("head", std::string());
+      const std::string origin = o.value("name", std::string("ONNX bytes"));
+      adopt(tagnet::import_onnx(heap_bytes_at(data), size, origin, options), origin);
     });
   }
 
+  bool export_onnx(int opset) {
+    return guarded([&] { bytes_ = tagnet::export_onnx(model(), opset); });
+  }
+
   bool loaded() const { return model_ != nullptr; }
+
+ private:
+  void adopt(Model&& loaded, const std::string& origin) {
+    auto m = std::make_shared<Model>(std::move(loaded));
+    if (m->num_layers() == 0) throw tagnet::ModelFileError(origin + ": the model has no layers");
+    if (m->input_shape().rank() != 3 || (m->input_shape()[2] != 1 && m->input_shape()[2] != 3))
+      throw tagnet::ModelFileError(origin + ": input shape " + m->input_shape().str() +
+                                   " is not a picture (H, W, 1) or (H, W, 3)");
+    model_ = std::move(m);
+  }
+
+ public:
 
   // JSON: {labels, inputShape, architecture, head, params, trainableParams, layers, metadata}.
   std::string info() const {
@@ -566,6 +589,8 @@ EMSCRIPTEN_BINDINGS(tagnet) {
   em::class_<WasmModel>("Model")
       .constructor<>()
       .function("load", &WasmModel::load)
+      .function("importOnnx", &WasmModel::import_onnx)
+      .function("exportOnnx", &WasmModel::export_onnx)
       .function("create", &WasmModel::create)
       .function("loaded", &WasmModel::loaded)
       .function("info", &WasmModel::info)

@@ -28,6 +28,10 @@ ref_dir=$(mktemp -d)
 trap 'rm -rf "$ref_dir"' EXIT
 "$TAGNET_WASM_REFERENCE" make "$ref_dir"
 
+# ONNX Runtime checks the ONNX files tagnet exports (test/onnx.test.mjs), at the version the
+# lockfile pins. Its install script only fetches GPU providers; the CPU runtime is in the package.
+(cd wasm && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+
 export TAGNET_WASM_DIR="$PWD/build/wasm-release/wasm"
 export TAGNET_WASM_REFERENCE_DIR="$ref_dir"
 node --test wasm/test/*.test.mjs

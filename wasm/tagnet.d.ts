@@ -46,6 +46,17 @@ export interface LayerInfo {
   outputShape: number[];
 }
 
+export interface OnnxImportOptions {
+  /** The file's name, which error messages start with. */
+  name?: string;
+  /** One name per output; default: the labels in the file's metadata. */
+  labels?: string[];
+  /** Height and width, when the graph leaves them open. */
+  inputSize?: number;
+  /** Added to a graph that ends in raw scores. */
+  head?: 'softmax' | 'sigmoid';
+}
+
 export interface ModelInfo {
   /** One name per probability that classify() returns. */
   labels: string[];
@@ -223,6 +234,8 @@ export declare class Model {
   lastNovelty(): Float32Array;
   /** The model as .tagnet file bytes (loadable natively and by loadModel). */
   save(): Uint8Array;
+  /** The model as an ONNX file: input "input" (N, C, H, W), output "output", labels in the metadata. */
+  exportOnnx(options?: { opset?: number }): Uint8Array;
   /**
    * Replaces the classifier head with a new Dense layer for `labels` (sigmoid outputs when
    * multiLabel, else softmax); the layers below keep their weights. Stores the labels in the
@@ -256,6 +269,11 @@ export interface Tagnet {
   readonly engine: string;
   /** Throws TagnetError, with the reason, for bytes that are not a usable model. */
   loadModel(bytes: Bytes): Model;
+  /**
+   * An ONNX network as a tagnet model (ops in docs/onnx.md). Throws TagnetError, one line
+   * starting with `name` (default "ONNX bytes"), for bytes or a graph tagnet cannot run.
+   */
+  importOnnx(bytes: Bytes, options?: OnnxImportOptions): Model;
   /**
    * A new, randomly initialised network with one output per label. head "logit" takes two
    * labels and gives one output. The Model must be deleted.

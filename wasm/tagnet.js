@@ -156,6 +156,25 @@ class Tagnet {
   }
 
   /**
+   * Imports an ONNX network (docs/onnx.md): NCHW or NHWC, converted once. `name` (the file's
+   * name) heads error messages; `labels` overrides the file's label names; `inputSize` gives
+   * the height and width a graph leaves open; `head` ('softmax' or 'sigmoid') ends a graph
+   * that ends in raw scores. Throws TagnetError, one line, for a graph tagnet cannot run.
+   */
+  importOnnx(bytes, { name, labels, inputSize, head } = {}) {
+    const data = asBytes(bytes, 'ONNX bytes');
+    if (labels !== undefined && !Array.isArray(labels)) throw new TagnetError('importOnnx: labels must be an array of strings');
+    const options = JSON.stringify({ name, labels, inputSize, head });
+    const model = new this._mod.Model();
+    const ok = this._withBytes(data, (ptr) => model.importOnnx(ptr, data.length, options));
+    if (!ok) {
+      model.delete();
+      this._fail();
+    }
+    return new Model(this, model);
+  }
+
+  /**
    * A new, randomly initialised network: architecture "fashionnet", "smallervggnet" or
    * "catsdogs", one output per label; head "softmax" (default), "sigmoid" or "logit" (2 labels).
    */
@@ -304,6 +323,18 @@ export class Model {
   save() {
     const m = this._handle();
     this._t._check(m.save());
+    return this._takeBytes(m);
+  }
+
+  /** The model as an ONNX file (opset 13 to 17): NCHW input, dynamic batch, labels in the metadata. */
+  exportOnnx({ opset = 13 } = {}) {
+    if (!Number.isInteger(opset)) throw new TagnetError('exportOnnx: opset must be an integer');
+    const m = this._handle();
+    this._t._check(m.exportOnnx(opset));
+    return this._takeBytes(m);
+  }
+
+  _takeBytes(m) {
     try {
       return new Uint8Array(this._t._buffer(), m.bytesData(), m.bytesSize()).slice();
     } finally {

@@ -18,5 +18,7 @@ Command add_features(CLI::App& app);
 Command add_finetune(CLI::App& app);
 Command add_replace_head(CLI::App& app);
 Command add_teach(CLI::App& app);
+Command add_import(CLI::App& app);
+Command add_export(CLI::App& app);
 
 }  // namespace tagnet::native

@@ -9,6 +9,7 @@
 #include "tagnet/features.h"
 #include "tagnet/image.h"
 #include "tagnet/model.h"
+#include "tagnet/onnx.h"
 
 // Channel counts and formats the library never writes (grey + alpha PNG, BMP). The JPEGs come
 // from cjpeg and jpegtran (make-corpus.sh): stb's JPEG writer shifts negative numbers left,
@@ -140,14 +141,45 @@ void pictures(const std::string& dir) {
 }  // namespace
 }  // namespace tagnet
 
+namespace tagnet {
+namespace {
+
+// Small ONNX files from tagnet's exporter: every layer kind, a Flatten of a picture (the
+// permuted Dense), global pooling, each head.
+void onnx_models(const std::string& dir) {
+  Model conv({6, 6, 1});
+  conv.add(std::make_unique<Conv2D>(2, 2, 1, Padding::kSame, Activation::kRelu));
+  conv.add(std::make_unique<BatchNorm>());
+  conv.add(std::make_unique<MaxPool2D>(2));
+  conv.add(std::make_unique<Dropout>(0.25f));
+  conv.add(std::make_unique<Flatten>());
+  conv.add(std::make_unique<Dense>(3));
+  conv.add(std::make_unique<Softmax>());
+  conv.build(1);
+  conv.metadata()["labels"] = {"a", "b", "c"};
+  write(dir + "/conv_softmax.onnx", export_onnx(conv));
+  Model gap({5, 5, 3});
+  gap.add(std::make_unique<Conv2D>(2, 3, 2, Padding::kValid));
+  gap.add(std::make_unique<ReLU>());
+  gap.add(std::make_unique<GlobalAvgPool2D>());
+  gap.add(std::make_unique<Dense>(2));
+  gap.add(std::make_unique<Sigmoid>());
+  gap.build(2);
+  write(dir + "/gap_sigmoid.onnx", export_onnx(gap, 17));
+}
+
+}  // namespace
+}  // namespace tagnet
+
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: tagnet_fuzz_corpus DIR (writes DIR/model, DIR/features, DIR/image)\n");
+    std::fprintf(stderr, "usage: tagnet_fuzz_corpus DIR (writes DIR/model, DIR/features, DIR/image, DIR/onnx)\n");
     return 2;
   }
   const std::string dir = argv[1];
   tagnet::models(dir + "/model");
   tagnet::feature_sets(dir + "/features");
   tagnet::pictures(dir + "/image");
+  tagnet::onnx_models(dir + "/onnx");
   return 0;
 }

@@ -61,6 +61,14 @@ export class EngineBridge {
     return info;
   }
 
+  /**
+   * An ONNX file as .tagnet bytes, converted by the module (the current model is unchanged);
+   * rejects with a one-line error starting with `name` for a graph tagnet cannot run.
+   */
+  importOnnx(bytes: Uint8Array, name: string): Promise<Uint8Array> {
+    return this.call('importOnnx', { type: 'importOnnx', bytes: bytes.slice(), name });
+  }
+
   /** One row of probabilities per picture. The pictures' buffers are not transferred. */
   async classify(images: RgbaImage[]): Promise<Float32Array[]> {
     return (await this.classifyWithNovelty(images)).rows;

@@ -213,16 +213,30 @@ function modelErrorText(name: string, e: unknown): string {
   return /^not a tagnet model/.test(detail) ? `${name}: ${detail}` : `${name}: not a tagnet model: ${detail}`;
 }
 
+/** An ONNX file (PyTorch, Keras through tf2onnx) opens as the .tagnet model the module makes of it. */
+export function isOnnxFile(name: string): boolean {
+  return /\.onnx$/i.test(name);
+}
+
 export async function openModelFile(file: File): Promise<void> {
   clearErrors('model');
   await busy(`Opening ${file.name}…`, async () => {
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    if (!looksLikeModel(bytes)) {
+    let bytes: Uint8Array = new Uint8Array(await file.arrayBuffer());
+    let name = file.name;
+    if (isOnnxFile(name)) {
+      try {
+        bytes = await state.engine.importOnnx(bytes, name);
+      } catch (e) {
+        if (!(e instanceof CancelledError)) showError(errorText(e), 'model');   // starts with the file's name
+        return;
+      }
+      name = name.replace(/\.onnx$/i, '.tagnet');
+    } else if (!looksLikeModel(bytes)) {
       showError(`${file.name}: not a tagnet model (it does not start like a .tagnet file)`, 'model');
       return;
     }
     try {
-      await switchModel(bytes, file.name, 'file');
+      await switchModel(bytes, name, 'file');
       showInfo(`Opened ${file.name}.`);
     } catch (e) {
       if (e instanceof CancelledError) return;

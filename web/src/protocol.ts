@@ -139,6 +139,7 @@ export interface BenchResult {
 export type Request =
   | ({ type: 'init' } & InitRequest)
   | { type: 'load'; bytes: Uint8Array }
+  | { type: 'importOnnx'; bytes: Uint8Array; name: string }
   | { type: 'classify'; images: RgbaImage[] }
   | ({ type: 'train' } & TrainRequest)
   | ({ type: 'trainable' } & TrainableRequest)
@@ -149,6 +150,8 @@ export type Request =
 export interface Results {
   init: InitResult;
   load: LoadedModel;
+  /** The ONNX network as .tagnet bytes. */
+  importOnnx: Uint8Array;
   classify: ClassifyResult;
   train: TrainResult;
   /** Parameters that train, per part; null where the model lacks the part. */

@@ -4,7 +4,7 @@ import { classifyPictures } from './classify';
 import { byId, h } from './dom';
 import { decodePicture, filesOf, NotAnImageError, type Picture } from './images';
 import { clearErrors, errorText, showError } from './messages';
-import { openModelFile } from './model';
+import { isOnnxFile, openModelFile } from './model';
 import { whenReady } from './state';
 import { addExamples } from './teach';
 
@@ -27,7 +27,7 @@ async function classifyFiles(files: File[]): Promise<void> {
   const pictures: File[] = [];
   for (const f of files) {
     // A model file dropped among pictures opens as the model.
-    if (f.name.endsWith('.tagnet')) models.push(f);
+    if (f.name.endsWith('.tagnet') || isOnnxFile(f.name)) models.push(f);
     else pictures.push(f);
   }
   for (const m of models) await openModelFile(m);

@@ -84,6 +84,16 @@ function load(bytes: Uint8Array): LoadedModel {
   return model.info();
 }
 
+/** An ONNX network as .tagnet bytes: the page keeps and reloads models as .tagnet files. */
+function importOnnx(bytes: Uint8Array, name: string): Uint8Array {
+  const imported = need(tagnet, 'the engine').importOnnx(bytes, { name });
+  try {
+    return imported.save();
+  } finally {
+    imported.delete();
+  }
+}
+
 function classify(images: RgbaImage[]): ClassifyResult {
   const m = need(model, 'a model');
   const labels = m.info().labels.length;
@@ -291,6 +301,10 @@ async function handle(id: number, r: Request): Promise<void> {
       return reply(await init(r));
     case 'load':
       return reply(load(r.bytes));
+    case 'importOnnx': {
+      const bytes = importOnnx(r.bytes, r.name);
+      return reply(bytes, [bytes.buffer]);
+    }
     case 'classify': {
       const result = classify(r.images);
       return reply(result, result.rows.map((p) => p.buffer));

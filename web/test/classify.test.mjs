@@ -217,6 +217,45 @@ describe('classify', () => {
     }
   });
 
+  test('an ONNX file opens like a .tagnet file and classifies as natively; a broken one says why', async () => {
+    const tagnet = process.env.TAGNET;
+    assert.ok(tagnet && fs.existsSync(tagnet), 'TAGNET must name the native tagnet, which exports the ONNX file');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tagnet-web-onnx-'));
+    try {
+      const model = path.join(distDir, 'models', 'default.tagnet');
+      const onnx = path.join(dir, 'exported.onnx');
+      execFileSync(tagnet, ['export', '--model', model, '--onnx', onnx]);
+      const banner = (kind, text) => page.locator(`.message.${kind}`, { hasText: text });
+
+      const broken = path.join(dir, 'broken.onnx');
+      fs.writeFileSync(broken, fs.readFileSync(onnx).subarray(0, 3000));
+      await page.setInputFiles('#model-file', [broken]);
+      await banner('error', 'broken.onnx: truncated').waitFor();
+
+      await page.setInputFiles('#model-file', [onnx]);
+      await banner('info', 'Opened exported.onnx.').waitFor();
+      assert.equal(await page.locator('.message.error').count(), 0);
+      assert.deepEqual(await page.$$eval('#model-labels .chip', (els) => els.map((e) => e.textContent)), defaultModelLabels());
+      assert.match(await page.textContent('#model-line'), /exported\.tagnet/);
+      // A picture classified by the imported network: the native CLI's probabilities.
+      const picture = path.join(dir, 'onnx-check.jpg');
+      fs.copyFileSync(bundledExamples()[0].path, picture);
+      await page.setInputFiles('#classify-files', [picture]);
+      await cardPredictions(page, 'onnx-check.jpg');
+      const native = JSON.parse(execFileSync(tagnet, ['classify', '--model', model, '--image', picture, '--json'], { encoding: 'utf8' }));
+      const shown = await page.locator('#results .card[data-name="onnx-check.jpg"] .prob').evaluateAll((els) =>
+        Object.fromEntries(els.map((e) => [e.dataset.label, Number.parseFloat(e.querySelector('.prob-value').textContent) / 100])));
+      for (const [label, p] of Object.entries(native.probabilities)) {
+        assert.ok(Math.abs(shown[label] - p) < 0.01, `${label}: page ${shown[label]}, native ${p}`);
+      }
+      await screenshot(page, '03-onnx-opened');
+      await page.setInputFiles('#model-file', [model]);
+      await banner('info', 'Opened default.tagnet.').waitFor();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('controls have labels and are reachable by keyboard', async () => {
     assert.deepEqual(await unlabelledControls(page), []);
     await page.evaluate(() => document.activeElement?.blur());
