@@ -8,7 +8,7 @@
 #   browser: `node web/bench.mjs` (the page's module, SIMD + threads) against ONNX Runtime Web
 #            (the same network exported to ONNX with NHWC input) in the same headless Chromium,
 #            2 threads each; and the page's training against native training with the same
-#            kernels (`tagnet bench --backend hwy`).
+#            kernels (`tagnet bench --backend hwy`, the CPU's best instruction set and SSE4).
 # The peers are benchmark tools only; tagnet never loads them.
 #
 #   scripts/bench-vs-peers.sh [--pairs 5] [--seconds 3] [--native] [--browser]   (both by default)
@@ -69,6 +69,9 @@ for ((i = 1; i <= pairs; i++)); do
                              node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);console.log(JSON.stringify({engine:r.variants["simd-threads"].engine,...r.variants["simd-threads"],browser:r.browser}))})')"
     record "$i" ort-web "$(node scripts/peers/ort-web.mjs --model "$out/smallervggnet-nhwc.onnx" --seconds "$seconds" --threads 2)"
     record "$i" tagnet-hwy "$("$tagnet" bench --json --no-layers --seconds "$seconds" --threads 2 --backend hwy)"
+    # The same kernels at the page's vector width (128 bits; SSE4 has no FMA, as WebAssembly).
+    record "$i" tagnet-sse4 "$(TAGNET_HWY_TARGET=SSE4 "$tagnet" bench --json --no-layers --seconds "$seconds" \
+                               --threads 2 --backend hwy)"
   fi
 done
 /usr/bin/python3 scripts/peers/summarize.py "$runs"

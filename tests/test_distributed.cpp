@@ -144,7 +144,12 @@ TEST(Distributed, UnreadablePicturesAreSkippedByEveryProcess) {
 
 TEST(Distributed, UnevenBatchesSplitOverThreeProcesses) {
   // 322 pictures in batches of 16: the last batch has 2, so one of three processes has none.
-  const std::string args = kNoRandomness + " --limit 322";
+  // On the reference kernels, whose sums do not depend on how many pictures a call gets: with
+  // the fast kernels a batch of 2 and two batches of 1 round differently, and on these
+  // pictures (flat zero backgrounds) a last-bit difference can move a max-pooling choice,
+  // which Adam then carries to 1e-4 in a few weights (seen on AVX2 and AVX-512).
+  std::string args = kNoRandomness + " --limit 322";
+  args.replace(args.find("--backend hwy"), 13, "--backend ref");
   const std::string d = cli_temp_dir("dist_uneven");
   cli::CliResult r = cli::run_cli(args + " --model " + d + "/one.tagnet");
   ASSERT_EQ(r.status, 0) << r.out;

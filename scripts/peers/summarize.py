@@ -27,6 +27,8 @@ ROWS = [
      lambda r: r["classify_b32_images_per_s"], True, 2.0),
     ("Browser training against native hwy training (images/s)", "tagnet-web", "tagnet-hwy",
      lambda r: r.get("train_b32_images_per_s") or r["smallervggnet"]["train_images_per_s"], True, 0.75),
+    ("Browser training against native hwy SSE4 training (images/s)", "tagnet-web", "tagnet-sse4",
+     lambda r: r.get("train_b32_images_per_s") or r["smallervggnet"]["train_images_per_s"], True, 0.75),
 ]
 
 
