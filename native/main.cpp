@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "cmd/commands.h"
 #include "distributed.h"
 #include "tagnet/engine.h"
@@ -20,15 +21,10 @@ int main(int argc, char** argv) {
   CLI::App app{"tagnet: train and run image classifiers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", [] {
-    std::string sets;
-    for (const auto& s : tagnet::Engine::available_instruction_sets()) sets += (sets.empty() ? "" : ", ") + s;
-    return std::string("tagnet ") + TAGNET_VERSION + "\nkernels: " + tagnet::Engine().instruction_set() +
-           " (this CPU runs: " + sets + "; TAGNET_HWY_TARGET chooses)\nbackends: " +
-           [] {
-             std::string b;
-             for (const auto& n : tagnet::Engine::available_backends()) b += (b.empty() ? "" : ", ") + n;
-             return b;
-           }();
+    const auto sets = tagnet::Engine::available_instruction_sets();
+    return std::string("tagnet ") + TAGNET_VERSION + "\nkernels: " + tagnet::Engine::chosen_instruction_set() +
+           " (this CPU runs: " + nat::join(sets) + "; TAGNET_HWY_TARGET chooses)\nbackends: " +
+           nat::join(tagnet::Engine::available_backends());
   });
   std::vector<nat::Command> commands;
   for (auto add : {nat::add_train, nat::add_evaluate, nat::add_classify, nat::add_preview, nat::add_make_dataset,
@@ -42,6 +38,10 @@ int main(int argc, char** argv) {
     if (status != 0 && nat::processes()) nat::fail("bad command line (above)");
     nat::leave_processes();
     return status;
+  } catch (const std::exception& e) {  // --version with a bad TAGNET_HWY_TARGET
+    std::fprintf(stderr, "tagnet: error: %s\n", e.what());
+    nat::leave_processes();
+    return 1;
   }
   for (const auto& c : commands) {
     if (!*c.app) continue;

@@ -26,14 +26,7 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ $native == 0 && $browser == 0 ]]; then native=1 browser=1; fi
 
-scripts/install-deps.sh
-peers=(python3-torch)
-for p in "${peers[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null
-  }
-done
+scripts/install-deps.sh  # python3-torch among them
 out=build/peers
 mkdir -p "$out"
 openblas=$out/openblas/usr/lib/x86_64-linux-gnu/openblas-openmp

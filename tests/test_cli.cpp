@@ -2,6 +2,8 @@
 // errors a person gets for bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -103,6 +105,23 @@ TEST(Cli, FashionMnistTrainsAndEvaluates) {
   EXPECT_EQ(history[0]["epoch"], 1);
   EXPECT_EQ(history[1]["epoch"], 2);
   fs::remove_all(d);
+}
+
+// The kernels' instruction set is chosen at start-up; --version names it, and a name this
+// CPU does not run is one line and exit status 1, before any work, --version included.
+TEST(Cli, VersionNamesTheInstructionSetAndABadChoiceIsOneLine) {
+  CliResult r = run_cli("--version");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("kernels: "), std::string::npos) << r.out;
+  r = run_shell("TAGNET_HWY_TARGET=SSE4 " + std::string(TAGNET_BIN) + " --version 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("kernels: SSE4"), std::string::npos) << r.out;
+  for (const char* args : {"--version", "bench --seconds 0.01 --no-layers"}) {
+    r = run_shell("TAGNET_HWY_TARGET=NOPE " + std::string(TAGNET_BIN) + " " + args + " 2>&1");
+    EXPECT_EQ(r.status, 1) << args << ": " << r.out;
+    EXPECT_EQ(r.out.find("tagnet: error: TAGNET_HWY_TARGET=NOPE is not a target"), 0u) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
 }
 
 TEST(Cli, SummaryCountsParameters) {

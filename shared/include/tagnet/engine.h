@@ -43,6 +43,9 @@ class Engine {
   // The instruction sets tagnet's own kernels are built for that this CPU runs, best first;
   // the environment variable TAGNET_HWY_TARGET picks one of them instead of the best.
   static std::vector<std::string> available_instruction_sets();
+  // The one tagnet's own kernels run with in this process (what instruction_set() reports for
+  // every backend but ref).
+  static std::string chosen_instruction_set();
 
   // For the core's layers.
   const kern::Backend& backend() const { return *backend_; }

@@ -45,8 +45,10 @@ const std::string& Engine::backend_name() const { return name_; }
 int Engine::threads() const { return pool_->threads(); }
 
 std::string Engine::instruction_set() const {
-  return backend_ == kern::backend_ref() ? "" : kern::hwy_target().name;
+  return backend_ == kern::backend_ref() ? "" : chosen_instruction_set();
 }
+
+std::string Engine::chosen_instruction_set() { return kern::hwy_target().name; }
 
 std::string Engine::describe() const {
   const std::string isa = instruction_set();
