@@ -6,7 +6,7 @@
 //
 // Conventions every tester checks:
 //  - outputs that a kernel OVERWRITES start as NaN, so reading them before writing shows;
-//  - input gradients start as a nonzero pattern and must end as pattern + gradient (ADD);
+//  - input gradients start as a nonzero pattern that must be OVERWRITTEN by the gradient;
 //  - every buffer has guard words on both sides that must survive the call;
 //  - forward kernels run several times on one OpStatePtr, with fresh input buffers, changed
 //    parameters (and a bumped Exec::param_version) and changed batch sizes, because cached
@@ -128,9 +128,10 @@ inline Buf Sum(const Buf& a, const Buf& b) {
 // Element i passes when |got - want| <= rtol * sqrt(L) * (|want| + rms(want)), L being the
 // length of the reduction behind each element. The sqrt(L) follows how rounding errors of a
 // long sum grow; the rms term scales the bound to the array's magnitude where `want` itself is
-// near zero through cancellation.
+// near zero through cancellation. `floor` adds the magnitude of the terms that cancel, for
+// results that are all near zero.
 inline ::testing::AssertionResult Close(const Buf& got, const Buf& want, double L,
-                                        double rtol = 1e-4) {
+                                        double rtol = 1e-4, double floor = 0.0) {
   if (got.size() != want.size()) {
     return ::testing::AssertionFailure() << "size " << got.size() << " != " << want.size();
   }
@@ -145,7 +146,7 @@ inline ::testing::AssertionResult Close(const Buf& got, const Buf& want, double 
   std::ostringstream msg;
   for (size_t i = 0; i < n; ++i) {
     const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-    const double allowed = scale * (std::fabs(want[i]) + rms) + 1e-30;
+    const double allowed = scale * (std::fabs(want[i]) + rms + floor) + 1e-30;
     if (!(err <= allowed)) {  // also catches NaN
       if (bad < 6) msg << "\n  [" << i << "] got " << got[i] << " want " << want[i];
       ++bad;
@@ -158,12 +159,12 @@ inline ::testing::AssertionResult Close(const Buf& got, const Buf& want, double 
                                        << worst << "x the tolerance)" << msg.str();
 }
 
-// For input gradients: got must be pattern + grad.
-inline ::testing::AssertionResult CloseAdded(const Buf& got, const Buf& pattern, const Buf& grad,
-                                             double L) {
-  ::testing::AssertionResult r = Close(got, Sum(pattern, grad), L);
-  if (!r && Close(got, grad, L)) {
-    r << "\n  (equals the gradient alone: dx was overwritten, not added to)";
+// For input gradients, which started as pattern: got must be grad alone.
+inline ::testing::AssertionResult CloseOverwritten(const Buf& got, const Buf& pattern,
+                                                   const Buf& grad, double L, double floor = 0.0) {
+  ::testing::AssertionResult r = Close(got, grad, L, 1e-4, floor);
+  if (!r && Close(got, Sum(pattern, grad), L)) {
+    r << "\n  (equals pattern + gradient: dx was added to, not overwritten)";
   }
   return r;
 }
@@ -326,8 +327,8 @@ class ConvTester {
     const Buf pattern = rng.Make(nx);
     Buf got = pattern;
     be->conv2d_backward_data(d, dy.data(), w.data(), got.data(), MakeExec(1));
-    EXPECT_TRUE(CloseAdded(got, pattern, grad, static_cast<double>(K_) * KH_ * KW_))
-        << "dx = pattern + gradient";
+    EXPECT_TRUE(CloseOverwritten(got, pattern, grad, static_cast<double>(K_) * KH_ * KW_))
+        << "dx = gradient, whatever dx held";
   }
 
   void TestBackwardFilter(const Backend* be, bool with_db) const {
@@ -422,7 +423,7 @@ class DenseTester {
     const Buf pattern = rng.Make(nx);
     Buf got = pattern;
     be->dense_backward_data(N_, I_, O_, dy.data(), w.data(), got.data(), MakeExec(1));
-    EXPECT_TRUE(CloseAdded(got, pattern, grad, O_)) << "dx = pattern + gradient";
+    EXPECT_TRUE(CloseOverwritten(got, pattern, grad, O_)) << "dx = gradient, whatever dx held";
   }
 
   void TestBackwardFilter(const Backend* be, bool with_db) const {
@@ -490,23 +491,36 @@ class MaxPoolTester {
     }
   }
 
+  // Also with relu_input: x a ReLU's output (windows of zeros included), dx the pool's
+  // gradient gated as the ReLU's backward would gate it.
   void TestBackward(const Backend* be) const {
-    SCOPED_TRACE(Describe("maxpool backward"));
-    Rng rng(seed_ + 100);
-    const PoolDims d = MakePoolDims(N_, H_, W_, C_, PH_, PW_, SH_, SW_);
-    Buf x = Input(rng, N_);
-    const size_t nx = x.size(), ny = static_cast<size_t>(N_) * d.OH * d.OW * C_;
-    Buf y(ny);
-    maxpool_forward_ref(d, x.data(), y.data());
-    Buf dy = rng.Make(ny);
-    Buf grad(nx, 0.0f);
-    maxpool_backward_ref(d, x.data(), y.data(), dy.data(), grad.data());
-    const Buf pattern = rng.Make(nx);
-    Buf got = pattern;
-    be->maxpool_backward(d, x.data(), y.data(), dy.data(), got.data(), MakeExec(1));
-    // Overlapping windows (stride < pool) may add several dy into one element, in any order.
-    const double overlap = std::ceil(double(PH_) / SH_) * std::ceil(double(PW_) / SW_);
-    EXPECT_TRUE(CloseAdded(got, pattern, grad, overlap)) << "dx = pattern + gradient";
+    for (const bool relu : {false, true}) {
+      SCOPED_TRACE(Describe(relu ? "maxpool backward, relu input" : "maxpool backward"));
+      Rng rng(seed_ + 100);
+      PoolDims d = MakePoolDims(N_, H_, W_, C_, PH_, PW_, SH_, SW_);
+      Buf x = Input(rng, N_);
+      if (relu)
+        for (size_t i = 0; i < x.size(); ++i) x[i] = std::max(x[i], 0.0f);
+      const size_t nx = x.size(), ny = static_cast<size_t>(N_) * d.OH * d.OW * C_;
+      Buf y(ny);
+      maxpool_forward_ref(d, x.data(), y.data());
+      Buf dy = rng.Make(ny);
+      Buf grad(nx, 0.0f);
+      maxpool_backward_ref(d, x.data(), y.data(), dy.data(), grad.data());
+      if (relu) {
+        Buf gated(nx);
+        relu_backward_ref(nx, x.data(), grad.data(), gated.data());
+        d.relu_input = true;
+        maxpool_backward_ref(d, x.data(), y.data(), dy.data(), grad.data());
+        EXPECT_TRUE(Close(grad, gated, 1, 0.0)) << "ref: the pool's gradient, then the ReLU's gate";
+      }
+      const Buf pattern = rng.Make(nx);
+      Buf got = pattern;
+      be->maxpool_backward(d, x.data(), y.data(), dy.data(), got.data(), MakeExec(1));
+      // Overlapping windows (stride < pool) may add several dy into one element, in any order.
+      const double overlap = std::ceil(double(PH_) / SH_) * std::ceil(double(PW_) / SW_);
+      EXPECT_TRUE(CloseOverwritten(got, pattern, grad, overlap)) << "dx = gradient, whatever dx held";
+    }
   }
 
  private:
@@ -559,7 +573,7 @@ class GapTester {
       const Buf pattern = rng.Make(nx);
       Buf got = pattern;
       be->gap_backward(N_, HW_, C_, dy.data(), got.data(), MakeExec(1));
-      EXPECT_TRUE(CloseAdded(got, pattern, grad, 1)) << "dx = pattern + gradient";
+      EXPECT_TRUE(CloseOverwritten(got, pattern, grad, 1)) << "dx = gradient, whatever dx held";
     }
   }
 
@@ -618,7 +632,7 @@ class ActivationTester {
       const Buf pattern = rng.Make(n_);
       Buf got = pattern;
       bwd(n_, y.data(), dy.data(), got.data(), MakeExec(1));
-      EXPECT_TRUE(CloseAdded(got, pattern, grad, 1)) << "dx = pattern + gradient";
+      EXPECT_TRUE(CloseOverwritten(got, pattern, grad, 1)) << "dx = gradient, whatever dx held";
     }
   }
 
@@ -674,7 +688,11 @@ class SoftmaxTester {
       const Buf pattern = rng.Make(n);
       Buf got = pattern;
       be->softmax_backward(rows_, cols_, y.data(), dy.data(), got.data(), MakeExec(1));
-      EXPECT_TRUE(CloseAdded(got, pattern, grad, cols_)) << "dx = pattern + gradient";
+      // dx = y * (dy - <y, dy>): terms of size y * dy cancel.
+      double terms = 0.0;
+      for (size_t i = 0; i < n; ++i) terms += std::pow(double(y[i]) * dy[i], 2);
+      EXPECT_TRUE(CloseOverwritten(got, pattern, grad, cols_, std::sqrt(terms / std::max<size_t>(n, 1))))
+          << "dx = gradient, whatever dx held";
     }
   }
 
@@ -756,7 +774,11 @@ class BatchNormTester {
     Buf dx = pattern, dgamma = NaNs(C_), dbeta = NaNs(C_);
     be->batchnorm_backward(M_, C_, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
                            dx.data(), dgamma.data(), dbeta.data(), MakeExec(1));
-    EXPECT_TRUE(CloseAdded(dx, pattern, grad, M_)) << "dx = pattern + gradient";
+    // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) cancels to zero for M = 1.
+    double terms = 0.0;
+    for (size_t i = 0; i < n; ++i) terms += std::pow(double(gamma[i % C_]) * invstd[i % C_] * dy[i], 2);
+    EXPECT_TRUE(CloseOverwritten(dx, pattern, grad, M_, std::sqrt(terms / std::max<size_t>(n, 1))))
+        << "dx = gradient, whatever dx held";
     EXPECT_TRUE(Close(dgamma, want_dgamma, M_)) << "dgamma";
     EXPECT_TRUE(Close(dbeta, want_dbeta, M_)) << "dbeta";
   }
@@ -774,7 +796,7 @@ class BatchNormTester {
     Buf dx = pattern;
     be->batchnorm_backward_infer(M_, C_, dy.data(), gamma.data(), mvar.data(), eps_, dx.data(),
                                  MakeExec(1));
-    EXPECT_TRUE(CloseAdded(dx, pattern, grad, 1)) << "dx = pattern + gradient";
+    EXPECT_TRUE(CloseOverwritten(dx, pattern, grad, 1)) << "dx = gradient, whatever dx held";
   }
 
  private:
@@ -833,7 +855,7 @@ class DropoutTester {
       const Buf pattern = rng.Make(n_);
       Buf got = pattern;
       bwd(dy.data(), got.data());
-      EXPECT_TRUE(CloseAdded(got, pattern, grad, 1)) << "dx = pattern + gradient";
+      EXPECT_TRUE(CloseOverwritten(got, pattern, grad, 1)) << "dx = gradient, whatever dx held";
     }
   }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include "tagnet/architectures.h"
@@ -543,11 +544,11 @@ TEST(Optimizers, AdamAndSgdMatchKerasFormulas) {
   {
     Model m = one_param();
     Adam adam(0.1f, 0.5f);
-    adam.step(m);   // t=1: m=0.05, v=0.00025, step = lr*sqrt(1-b2)/(1-b1) * m/(sqrt(v)+eps)
+    adam.step(m, engine);   // t=1: m=0.05, v=0.00025, step = lr*sqrt(1-b2)/(1-b1) * m/(sqrt(v)+eps)
     const double step1 = 0.1 * std::sqrt(1 - 0.999) / (1 - 0.9) * 0.05 / (std::sqrt(0.00025) + 1e-7);
     EXPECT_NEAR(m.param_arena()[0], 1.0 - step1, 1e-6);
     const float p1 = m.param_arena()[0];
-    adam.step(m);   // t=2 with decayed lr = 0.1 / (1 + 0.5 * 1)
+    adam.step(m, engine);   // t=2 with decayed lr = 0.1 / (1 + 0.5 * 1)
     const double m2 = 0.9 * 0.05 + 0.1 * 0.5, v2 = 0.999 * 0.00025 + 0.001 * 0.25;
     const double step2 = 0.1 / 1.5 * std::sqrt(1 - 0.999 * 0.999) / (1 - 0.81) * m2 / (std::sqrt(v2) + 1e-7);
     EXPECT_NEAR(m.param_arena()[0], p1 - step2, 1e-6);
@@ -555,15 +556,95 @@ TEST(Optimizers, AdamAndSgdMatchKerasFormulas) {
   {
     Model m = one_param();
     SGD sgd(0.1f, 0.9f, false);
-    sgd.step(m);   // v = -0.05; p = 0.95
-    sgd.step(m);   // v = -0.045 - 0.05 = -0.095; p = 0.855
+    sgd.step(m, engine);   // v = -0.05; p = 0.95
+    sgd.step(m, engine);   // v = -0.045 - 0.05 = -0.095; p = 0.855
     EXPECT_NEAR(m.param_arena()[0], 0.855, 1e-6);
   }
   {
     Model m = one_param();
     SGD sgd(0.1f, 0.9f, true);
-    sgd.step(m);   // v = -0.05; p += 0.9 * -0.05 - 0.05 = -0.095
+    sgd.step(m, engine);   // v = -0.05; p += 0.9 * -0.05 - 0.05 = -0.095
     EXPECT_NEAR(m.param_arena()[0], 0.905, 1e-6);
+  }
+}
+
+// The update runs over the trainable spans of the arena on the engine's threads: the same
+// numbers as one thread, frozen layers untouched.
+TEST(Optimizers, StepOnSeveralThreadsMatchesOneAndLeavesFrozenLayersAlone) {
+  Engine one(Engine::Options{1, "ref"}), two(Engine::Options{2, "ref"});
+  auto model = [] {
+    Model m({300});
+    m.add(std::make_unique<Dense>(200, Activation::kRelu));
+    m.add(std::make_unique<Dense>(100, Activation::kRelu));
+    m.add(std::make_unique<Dense>(50, Activation::kNone));
+    m.build(3);
+    m.freeze_below(1);
+    float* g = const_cast<float*>(m.grad_arena());
+    Rng rng(5);
+    for (size_t i = 0; i < m.arena_size(); ++i) g[i] = rng.uniform(-1, 1);
+    return m;
+  };
+  for (int kind = 0; kind < 2; ++kind) {
+    Model a = model(), b = model();
+    const std::vector<float> before(a.param_arena(), a.param_arena() + a.arena_size());
+    std::unique_ptr<Optimizer> oa, ob;
+    if (kind == 0) oa = std::make_unique<Adam>(0.01f), ob = std::make_unique<Adam>(0.01f);
+    else oa = std::make_unique<SGD>(0.01f, 0.9f, true), ob = std::make_unique<SGD>(0.01f, 0.9f, true);
+    for (int t = 0; t < 3; ++t) {
+      oa->step(a, one);
+      ob->step(b, two);
+    }
+    for (size_t i = 0; i < a.arena_size(); ++i)
+      ASSERT_EQ(a.param_arena()[i], b.param_arena()[i]) << "kind " << kind << " at " << i;
+    for (size_t l = 0; l < a.num_layers(); ++l)
+      for (const Param& p : std::as_const(a.layer(l)).params())
+        for (size_t i = 0; i < p.value.size(); ++i) {
+          const float was = before[size_t(p.value.data() - a.param_arena()) + i];
+          if (l == 0) ASSERT_EQ(p.value.data()[i], was) << "layer " << l;
+          else ASSERT_NE(p.value.data()[i], was) << "layer " << l;
+        }
+  }
+}
+
+// A ReLU output followed by max pooling: the pool's backward carries the ReLU's gate and the
+// layer below skips its own. A Dropout of rate 0 between them keeps the two passes apart; the
+// gradients must be the same to the bit, on every backend.
+TEST(Model, ReluThenMaxPoolGradientsMatchTheSeparatePasses) {
+  for (const std::string backend : Engine::available_backends()) {
+    SCOPED_TRACE(backend);
+    Engine engine(Engine::Options{2, backend});
+    auto make = [](bool apart) {
+      Model m({14, 14, 3});
+      auto gap = [&] { if (apart) m.add(std::make_unique<Dropout>(0.f)); };
+      m.add(std::make_unique<Conv2D>(8, 3, 1, Padding::kSame, Activation::kRelu));
+      gap();
+      m.add(std::make_unique<MaxPool2D>(2));   // 14 -> 7, windows tile the input
+      m.add(std::make_unique<Conv2D>(16, 3, 1, Padding::kSame));
+      m.add(std::make_unique<ReLU>());
+      gap();
+      m.add(std::make_unique<MaxPool2D>(2));   // 7 -> 3, the last row and column uncovered
+      m.add(std::make_unique<Flatten>());
+      m.add(std::make_unique<Dense>(4));
+      m.add(std::make_unique<Softmax>());
+      m.build(11);
+      return m;
+    };
+    Model fused = make(false), apart = make(true);
+    ASSERT_EQ(fused.arena_size(), apart.arena_size());
+    std::copy(fused.param_arena(), fused.param_arena() + fused.arena_size(), apart.param_arena());
+    Rng rng(4);
+    Tensor x({6, 14, 14, 3}), y({6, 4});
+    for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform(-1, 1);
+    for (int n = 0; n < 6; ++n) y.at(size_t(n) * 4 + n % 4) = 1.f;
+    Context ctx{&engine, false, &rng, 0};
+    fused.compute_gradients(x, y, LossKind::kCategoricalCrossentropy, ctx);
+    apart.compute_gradients(x, y, LossKind::kCategoricalCrossentropy, ctx);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < fused.arena_size(); ++i) {
+      ASSERT_EQ(fused.grad_arena()[i], apart.grad_arena()[i]) << i;
+      nonzero += fused.grad_arena()[i] != 0.f;
+    }
+    EXPECT_GT(nonzero, fused.arena_size() / 2);
   }
 }
 

@@ -179,8 +179,8 @@ TEST_P(WinogradOnTarget, SameResultOnOneAndTwoThreads) {
 }
 
 // The input gradient of a stride-1 3x3 convolution is the forward convolution of dy with the
-// flipped kernel, which runs as Winograd too and adds into dx.
-TEST_P(WinogradOnTarget, BackwardDataAddsIntoDx) {
+// flipped kernel, which runs as Winograd too and overwrites whatever dx held.
+TEST_P(WinogradOnTarget, BackwardDataOverwritesDx) {
   const Shape shapes[] = {{2, 16, 16, 32, 64, 1, 1, 1, 1, false, false},
                           {3, 9, 7, 24, 40, 1, 1, 1, 1, false, false},
                           {2, 10, 12, 32, 24, 0, 0, 0, 0, false, false},

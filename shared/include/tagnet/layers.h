@@ -6,9 +6,9 @@
 //   forward(x, y)    x is (N, ...in), y is resized to (N, ...out). In training it caches what
 //                    backward needs (BN statistics, dropout mask).
 //   backward(x, y, dy, dx)
-//                    x, y are the tensors of the last forward. ADDS d(loss)/dx into *dx when
-//                    dx is not null, and, when ctx.param_grads is set and the layer is
-//                    trainable, OVERWRITES the gradients of its trainable parameters.
+//                    x, y are the tensors of the last forward. OVERWRITES *dx (sized like x)
+//                    with d(loss)/dx when dx is not null, and, when ctx.param_grads is set and
+//                    the layer is trainable, the gradients of its trainable parameters.
 //
 // Parameters are written through params() (non-const), which is what tells the backend that
 // the weights it cached for the forward pass (packed, transformed) are stale.
@@ -60,6 +60,10 @@ struct Param {
 
 struct BackwardContext : Context {
   bool param_grads = true;   // compute parameter gradients of trainable layers
+  // Set by Model for a ReLU output followed by MaxPool2D: the pool's input gradient carries
+  // the ReLU's gate (relu_input), so the layer below skips its own pass (relu_gated_dy).
+  bool relu_input = false;
+  bool relu_gated_dy = false;
 };
 
 class Layer {
@@ -70,6 +74,8 @@ class Layer {
   virtual LayerKind kind() const = 0;
   std::string type() const { return layer_kind_name(kind()); }   // Keras class name: "Conv2D"
   virtual nlohmann::json config() const { return nlohmann::json::object(); }
+  // The output is a ReLU's (a ReLU layer, or a fused ReLU activation).
+  virtual bool relu_output() const { return false; }
   virtual Shape setup(const Shape& in) = 0;
   virtual void forward(const Tensor& x, Tensor& y, const Context& ctx) = 0;
   virtual void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -111,6 +117,7 @@ class Conv2D : public Layer {
          Activation activation = Activation::kNone, bool use_bias = true);
   LayerKind kind() const override { return LayerKind::kConv2D; }
   nlohmann::json config() const override;
+  bool relu_output() const override { return activation_ == Activation::kRelu; }
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -130,6 +137,7 @@ class Dense : public Layer {
   Dense(int units, Activation activation = Activation::kNone, bool use_bias = true);
   LayerKind kind() const override { return LayerKind::kDense; }
   nlohmann::json config() const override;
+  bool relu_output() const override { return activation_ == Activation::kRelu; }
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -167,6 +175,7 @@ class BatchNorm : public Layer {
 class ReLU : public Layer {
  public:
   LayerKind kind() const override { return LayerKind::kReLU; }
+  bool relu_output() const override { return true; }
   Shape setup(const Shape& in) override { return in; }
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,

@@ -14,6 +14,8 @@
 
 namespace tagnet {
 
+class Engine;
+
 class Model;
 
 class Optimizer {
@@ -21,8 +23,9 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual std::string type() const = 0;
   virtual nlohmann::json config() const = 0;
-  // Applies the model's current gradients to its parameters.
-  void step(Model& model);
+  // Applies the model's current gradients to its parameters, in one parallel pass over the
+  // trainable spans of the arena on the engine's threads.
+  void step(Model& model, const Engine& engine);
   // Per-parameter state buffers, each the size of the model's parameter arena.
   virtual std::vector<std::pair<std::string, FloatBuffer*>> state() = 0;
 
@@ -34,7 +37,7 @@ class Optimizer {
 
  protected:
   // Updates params[i] for i in [0, n) with gradient grads[i]; `offset` locates the span in
-  // the arena-sized state buffers.
+  // the arena-sized state buffers. Called from several threads on disjoint spans.
   virtual void update(float* params, const float* grads, size_t offset, size_t n, float lr_t) = 0;
   void ensure_state(FloatBuffer& buf, size_t n) { if (buf.size() != n) buf.assign(n, 0.f); }
   virtual void prepare(size_t arena_size) = 0;

@@ -321,10 +321,10 @@ void PadRows(const ConvDims& d, const Bands& g, const float* x, int n, int ih0, 
   }
 }
 
-// out (N, OH, OW, K) (+)= conv(in (N, H, W, C)) + bias, act; bp holds W^T (R, K) packed as
+// out (N, OH, OW, K) = conv(in (N, H, W, C)) + bias, act; bp holds W^T (R, K) packed as
 // one K block (sliver s at bp + s*R*NR).
 void ForwardImplicit(const ConvDims& d, const float* in, const float* bp, float* out,
-                     bool accumulate, const float* bias, Act act, const Exec& e, int threads) {
+                     const float* bias, Act act, const Exec& e, int threads) {
   const int R = d.R();
   const int K = d.K;
   const int mr = gemm::tile_m(), nr = gemm::tile_n();
@@ -373,7 +373,7 @@ void ForwardImplicit(const ConvDims& d, const float* in, const float* bp, float*
       float* yt = yband + static_cast<size_t>(q0) * K;
       for (int s = 0; s < slivers; ++s) {
         gemm::kernel(seg.data(), nseg, ro, 1, nr, yt + s * nr, K, m, std::min(nr, K - s * nr),
-                     accumulate, bias ? bias + s * nr : nullptr, relu);
+                     false, bias ? bias + s * nr : nullptr, relu);
         for (int j = 0; j < nseg; ++j) seg[j].b += static_cast<size_t>(R) * nr;
       }
       col += mr;
@@ -610,7 +610,7 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
   const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kImplicit};
   const float* wt = st.get(key, gemm::packed_b_floats(R, d.K),
                            [&](float* dst) { PackInto(R, d.K, R, w, 1, R, dst, e, threads); });
-  ForwardImplicit(d, x, wt, y, false, b, act, e, threads);
+  ForwardImplicit(d, x, wt, y, b, act, e, threads);
 }
 
 void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w, float* dx,
@@ -618,7 +618,11 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
   const int R = d.R();
   const long hw = static_cast<long>(d.OH) * d.OW;
   const long P = d.N * hw;
-  if (P <= 0 || d.K <= 0 || R <= 0) return;
+  const size_t image_floats = static_cast<size_t>(d.H) * d.W * d.C;
+  if (P <= 0 || d.K <= 0 || R <= 0) {
+    std::fill(dx, dx + d.N * image_floats, 0.0f);
+    return;
+  }
   const int threads = Threads(e, 2.0 * P * R * d.K);
   if (UseTransposedConv(d)) {
     // For stride 1, dx is the forward convolution of dy with the spatially flipped kernel,
@@ -653,7 +657,7 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
       }
       float* u = gemm::scratch(gemm::kSlotConvB, wino::weight_floats(t.C, t.K));
       wino::transform_weights(t.C, t.K, wt, u, e, threads);
-      wino::forward(t, dy, u, nullptr, Act::kNone, dx, e, threads, /*accumulate=*/true);
+      wino::forward(t, dy, u, nullptr, Act::kNone, dx, e, threads);
       return;
     }
     // B (KH*KW*K, C): row (kh, kw, k) is W[k][KH-1-kh][KW-1-kw][:], packed as one K block.
@@ -682,18 +686,18 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
     } else {
       pack(0, slivers);
     }
-    ForwardImplicit(t, dy, bp, dx, true, nullptr, Act::kNone, e, threads);
+    ForwardImplicit(t, dy, bp, dx, nullptr, Act::kNone, e, threads);
     return;
   }
   const gemm::PackedB wp = PackShared(d.K, R, gemm::default_kc(d.K, R), w, R, 1, e, threads);
   if (IsPointwise(d)) {
-    // dx (P, C) += dY (P, K) * W (K, C); pixels are independent, so any row split works.
+    // dx (P, C) = dY (P, K) * W (K, C); pixels are independent, so any row split works.
     const int rows = ChunkRows(R, P);
     const long chunks = (P + rows - 1) / rows;
     const auto task = [&](size_t t) {
       const long p0 = static_cast<long>(t) * rows;
       const int m = static_cast<int>(std::min<long>(rows, P - p0));
-      gemm::gemm_st(m, R, d.K, dy + p0 * d.K, d.K, 1, wp, dx + p0 * d.C, d.C, 1, true);
+      gemm::gemm_st(m, R, d.K, dy + p0 * d.K, d.K, 1, wp, dx + p0 * d.C, d.C, 1, false);
     };
     if (threads > 1) {
       e.pool->run_tasks(chunks, task);
@@ -706,6 +710,7 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
   const int rows = ChunkRows(R, hw);
   const auto image = [&](size_t n) {
     float* col = gemm::scratch(gemm::kSlotCol, static_cast<size_t>(rows) * R);  // (rows, R)
+    std::fill(dx + n * image_floats, dx + (n + 1) * image_floats, 0.0f);
     for (long q = 0; q < hw; q += rows) {
       const long p0 = static_cast<long>(n) * hw + q;
       const int m = static_cast<int>(std::min<long>(rows, hw - q));
@@ -764,8 +769,8 @@ void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, cons
 
 void dense_backward_data_hwy(int N, int I, int O, const float* dy, const float* w, float* dx,
                              const Exec& e) {
-  // dX (N, I) += dY (N, O) * W (O, I)
-  gemm_hwy(N, I, O, dy, O, 1, w, I, 1, dx, I, true, e);
+  // dX (N, I) = dY (N, O) * W (O, I)
+  gemm_hwy(N, I, O, dy, O, 1, w, I, 1, dx, I, false, e);
 }
 
 void dense_backward_filter_hwy(int N, int I, int O, const float* x, const float* dy, float* dw,

@@ -3,8 +3,8 @@
 // Layout is NHWC float32. Dimension letters: N batch, H/W spatial, C input channels,
 // K output channels, KH/KW kernel size, OH/OW output size, R = KH*KW*C (one im2col row).
 // Conv weights are (K, KH, KW, C) ("OHWI", XNNPACK's order); dense weights are (O, I).
-// Gradients start with `d`. Backward kernels that produce an input gradient ADD into it;
-// kernels that produce a parameter gradient OVERWRITE it.
+// Gradients start with `d`. Backward kernels OVERWRITE the gradients they produce, input and
+// parameter gradients alike, so no pass is spent zeroing them first.
 //
 // Every op has a `_ref` kernel (the test oracle) and may have fast ones (`_hwy`, `_xnnpack`).
 // A Backend is a table of kernels; the one a build runs is chosen once at start-up.
@@ -36,6 +36,10 @@ struct PoolDims {
   int N, H, W, C;            // input (N, H, W, C)
   int PH, PW, SH, SW;        // pool window and stride, valid padding
   int OH, OW;                // output (N, OH, OW, C)
+  // Backward only: x is the output of a ReLU, whose gate the input gradient then carries
+  // too (zero where the window's maximum is not positive), so the ReLU's backward pass over
+  // the whole tensor can be skipped.
+  bool relu_input = false;
 };
 
 // Per-op state a backend may keep between calls (XNNPACK keeps its operator with packed
@@ -98,14 +102,14 @@ void batchnorm_backward_ref(int M, int C, const float* x, const float* dy, const
                             const float* mean, const float* invstd, float* dx, float* dgamma,
                             float* dbeta);
 // The input gradient of inference-mode BatchNorm (a frozen layer), an affine map per channel:
-// dx += dy * gamma / sqrt(moving_var + eps).
+// dx = dy * gamma / sqrt(moving_var + eps).
 void batchnorm_backward_infer_ref(int M, int C, const float* dy, const float* gamma,
                                   const float* moving_var, float eps, float* dx);
 
 // Inverted dropout with a given mask, 0 or 1/(1-rate) per element: y = x * mask.
 void dropout_forward_ref(size_t n, const float* x, const float* mask, float* y);
 void dropout_backward_ref(size_t n, const float* mask, const float* dy, float* dx);
-// y = x (Flatten, Dropout outside training); its backward adds dy into dx.
+// y = x (Flatten, Dropout outside training); its backward copies dy into dx.
 void identity_forward_ref(size_t n, const float* x, float* y);
 void identity_backward_ref(size_t n, const float* dy, float* dx);
 

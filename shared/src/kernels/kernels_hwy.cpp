@@ -175,8 +175,7 @@ void relu_backward_hwy(size_t n, const float* y /* (n) */, const float* dy /* (n
   ParallelFor(e, n, kFlatGrain, 3 * n, [&](size_t b, size_t end) {
     ForLanes(b, end, [&](auto d, size_t i) {
       const auto pass = hn::Gt(hn::LoadU(d, y + i), hn::Zero(d));
-      const auto g = hn::IfThenElseZero(pass, hn::LoadU(d, dy + i));
-      hn::StoreU(hn::Add(hn::LoadU(d, dx + i), g), d, dx + i);
+      hn::StoreU(hn::IfThenElseZero(pass, hn::LoadU(d, dy + i)), d, dx + i);
     });
   });
 }
@@ -207,7 +206,7 @@ void sigmoid_backward_hwy(size_t n, const float* y /* (n) */, const float* dy /*
       const auto v = hn::LoadU(d, y + i);
       const auto gy = hn::Mul(hn::LoadU(d, dy + i), v);
       const auto one_minus = hn::Sub(hn::Set(d, 1.0f), v);
-      hn::StoreU(hn::MulAdd(gy, one_minus, hn::LoadU(d, dx + i)), d, dx + i);
+      hn::StoreU(hn::Mul(gy, one_minus), d, dx + i);
     });
   });
 }
@@ -280,7 +279,7 @@ void softmax_backward_hwy(int rows, int cols, const float* y /* (rows, cols) */,
       ForLanes(0, K, [&](auto d, size_t i) {
         const auto v = hn::LoadU(d, yr + i);
         const auto t = hn::Sub(hn::LoadU(d, gr + i), hn::Set(d, s));
-        hn::StoreU(hn::MulAdd(v, t, hn::LoadU(d, dr + i)), d, dr + i);
+        hn::StoreU(hn::Mul(v, t), d, dr + i);
       });
     }
   });
@@ -324,6 +323,15 @@ void maxpool_backward_hwy(const PoolDims& p, const float* x /* (N, H, W, C) */,
   std::vector<size_t> offs;
   for (int ph = 0; ph < p.PH; ++ph)
     for (int pw = 0; pw < p.PW; ++pw) offs.push_back((ph * W + pw) * C);
+  // Windows that tile the input exactly write each dx element once. Otherwise dx is zeroed
+  // first and the windows add into it.
+  const bool tiles = p.PH == p.SH && p.PW == p.SW && OH * p.SH == H && OW * p.SW == W;
+  if (!tiles) {
+    const size_t n = static_cast<size_t>(p.N) * H * W * C;
+    ParallelFor(e, n, kFlatGrain, n, [&](size_t b, size_t end) {
+      std::memset(dx + b, 0, (end - b) * sizeof(float));
+    });
+  }
   // Windows overlapping vertically make neighbouring output rows add into the same dx
   // rows, so only whole images (or channel blocks) can then go to different threads.
   const bool rows_disjoint = p.PH <= p.SH;
@@ -351,11 +359,13 @@ void maxpool_backward_hwy(const PoolDims& p, const float* x /* (N, H, W, C) */,
               m = hn::IfThenElse(gt, v, m);
               idx = hn::IfThenElse(gt, hn::Set(d, static_cast<float>(k)), idx);
             }
-            const auto gv = hn::LoadU(d, g + c);
+            auto gv = hn::LoadU(d, g + c);
+            if (p.relu_input) gv = hn::IfThenElseZero(hn::Gt(m, hn::Zero(d)), gv);
             for (size_t k = 0; k < window; ++k) {
               const size_t o = offs[k] + c;
-              const auto hit = hn::Eq(idx, hn::Set(d, static_cast<float>(k)));
-              hn::StoreU(hn::Add(hn::LoadU(d, dxw + o), hn::IfThenElseZero(hit, gv)), d, dxw + o);
+              auto v = hn::IfThenElseZero(hn::Eq(idx, hn::Set(d, static_cast<float>(k))), gv);
+              if (!tiles) v = hn::Add(hn::LoadU(d, dxw + o), v);
+              hn::StoreU(v, d, dxw + o);
             }
           });
         }
@@ -395,8 +405,7 @@ void gap_backward_hwy(int N, int HW, int C, const float* dy /* (N, C) */,
       const float* g = dy + (r / HWs) * Cs;
       float* dr = dx + r * Cs;
       ForLanes(0, Cs, [&](auto d, size_t c) {
-        hn::StoreU(hn::MulAdd(hn::LoadU(d, g + c), hn::Set(d, inv), hn::LoadU(d, dr + c)), d,
-                   dr + c);
+        hn::StoreU(hn::Mul(hn::LoadU(d, g + c), hn::Set(d, inv)), d, dr + c);
       });
     }
   });
@@ -492,8 +501,8 @@ void batchnorm_forward_infer_hwy(int M, int C, const float* x /* (M, C) */,
 }
 
 // Pass 1 sums dy and dy * (x - mean) per channel; pass 2 applies
-//   dx += gamma*invstd/M * (M*dy - dbeta - xhat*dgamma)
-// rewritten per channel as dx += a*dy + b*(x - mean) + k.
+//   dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma)
+// rewritten per channel as dx = a*dy + b*(x - mean) + k.
 void batchnorm_backward_hwy(int M, int C, const float* x /* (M, C) */, const float* dy /* (M, C) */,
                             const float* gamma /* (C) */, const float* mean /* (C) */,
                             const float* invstd /* (C) */, float* dx /* (M, C) */,
@@ -542,7 +551,7 @@ void batchnorm_backward_hwy(int M, int C, const float* x /* (M, C) */, const flo
         const auto xc = hn::Sub(hn::LoadU(d, xr + c), hn::LoadU(d, mean + c));
         auto v = hn::MulAdd(xc, hn::LoadU(d, b.data() + c), hn::LoadU(d, k.data() + c));
         v = hn::MulAdd(hn::LoadU(d, gr + c), hn::LoadU(d, a.data() + c), v);
-        hn::StoreU(hn::Add(hn::LoadU(d, dr + c), v), d, dr + c);
+        hn::StoreU(v, d, dr + c);
       });
     }
   });
@@ -561,9 +570,7 @@ void batchnorm_backward_infer_hwy(int M, int C, const float* dy /* (M, C) */,
       const float* gr = dy + r * Cs;
       float* dr = dx + r * Cs;
       ForLanes(0, Cs, [&](auto d, size_t c) {
-        hn::StoreU(hn::MulAdd(hn::LoadU(d, gr + c), hn::LoadU(d, scale.data() + c),
-                              hn::LoadU(d, dr + c)),
-                   d, dr + c);
+        hn::StoreU(hn::Mul(hn::LoadU(d, gr + c), hn::LoadU(d, scale.data() + c)), d, dr + c);
       });
     }
   });
@@ -584,8 +591,7 @@ void dropout_backward_hwy(size_t n, const float* mask /* (n) */, const float* dy
                           float* dx /* (n) */, const Exec& e) {
   ParallelFor(e, n, kFlatGrain, 3 * n, [&](size_t b, size_t end) {
     ForLanes(b, end, [&](auto d, size_t i) {
-      hn::StoreU(hn::MulAdd(hn::LoadU(d, dy + i), hn::LoadU(d, mask + i), hn::LoadU(d, dx + i)),
-                 d, dx + i);
+      hn::StoreU(hn::Mul(hn::LoadU(d, dy + i), hn::LoadU(d, mask + i)), d, dx + i);
     });
   });
 }
@@ -599,10 +605,8 @@ void identity_forward_hwy(size_t n, const float* x /* (n) */, float* y /* (n) */
 
 void identity_backward_hwy(size_t n, const float* dy /* (n) */, float* dx /* (n) */,
                            const Exec& e) {
-  ParallelFor(e, n, kFlatGrain, 2 * n, [&](size_t b, size_t end) {
-    ForLanes(b, end, [&](auto d, size_t i) {
-      hn::StoreU(hn::Add(hn::LoadU(d, dx + i), hn::LoadU(d, dy + i)), d, dx + i);
-    });
+  ParallelFor(e, n, kFlatGrain, n, [&](size_t b, size_t end) {
+    std::memcpy(dx + b, dy + b, (end - b) * sizeof(float));
   });
 }
 

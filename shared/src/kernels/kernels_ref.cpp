@@ -56,7 +56,7 @@ void conv2d_backward_data_ref(const ConvDims& d, const float* dy /* (N, OH, OW, 
                               const float* w /* (K, KH, KW, C) */,
                               float* dx /* (N, H, W, C) */) {
   // Scatter each output gradient back over its receptive field; a double buffer keeps the
-  // overlapping contributions exact before the single add into dx.
+  // overlapping contributions exact before the single store into dx.
   std::vector<double> acc(static_cast<size_t>(d.N) * d.H * d.W * d.C, 0.0);
   for (int n = 0; n < d.N; ++n) {
     for (int oh = 0; oh < d.OH; ++oh) {
@@ -78,7 +78,7 @@ void conv2d_backward_data_ref(const ConvDims& d, const float* dy /* (N, OH, OW, 
       }
     }
   }
-  for (size_t i = 0; i < acc.size(); ++i) dx[i] = static_cast<float>(dx[i] + acc[i]);
+  for (size_t i = 0; i < acc.size(); ++i) dx[i] = static_cast<float>(acc[i]);
 }
 
 void conv2d_backward_filter_ref(const ConvDims& d, const float* x /* (N, H, W, C) */,
@@ -138,7 +138,7 @@ void dense_backward_data_ref(int N, int I, int O, const float* dy /* (N, O) */,
       for (int o = 0; o < O; ++o) {
         s += static_cast<double>(gr[o]) * w[static_cast<size_t>(o) * I + i];
       }
-      dr[i] = static_cast<float>(dr[i] + s);
+      dr[i] = static_cast<float>(s);
     }
   }
 }
@@ -199,12 +199,14 @@ void maxpool_backward_ref(const PoolDims& d, const float* x /* (N, H, W, C) */,
                           const float* y /* (N, OH, OW, C) */, const float* dy /* like y */,
                           float* dx /* like x */) {
   // The argmax is recomputed from x; y is the forward output and adds no information here.
+  std::fill(dx, dx + static_cast<size_t>(d.N) * d.H * d.W * d.C, 0.0f);
   for (int n = 0; n < d.N; ++n) {
     for (int oh = 0; oh < d.OH; ++oh) {
       for (int ow = 0; ow < d.OW; ++ow) {
         for (int c = 0; c < d.C; ++c) {
-          dx[maxpool_argmax(d, x, n, oh, ow, c)] +=
-              dy[((static_cast<size_t>(n) * d.OH + oh) * d.OW + ow) * d.C + c];
+          const size_t at = maxpool_argmax(d, x, n, oh, ow, c);
+          if (!d.relu_input || x[at] > 0.0f)
+            dx[at] += dy[((static_cast<size_t>(n) * d.OH + oh) * d.OW + ow) * d.C + c];
         }
       }
     }
@@ -228,7 +230,7 @@ void gap_backward_ref(int N, int HW, int C, const float* dy /* (N, C) */,
     for (int p = 0; p < HW; ++p) {
       for (int c = 0; c < C; ++c) {
         float* q = dx + (static_cast<size_t>(n) * HW + p) * C + c;
-        *q = static_cast<float>(*q + static_cast<double>(dy[static_cast<size_t>(n) * C + c]) / HW);
+        *q = static_cast<float>(static_cast<double>(dy[static_cast<size_t>(n) * C + c]) / HW);
       }
     }
   }
@@ -240,7 +242,7 @@ void relu_forward_ref(size_t n, const float* x, float* y) {
 
 void relu_backward_ref(size_t n, const float* y, const float* dy, float* dx) {
   for (size_t i = 0; i < n; ++i) {
-    if (y[i] > 0.0f) dx[i] += dy[i];
+    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
   }
 }
 
@@ -253,7 +255,7 @@ void sigmoid_forward_ref(size_t n, const float* x, float* y) {
 void sigmoid_backward_ref(size_t n, const float* y, const float* dy, float* dx) {
   for (size_t i = 0; i < n; ++i) {
     const double s = y[i];
-    dx[i] = static_cast<float>(dx[i] + dy[i] * s * (1.0 - s));
+    dx[i] = static_cast<float>(dy[i] * s * (1.0 - s));
   }
 }
 
@@ -278,7 +280,7 @@ void softmax_backward_ref(int rows, int cols, const float* y /* (rows, cols) */,
     float* dr = dx + static_cast<size_t>(r) * cols;
     double dot = 0.0;
     for (int c = 0; c < cols; ++c) dot += static_cast<double>(gr[c]) * yr[c];
-    for (int c = 0; c < cols; ++c) dr[c] = static_cast<float>(dr[c] + yr[c] * (gr[c] - dot));
+    for (int c = 0; c < cols; ++c) dr[c] = static_cast<float>(yr[c] * (gr[c] - dot));
   }
 }
 
@@ -342,7 +344,7 @@ void batchnorm_backward_ref(int M, int C, const float* x /* (M, C) */, const flo
     for (int m = 0; m < M; ++m) {
       const size_t at = static_cast<size_t>(m) * C + c;
       const double xhat = (x[at] - mu) * is;
-      dx[at] = static_cast<float>(dx[at] + scale * (dy[at] - sdy / M - xhat * sdyx / M));
+      dx[at] = static_cast<float>(scale * (dy[at] - sdy / M - xhat * sdyx / M));
     }
   }
 }
@@ -358,7 +360,7 @@ void batchnorm_backward_infer_ref(int M, int C, const float* dy /* (M, C) */,
   for (int m = 0; m < M; ++m) {
     for (int c = 0; c < C; ++c) {
       const size_t at = static_cast<size_t>(m) * C + c;
-      dx[at] += dy[at] * scale[c];
+      dx[at] = dy[at] * scale[c];
     }
   }
 }
@@ -368,7 +370,7 @@ void dropout_forward_ref(size_t n, const float* x, const float* mask, float* y) 
 }
 
 void dropout_backward_ref(size_t n, const float* mask, const float* dy, float* dx) {
-  for (size_t i = 0; i < n; ++i) dx[i] += dy[i] * mask[i];
+  for (size_t i = 0; i < n; ++i) dx[i] = dy[i] * mask[i];
 }
 
 void identity_forward_ref(size_t n, const float* x, float* y) {
@@ -376,7 +378,7 @@ void identity_forward_ref(size_t n, const float* x, float* y) {
 }
 
 void identity_backward_ref(size_t n, const float* dy, float* dx) {
-  for (size_t i = 0; i < n; ++i) dx[i] += dy[i];
+  for (size_t i = 0; i < n; ++i) dx[i] = dy[i];
 }
 
 // ---- the ref table: adapters from the Backend signatures, ignoring state and Exec ----

@@ -200,7 +200,7 @@ void TransformInput(const ConvDims& d, const Plan& p, const float* x, long t0, i
 // Y = A^T M A + bias, then the activation.
 //   A^T = [1 1 1 0; 0 1 -1 -1]
 void TransformOutput(const ConvDims& d, const Plan& p, long t0, int count, int k0,
-                     const float* bias, bool relu, bool accumulate, const TaskBuffers& b,
+                     const float* bias, bool relu, const TaskBuffers& b,
                      float* y) {
   const D dd;
   const int nr = gemm::tile_n();
@@ -237,10 +237,10 @@ void TransformOutput(const ConvDims& d, const Plan& p, long t0, int count, int k
         if (!inside[q]) continue;
         float* o = dst + at[q] + k;
         if (n == kL) {
-          hn::StoreU(accumulate ? hn::Add(out[q], hn::LoadU(dd, o)) : out[q], dd, o);
+          hn::StoreU(out[q], dd, o);
         } else {
           hn::Store(out[q], dd, part);
-          for (int j = 0; j < n; ++j) o[j] = accumulate ? o[j] + part[j] : part[j];
+          for (int j = 0; j < n; ++j) o[j] = part[j];
         }
       }
     }
@@ -298,7 +298,7 @@ void transform_weights(int C, int K, const float* w, float* u, const Exec& e, in
 }
 
 void forward(const ConvDims& d, const float* x, const float* u, const float* b, Act act, float* y,
-             const Exec& e, int threads, bool accumulate) {
+             const Exec& e, int threads) {
   const int mr = gemm::tile_m(), nr = gemm::tile_n();
   const Plan p(d, threads);
   if (p.tiles <= 0 || d.K <= 0) return;
@@ -333,7 +333,7 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
                        m + static_cast<size_t>(g) * mr * nr, nr, mr, nr, false);
         }
       }
-      TransformOutput(d, p, t0, count, s * nr, bias.data(), relu, accumulate, buf, y);
+      TransformOutput(d, p, t0, count, s * nr, bias.data(), relu, buf, y);
     }
   };
   if (threads > 1 && e.pool && p.tasks > 1) {

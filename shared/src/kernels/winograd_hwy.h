@@ -43,10 +43,9 @@ size_t weight_floats(int C, int K);
 // threads > 1 splits the work over e.pool.
 void transform_weights(int C, int K, const float* w, float* u, const Exec& e, int threads);
 
-// y (N, OH, OW, K) = act(conv(x) + b), or y += act(conv(x) + b) with accumulate; b may be
-// null; u from transform_weights.
+// y (N, OH, OW, K) = act(conv(x) + b); b may be null; u from transform_weights.
 void forward(const ConvDims& d, const float* x, const float* u, const float* b, Act act, float* y,
-             const Exec& e, int threads, bool accumulate = false);
+             const Exec& e, int threads);
 
 }  // namespace wino
 }  // namespace HWY_NAMESPACE

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 #include "json_number.h"
@@ -52,7 +53,6 @@ const Tensor& gate_relu(Activation a, const Tensor& y, const Tensor& dy, Tensor&
                         const Context& ctx, const kern::Exec& e) {
   if (a != Activation::kRelu) return dy;
   scratch.resize(dy.shape());
-  scratch.zero();
   be(ctx).relu_backward(dy.size(), y.data(), dy.data(), scratch.data(), e);
   return scratch;
 }
@@ -142,7 +142,7 @@ void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor
   const int N = x.dim(0);
   const auto d = conv_dims(N, input_shape, output_shape, kernel_, stride_, pt_, pl_, pb_, pr_);
   const auto e = exec(ctx);
-  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx, e);
+  const Tensor& g = ctx.relu_gated_dy ? dy : gate_relu(activation_, y, dy, dy_masked_, ctx, e);
   if (trainable && ctx.param_grads)
     be(ctx).conv2d_backward_filter(d, x.data(), g.data(), params_[0].grad.data(),
                                    use_bias_ ? params_[1].grad.data() : nullptr, e);
@@ -180,7 +180,7 @@ void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor*
                      const BackwardContext& ctx) {
   const int N = x.dim(0), I = input_shape[0];
   const auto e = exec(ctx);
-  const Tensor& g = gate_relu(activation_, y, dy, dy_masked_, ctx, e);
+  const Tensor& g = ctx.relu_gated_dy ? dy : gate_relu(activation_, y, dy, dy_masked_, ctx, e);
   if (trainable && ctx.param_grads)
     be(ctx).dense_backward_filter(N, I, units_, x.data(), g.data(), params_[0].grad.data(),
                                   use_bias_ ? params_[1].grad.data() : nullptr, e);
@@ -262,7 +262,6 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   float* dxp = dx ? dx->data() : nullptr;
   if (!dxp) {
     sink.resize(x.shape());
-    sink.zero();
     dxp = sink.data();
   }
   be(ctx).batchnorm_backward(M, C, x.data(), dy.data(), gamma, mean_.data(), invstd_.data(), dxp,
@@ -328,7 +327,7 @@ void BatchNorm::backward_synced(const Tensor& x, const Tensor& dy, Tensor* dx, c
   for (size_t m = 0; m < M; ++m)
     for (int c = 0; c < C; ++c) {
       const double xhat = (double(xp[m * C + c]) - mean_.at(c)) * invstd_.at(c);
-      d[m * C + c] += static_cast<float>(gamma[c] * invstd_.at(c) *
+      d[m * C + c] = static_cast<float>(gamma[c] * invstd_.at(c) *
                                          (g[m * C + c] - s[c] / rows_ - xhat * s[C + c] / rows_));
     }
 }
@@ -341,7 +340,9 @@ void ReLU::forward(const Tensor& x, Tensor& y, const Context& ctx) {
 }
 void ReLU::backward(const Tensor&, const Tensor& y, const Tensor& dy, Tensor* dx,
                     const BackwardContext& ctx) {
-  if (dx) be(ctx).relu_backward(dy.size(), y.data(), dy.data(), dx->data(), exec(ctx));
+  if (!dx) return;
+  if (ctx.relu_gated_dy) be(ctx).identity_backward(dy.size(), dy.data(), dx->data(), exec(ctx));
+  else be(ctx).relu_backward(dy.size(), y.data(), dy.data(), dx->data(), exec(ctx));
 }
 
 void Sigmoid::forward(const Tensor& x, Tensor& y, const Context& ctx) {
@@ -396,8 +397,9 @@ void MaxPool2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
 void MaxPool2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
                          const BackwardContext& ctx) {
   if (!dx) return;
-  be(ctx).maxpool_backward(pool_dims(x.dim(0), input_shape, output_shape, pool_, stride_), x.data(),
-                           y.data(), dy.data(), dx->data(), exec(ctx));
+  kern::PoolDims d = pool_dims(x.dim(0), input_shape, output_shape, pool_, stride_);
+  d.relu_input = ctx.relu_input;
+  be(ctx).maxpool_backward(d, x.data(), y.data(), dy.data(), dx->data(), exec(ctx));
 }
 
 Shape GlobalAvgPool2D::setup(const Shape& in) {
@@ -445,11 +447,16 @@ void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
     const uint64_t seed = ctx.rng->next();
     float* m = mask_.data();
     const size_t n = mask_.size();
+    uint32_t keep_bits;
+    std::memcpy(&keep_bits, &keep, 4);
     exec(ctx).pool->run((n + 3) / 4, 4096, [&](size_t begin, size_t end) {
+      uint32_t bits[4];
       for (size_t q = begin; q < end; ++q) {
         const uint64_t r = Rng::nth(seed, q);
-        for (size_t k = 0; k < 4 && 4 * q + k < n; ++k)
-          m[4 * q + k] = ((r >> (16 * k)) & 0xFFFF) < cut ? 0.f : keep;
+        // Branch-free: a random mask mispredicts a branch on every fourth element.
+        for (size_t k = 0; k < 4; ++k)
+          bits[k] = keep_bits & (0u - static_cast<uint32_t>(((r >> (16 * k)) & 0xFFFF) >= cut));
+        std::memcpy(m + 4 * q, bits, 4 * std::min<size_t>(4, n - 4 * q));
       }
     });
   }

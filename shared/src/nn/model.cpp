@@ -189,15 +189,18 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
   }
   grads_act_[head - 1].resize(acts_[head - 1].shape());
   std::copy(dlogits.data(), dlogits.data() + dlogits.size(), grads_act_[head - 1].data());
+  bool gated = false;   // the layer above gated this layer's dy with its ReLU
   for (size_t i = head; i-- > 0;) {
     if (i < lowest) break;
     Tensor* dx = nullptr;
     if (i > 0 && i > lowest) {
       grads_act_[i - 1].resize(acts_[i - 1].shape());
-      grads_act_[i - 1].zero();
       dx = &grads_act_[i - 1];
     }
     const Tensor& xin = i == 0 ? input_ : acts_[i - 1];
+    bc.relu_gated_dy = gated;
+    bc.relu_input = dx && layers_[i]->kind() == LayerKind::kMaxPool2D && layers_[i - 1]->relu_output();
+    gated = bc.relu_input;
     layers_[i]->backward(xin, acts_[i], grads_act_[i], dx, bc);
     if (gradients_ready_ && !layers_[i]->params_.empty())
       gradients_ready_(static_cast<size_t>(layers_[i]->params_.front().grad.data() - grads_.data()));
@@ -209,7 +212,7 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
 float Model::train_step(const Tensor& x, const Tensor& targets, LossKind loss, Optimizer& opt,
                         const Context& ctx, Tensor* predictions) {
   const float value = compute_gradients(x, targets, loss, ctx, predictions);
-  opt.step(*this);
+  opt.step(*this, *ctx.engine);
   return value;
 }
 

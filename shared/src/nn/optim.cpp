@@ -1,30 +1,53 @@
 #include "tagnet/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
+#include "tagnet/engine.h"
 #include "tagnet/model.h"
+
+#include "thread_pool.h"
 
 #include "json_number.h"
 
 namespace tagnet {
 
-void Optimizer::step(Model& model) {
+void Optimizer::step(Model& model, const Engine& engine) {
   prepare(model.arena_size());
   ++iterations;
   // Keras' time-based decay: lr / (1 + decay * the number of steps before this one).
   const float lr_t = lr / (1.f + decay * static_cast<float>(iterations - 1));
   float* base = model.param_arena();   // write access: cached weights are rebuilt
   const float* gbase = model.grad_arena();
+  // The trainable parameters as arena spans, neighbours merged: [offset, end).
+  std::vector<std::pair<size_t, size_t>> spans;
+  size_t total = 0;
   for (size_t li = 0; li < model.num_layers(); ++li) {
     Layer& l = model.layer(li);
     if (!l.trainable) continue;
     for (auto& p : l.params()) {
       if (!p.trainable) continue;
-      const size_t off = static_cast<size_t>(p.value.data() - base);
-      update(p.value.data(), gbase + off, off, p.value.size(), lr_t);
+      const size_t off = static_cast<size_t>(p.value.data() - base), end = off + p.value.size();
+      if (!spans.empty() && spans.back().second == off) spans.back().second = end;
+      else spans.emplace_back(off, end);
+      total += p.value.size();
     }
   }
+  // Positions [begin, end) count trainable parameters only, spans laid end to end.
+  engine.pool().run(total, 4096, [&](size_t begin, size_t end) {
+    size_t pos = 0;
+    for (const auto& [off, span_end] : spans) {
+      const size_t n = span_end - off, lo = std::max(begin, pos), hi = std::min(end, pos + n);
+      if (lo < hi) {
+        const size_t o = off + (lo - pos);
+        update(base + o, gbase + o, o, hi - lo, lr_t);
+      }
+      pos += n;
+    }
+  });
 }
 
 std::unique_ptr<Optimizer> Optimizer::from_config(const std::string& type, const nlohmann::json& c) {

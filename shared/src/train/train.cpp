@@ -138,7 +138,7 @@ const Progress& Trainer::step() {
     throw NonFiniteLoss("in epoch " + std::to_string(epoch_) + ", batch " + std::to_string(step_ + 1) + ": " + e.what());
   }
   if (gradient_hook_) gradient_hook_(model_);
-  opt_.step(model_);
+  opt_.step(model_, *ctx_.engine);
   ++step_;
   last_ = Progress{};
   last_.epoch = epoch_;
