@@ -456,7 +456,8 @@ void Dropout::forward(const Tensor& x, Tensor& y, const Context& ctx) {
         // Branch-free: a random mask mispredicts a branch on every fourth element.
         for (size_t k = 0; k < 4; ++k)
           bits[k] = keep_bits & (0u - static_cast<uint32_t>(((r >> (16 * k)) & 0xFFFF) >= cut));
-        std::memcpy(m + 4 * q, bits, 4 * std::min<size_t>(4, n - 4 * q));
+        if (4 * q + 4 <= n) std::memcpy(m + 4 * q, bits, sizeof bits);
+        else std::memcpy(m + 4 * q, bits, 4 * (n - 4 * q));
       }
     });
   }
