@@ -535,6 +535,17 @@ TEST_P(KernelTest, ConvSame3x3) {
       .bias(false).relu(true).Test(be());
 }
 
+// Patches of at most 8 values (FashionNet's first layer: 2x2 on one channel) take the direct
+// path: output channels in whole vectors and a remainder, padding, strides, two channels.
+TEST_P(KernelTest, ConvSmallPatch) {
+  ktest::ConvTester().batch(3).hw(12, 10).channels(1, 16).kernel(2, 2).padding(0, 0, 1, 1)
+      .relu(true).Test(be());
+  ktest::ConvTester().batch(2).hw(9, 7).channels(1, 21).kernel(2, 2).padding(0, 0, 1, 1).Test(be());
+  ktest::ConvTester().batch(2).hw(11, 8).channels(2, 5).kernel(2, 2).stride(2, 2).Test(be());
+  ktest::ConvTester().batch(1).hw(7, 9).channels(1, 33).kernel(3, 2).stride(1, 2)
+      .padding(1, 0, 1, 1).relu(true).Test(be());
+}
+
 TEST_P(KernelTest, ConvSameEvenKernel) {
   // Keras "same" for even kernels pads only bottom and right.
   ktest::ConvTester().batch(2).hw(7, 11).channels(3, 5).kernel(2, 2).padding(0, 0, 1, 1).Test(be());

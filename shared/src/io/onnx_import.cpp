@@ -8,6 +8,7 @@
 #include <array>
 #include <deque>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -556,10 +557,10 @@ bool Importer::fold_constant(const NodeProto& n) {
   }
   // A shape read from the file (Reshape, ConstantOfShape) must describe the values it holds:
   // later readers index weights by these dimensions.
-  size_t count = 1;
+  uint64_t count = 1;  // 64 bits on wasm32 too
   for (int64_t d : out.dims) {
-    if (d < 0 || (d > 0 && count > (size_t{1} << 40) / static_cast<size_t>(d))) fail(n, "makes a tensor with bad dimensions");
-    count *= static_cast<size_t>(d);
+    if (d < 0 || (d > 0 && count > (uint64_t{1} << 40) / static_cast<uint64_t>(d))) fail(n, "makes a tensor with bad dimensions");
+    count *= static_cast<uint64_t>(d);
   }
   if (count != out.floats.size() + out.ints.size()) fail(n, "makes a tensor whose dimensions do not fit its values");
   constant_nodes_.push_back(std::move(out));

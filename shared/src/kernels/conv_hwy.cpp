@@ -565,6 +565,237 @@ void DenseDots(int N, int I, int O, const float* x, const float* w, float* y, co
   }
 }
 
+// Patches of at most kDirectMaxR values (2x2 on one grey channel, a first layer) leave GEMM
+// tiles mostly overhead, so such convolutions run directly: the output channels in vectors,
+// the weights of one vector held in registers while a run of output pixels streams past.
+constexpr int kDirectMaxR = 8;
+
+bool UseDirect(const ConvDims& d) { return d.R() <= kDirectMaxR; }
+
+// How output row (n, oh) reads x: the pixels [lo, hi) have their whole patch inside the
+// picture, at Corner(ow) + offsets[r]; none do when a kernel row falls into the padding.
+struct DirectRow {
+  const float* start = nullptr;  // the patches' first input row
+  size_t step, left;
+  int lo = 0, hi = 0;
+  DirectRow(const ConvDims& d, const float* x, int n, int oh) {
+    step = static_cast<size_t>(d.SW) * d.C;
+    left = static_cast<size_t>(d.PL) * d.C;
+    const int ih0 = oh * d.SH - d.PT;
+    if (ih0 < 0 || ih0 + d.KH > d.H) return;
+    start = x + (static_cast<size_t>(n) * d.H + ih0) * d.W * d.C;
+    // ow * SW - PL >= 0 and ow * SW - PL + KW <= W
+    lo = std::min(d.OW, (d.PL + d.SW - 1) / d.SW);
+    hi = d.W - d.KW + d.PL < 0 ? 0 : std::min(d.OW, (d.W - d.KW + d.PL) / d.SW + 1);
+    hi = std::max(lo, hi);
+  }
+  const float* Corner(int ow) const { return start + (ow * step - left); }
+};
+
+// The patch of output pixel (n, oh, ow) inside the picture: values v[j], which multiply rows
+// at[j] of W^T (R, K). Returns how many; taps in the padding are left out.
+int Taps(const ConvDims& d, const float* x, int n, int oh, int ow, float* v, int* at) {
+  int t = 0;
+  for (int kh = 0; kh < d.KH; ++kh) {
+    const int ih = oh * d.SH - d.PT + kh;
+    if (ih < 0 || ih >= d.H) continue;
+    for (int kw = 0; kw < d.KW; ++kw) {
+      const int iw = ow * d.SW - d.PL + kw;
+      if (iw < 0 || iw >= d.W) continue;
+      const float* px = x + ((static_cast<size_t>(n) * d.H + ih) * d.W + iw) * d.C;
+      for (int c = 0; c < d.C; ++c) {
+        v[t] = px[c];
+        at[t++] = (kh * d.KW + kw) * d.C + c;
+      }
+    }
+  }
+  return t;
+}
+
+// Offsets of a patch's values from its corner pixel in x, in W^T's row order (kh, kw, c).
+std::vector<int> PatchOffsets(const ConvDims& d) {
+  std::vector<int> o;
+  for (int kh = 0; kh < d.KH; ++kh)
+    for (int kw = 0; kw < d.KW; ++kw)
+      for (int c = 0; c < d.C; ++c) o.push_back((kh * d.W + kw) * d.C + c);
+  return o;
+}
+
+// y of the pixels [lo, hi) of one row (y at pixel 0), output channels [k, k + kL).
+template <int R>
+void ForwardRun(const DirectRow& row, const int* off, const float* wt, int K, int k, V bias,
+                bool relu, float* y) {
+  const D dd;
+  V w[R];
+  for (int r = 0; r < R; ++r) w[r] = hn::LoadU(dd, wt + static_cast<size_t>(r) * K + k);
+  int ow = row.lo;
+  for (; ow + 2 <= row.hi; ow += 2) {  // two pixels in flight
+    const float* c0 = row.Corner(ow);
+    const float* c1 = c0 + row.step;
+    V a0 = bias, a1 = bias;
+    for (int r = 0; r < R; ++r) {
+      a0 = hn::MulAdd(hn::Set(dd, c0[off[r]]), w[r], a0);
+      a1 = hn::MulAdd(hn::Set(dd, c1[off[r]]), w[r], a1);
+    }
+    if (relu) {
+      a0 = hn::Max(a0, hn::Zero(dd));
+      a1 = hn::Max(a1, hn::Zero(dd));
+    }
+    hn::StoreU(a0, dd, y + static_cast<size_t>(ow) * K + k);
+    hn::StoreU(a1, dd, y + static_cast<size_t>(ow + 1) * K + k);
+  }
+  for (; ow < row.hi; ++ow) {
+    const float* c0 = row.Corner(ow);
+    V a0 = bias;
+    for (int r = 0; r < R; ++r) a0 = hn::MulAdd(hn::Set(dd, c0[off[r]]), w[r], a0);
+    if (relu) a0 = hn::Max(a0, hn::Zero(dd));
+    hn::StoreU(a0, dd, y + static_cast<size_t>(ow) * K + k);
+  }
+}
+
+// Sums over the pixels [lo, hi) of one row (dy at pixel 0) of patch value x dy, into acc
+// (R, K), and of dy into bias (K), for output channels [k, k + kL).
+template <int R>
+void FilterRun(const DirectRow& row, const int* off, const float* dy, int K, int k, float* acc,
+               float* bias) {
+  const D dd;
+  V a[R];
+  for (int r = 0; r < R; ++r) a[r] = hn::Zero(dd);
+  V sb = hn::Zero(dd);
+  for (int ow = row.lo; ow < row.hi; ++ow) {
+    const V g = hn::LoadU(dd, dy + static_cast<size_t>(ow) * K + k);
+    const float* c0 = row.Corner(ow);
+    for (int r = 0; r < R; ++r) a[r] = hn::MulAdd(hn::Set(dd, c0[off[r]]), g, a[r]);
+    sb = hn::Add(sb, g);
+  }
+  for (int r = 0; r < R; ++r) {
+    float* ar = acc + static_cast<size_t>(r) * K + k;
+    hn::StoreU(hn::Add(hn::LoadU(dd, ar), a[r]), dd, ar);
+  }
+  hn::StoreU(hn::Add(hn::LoadU(dd, bias + k), sb), dd, bias + k);
+}
+
+template <template <int> class Fn, class... Args>
+void WithR(int R, Args&&... args) {
+  switch (R) {
+    case 1: return Fn<1>::Run(args...);
+    case 2: return Fn<2>::Run(args...);
+    case 3: return Fn<3>::Run(args...);
+    case 4: return Fn<4>::Run(args...);
+    case 5: return Fn<5>::Run(args...);
+    case 6: return Fn<6>::Run(args...);
+    case 7: return Fn<7>::Run(args...);
+    default: return Fn<8>::Run(args...);
+  }
+}
+template <int R>
+struct ForwardRunR {
+  template <class... A>
+  static void Run(A&&... a) { ForwardRun<R>(a...); }
+};
+template <int R>
+struct FilterRunR {
+  template <class... A>
+  static void Run(A&&... a) { FilterRun<R>(a...); }
+};
+
+// Rows [0, N * OH) of the output split over the pool.
+template <class Fn>
+void OverOutputRows(const ConvDims& d, const Exec& e, int threads, const Fn& fn) {
+  const size_t rows = static_cast<size_t>(d.N) * d.OH;
+  if (threads > 1) {
+    e.pool->run(rows, 1, fn);
+  } else {
+    fn(size_t{0}, rows);
+  }
+}
+
+void ForwardDirect(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
+                   float* y, const Exec& e, int threads) {
+  const int R = d.R(), K = d.K;
+  std::vector<float> wt(static_cast<size_t>(R) * K);  // W^T (R, K)
+  for (int k = 0; k < K; ++k)
+    for (int r = 0; r < R; ++r) wt[static_cast<size_t>(r) * K + k] = w[static_cast<size_t>(k) * R + r];
+  const bool relu = act == Act::kRelu;
+  const std::vector<int> offsets = PatchOffsets(d);
+  const int kv = K / kL * kL;  // channels in whole vectors
+  OverOutputRows(d, e, threads, [&](size_t r0, size_t r1) {
+    const D dd;
+    float v[kDirectMaxR];
+    int at[kDirectMaxR];
+    for (size_t row = r0; row < r1; ++row) {
+      const int n = static_cast<int>(row / d.OH), oh = static_cast<int>(row % d.OH);
+      float* yr = y + row * d.OW * K;
+      const DirectRow dr(d, x, n, oh);
+      for (int k = 0; k < kv; k += kL)
+        WithR<ForwardRunR>(R, dr, offsets.data(), wt.data(), K, k,
+                           b ? hn::LoadU(dd, b + k) : hn::Zero(dd), relu, yr);
+      for (int ow = 0; ow < d.OW; ++ow) {
+        const bool inside = ow >= dr.lo && ow < dr.hi;
+        if (inside && kv == K) continue;
+        const int t = Taps(d, x, n, oh, ow, v, at);
+        for (int k = inside ? kv : 0; k < K; ++k) {
+          float a = b ? b[k] : 0.0f;
+          for (int j = 0; j < t; ++j) a += v[j] * wt[static_cast<size_t>(at[j]) * K + k];
+          yr[static_cast<size_t>(ow) * K + k] = relu && a < 0.0f ? 0.0f : a;
+        }
+      }
+    }
+  });
+}
+
+// dw (K, R) and db (K) from per-thread sums: each output row is summed in float, then added
+// into the thread's double sums.
+void FilterDirect(const ConvDims& d, const float* x, const float* dy, float* dw, float* db,
+                  const Exec& e, int threads) {
+  const int R = d.R(), K = d.K;
+  const size_t floats = static_cast<size_t>(R + 1) * K;  // W^T (R, K), then the bias row
+  const size_t rows = static_cast<size_t>(d.N) * d.OH;
+  const int parts = threads > 1 ? threads : 1;
+  const std::vector<int> offsets = PatchOffsets(d);
+  const int kv = K / kL * kL;
+  std::vector<double> sums(parts * floats, 0.0);
+  const auto part = [&](size_t p) {
+    std::vector<float> acc(floats);
+    float v[kDirectMaxR];
+    int at[kDirectMaxR];
+    double* s = sums.data() + p * floats;
+    float* bias = acc.data() + static_cast<size_t>(R) * K;
+    for (size_t row = rows * p / parts; row < rows * (p + 1) / parts; ++row) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      const int n = static_cast<int>(row / d.OH), oh = static_cast<int>(row % d.OH);
+      const float* gr = dy + row * d.OW * K;
+      const DirectRow dr(d, x, n, oh);
+      for (int k = 0; k < kv; k += kL)
+        WithR<FilterRunR>(R, dr, offsets.data(), gr, K, k, acc.data(), bias);
+      for (int ow = 0; ow < d.OW; ++ow) {
+        const bool inside = ow >= dr.lo && ow < dr.hi;
+        if (inside && kv == K) continue;
+        const int t = Taps(d, x, n, oh, ow, v, at);
+        const float* g = gr + static_cast<size_t>(ow) * K;
+        for (int k = inside ? kv : 0; k < K; ++k) {
+          for (int j = 0; j < t; ++j) acc[static_cast<size_t>(at[j]) * K + k] += v[j] * g[k];
+          bias[k] += g[k];
+        }
+      }
+      for (size_t i = 0; i < floats; ++i) s[i] += acc[i];
+    }
+  };
+  if (parts > 1) {
+    e.pool->run_tasks(parts, part);
+  } else {
+    part(0);
+  }
+  for (int k = 0; k < K; ++k) {
+    for (int r = 0; r <= R; ++r) {
+      double total = 0.0;
+      for (int p = 0; p < parts; ++p) total += sums[p * floats + static_cast<size_t>(r) * K + k];
+      if (r < R) dw[static_cast<size_t>(k) * R + r] = static_cast<float>(total);
+      else if (db) db[k] = static_cast<float>(total);
+    }
+  }
+}
+
 }  // namespace
 
 void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const float* b, Act act,
@@ -573,6 +804,10 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
   const long P = static_cast<long>(d.N) * d.OH * d.OW;
   if (P <= 0 || d.K <= 0) return;
   const int threads = Threads(e, 2.0 * P * R * d.K);
+  if (UseDirect(d)) {
+    ForwardDirect(d, x, w, b, act, y, e, threads);
+    return;
+  }
   ConvState& st = conv_state(state);
   if (kern::wino::applies(d)) {
     const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kWinograd};
@@ -737,6 +972,10 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
     return;
   }
   const int threads = Threads(e, 2.0 * P * R * K);
+  if (UseDirect(d)) {
+    FilterDirect(d, x, dy, dw, db, e, threads);
+    return;
+  }
   std::vector<float*> parts(threads, nullptr);
   FilterImplicit(d, x, dy, db != nullptr, parts, e, threads);
   const size_t part_floats = static_cast<size_t>(R) * K + K;
