@@ -10,8 +10,8 @@
 //                     (as Winograd when that convolution qualifies);
 //                     otherwise dXcol (P, R) = dY (P, K) * W (K, R) chunk by chunk, then col2im
 //   backward filter:  dW^T (R, K) = Xcol^T (R, P) * dY (P, K), per-thread partial sums
-// 3x3 stride-1 forward convolutions with enough channels run as Winograd F(2x2, 3x3) instead
-// (winograd_hwy.cpp), 2.25x fewer multiply-adds. The forward pass keeps its packed or
+// 3x3 stride-1 forward convolutions with enough channels run as Winograd F(4x4, 3x3) instead
+// (winograd_hwy.cpp), 4x fewer multiply-adds. The forward pass keeps its packed or
 // transformed weights in the layer's OpState until Exec::param_version changes.
 // Dense layers call gemm_hwy with transposed operands expressed through strides, except the
 // forward pass of a few rows, which is a set of dot products (DenseDots).
@@ -875,7 +875,7 @@ void conv2d_backward_data_hwy(const ConvDims& d, const float* dy, const float* w
     t.OW = d.W;
     if (kern::wino::applies(t)) {
       // The flipped kernel as a forward convolution's weights, wt (C, 3, 3, K), through the
-      // same Winograd product as the forward pass, 2.25x fewer multiply-adds.
+      // same Winograd product as the forward pass, 4x fewer multiply-adds.
       float* wt = gemm::scratch(gemm::kSlotConvW, static_cast<size_t>(d.C) * 9 * d.K);
       const auto flip = [&](size_t c0, size_t c1) {
         for (size_t c = c0; c < c1; ++c)

@@ -1,19 +1,19 @@
-// Winograd F(2x2, 3x3) forward convolution (Lavin and Gray, "Fast Algorithms for Convolutional
-// Neural Networks"). Each 2x2 block of output pixels, a tile, comes from the 4x4 input patch d
+// Winograd F(4x4, 3x3) forward convolution (Lavin and Gray, "Fast Algorithms for Convolutional
+// Neural Networks"). Each 4x4 block of output pixels, a tile, comes from the 6x6 input patch d
 // under it as
 //   Y = A^T [ sum over c of (G g G^T) (.) (B^T d B) ] A
-// (g the 3x3 kernel of one input/output channel pair, (.) elementwise), which turns the 36
-// multiply-adds per tile and channel pair of a direct convolution into 16. Summed over the
-// input channels, the elementwise products are 16 independent GEMMs, one per position xi of the
-// 4x4 transformed tile:
+// (g the 3x3 kernel of one input/output channel pair, (.) elementwise), which turns the 144
+// multiply-adds per tile and channel pair of a direct convolution into 36. Summed over the
+// input channels, the elementwise products are 36 independent GEMMs, one per position xi of the
+// 6x6 transformed tile:
 //   M_xi (tiles, K) = V_xi (tiles, C) * U_xi (C, K),
-// run on the micro-kernel of gemm_hwy.cpp. The transforms are additions (and halvings for the
-// weights), cheap next to the GEMMs once C and K span a few vectors.
+// run on the micro-kernel of gemm_hwy.cpp. The transforms are a few additions and small
+// multiples per value, cheap next to the GEMMs once C and K span a few vectors.
 //
 // A pool task owns a run of consecutive tiles (across tile rows and images, so that small
-// batches still split evenly). It transforms their input patches into V (16 planes of
+// batches still split evenly). It transforms their input patches into V (36 planes of
 // (tiles, C)), then for each NR-wide sliver of output channels runs the micro-kernel over all
-// 16 planes into M (16 planes of (tiles, NR), small enough to stay in cache) and transforms M
+// 36 planes into M (36 planes of (tiles, NR), small enough to stay in cache) and transforms M
 // back into output pixels, bias and ReLU fused into the store.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "winograd_hwy.cpp"
@@ -37,7 +37,9 @@ namespace wino {
 
 namespace {
 
-constexpr int kXi = 16;  // positions of a transformed tile
+constexpr int kM = kern::wino::kTile;  // output pixels per tile side
+constexpr int kA = kM + 2;              // input pixels per patch side
+constexpr int kXi = kA * kA;            // positions of a transformed tile
 
 // Floats of V per task: V and M stay in L2 next to the transformed weights.
 constexpr size_t kTaskVFloats = size_t(128) << 10;
@@ -49,39 +51,41 @@ constexpr int kTasksPerThread = 4;
 
 int CeilDiv(long a, long b) { return static_cast<int>((a + b - 1) / b); }
 
-// B^T d B for the 4x4 patch d whose pixel (r, c) holds a vector of channels at
-// base + r*rs + c*cs, stored as plane xi = 4*r + c at out + xi*plane.
-//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-// Column by column of d B, each needing two columns of d, so that few vectors are live at a
-// time (16 would not fit the registers with the temporaries).
+// The 1-D input transform B^T e of one column e[0..5] of vectors, into t[0..5]:
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+HWY_INLINE void InputTransform1D(const V* e, V* t) {
+  const D d;
+  const V four = hn::Set(d, 4.0f), five = hn::Set(d, 5.0f), two = hn::Set(d, 2.0f);
+  const V s34 = hn::Add(e[3], e[4]), d43 = hn::Sub(e[4], e[3]);
+  const V s12 = hn::Add(e[1], e[2]), d12 = hn::Sub(e[1], e[2]);
+  const V d42 = hn::Sub(e[4], e[2]), d31 = hn::Sub(e[3], e[1]);
+  t[0] = hn::Add(hn::NegMulAdd(five, e[2], hn::Mul(four, e[0])), e[4]);
+  t[1] = hn::NegMulAdd(four, s12, s34);
+  t[2] = hn::MulAdd(four, d12, d43);
+  t[3] = hn::MulAdd(two, d31, d42);
+  t[4] = hn::NegMulAdd(two, d31, d42);
+  t[5] = hn::Add(hn::NegMulAdd(five, e[3], hn::Mul(four, e[1])), e[5]);
+}
+
+// B^T d B for the 6x6 patch d whose pixel (r, c) holds a vector of channels at
+// base + r*rs + c*cs, stored as plane xi = 6*i + j at out + xi*plane: first each row of d
+// (d B), then each column of the result.
 HWY_INLINE void InputTransform(const float* HWY_RESTRICT base, size_t rs, size_t cs,
                                float* HWY_RESTRICT out, size_t plane) {
   const D d;
-  const float* r0 = base;
-  const float* r1 = base + rs;
-  const float* r2 = r1 + rs;
-  const float* r3 = r2 + rs;
-  // B^T applied down a column e[0..3] of d B, into planes c, 4 + c, 8 + c, 12 + c.
-  const auto column = [&](int c, V e0, V e1, V e2, V e3) {
-    hn::StoreU(hn::Sub(e0, e2), d, out + c * plane);
-    hn::StoreU(hn::Add(e1, e2), d, out + (4 + c) * plane);
-    hn::StoreU(hn::Sub(e2, e1), d, out + (8 + c) * plane);
-    hn::StoreU(hn::Sub(e1, e3), d, out + (12 + c) * plane);
-  };
-  const auto ld = [&](const float* row, size_t c) { return hn::LoadU(d, row + c * cs); };
-  // (d B)[r][0] = d[r][0] - d[r][2]
-  column(0, hn::Sub(ld(r0, 0), ld(r0, 2)), hn::Sub(ld(r1, 0), ld(r1, 2)),
-         hn::Sub(ld(r2, 0), ld(r2, 2)), hn::Sub(ld(r3, 0), ld(r3, 2)));
-  {
-    // (d B)[r][1] = d[r][1] + d[r][2], (d B)[r][2] = d[r][2] - d[r][1]
-    const V a0 = ld(r0, 1), b0 = ld(r0, 2), a1 = ld(r1, 1), b1 = ld(r1, 2);
-    const V a2 = ld(r2, 1), b2 = ld(r2, 2), a3 = ld(r3, 1), b3 = ld(r3, 2);
-    column(1, hn::Add(a0, b0), hn::Add(a1, b1), hn::Add(a2, b2), hn::Add(a3, b3));
-    column(2, hn::Sub(b0, a0), hn::Sub(b1, a1), hn::Sub(b2, a2), hn::Sub(b3, a3));
+  HWY_ALIGN float db[kXi * kL];  // d B, (6, 6) vectors
+  for (int r = 0; r < kA; ++r) {
+    V e[kA], t[kA];
+    for (int c = 0; c < kA; ++c) e[c] = hn::LoadU(d, base + r * rs + c * cs);
+    InputTransform1D(e, t);
+    for (int j = 0; j < kA; ++j) hn::Store(t[j], d, db + (r * kA + j) * kL);
   }
-  // (d B)[r][3] = d[r][1] - d[r][3]
-  column(3, hn::Sub(ld(r0, 1), ld(r0, 3)), hn::Sub(ld(r1, 1), ld(r1, 3)),
-         hn::Sub(ld(r2, 1), ld(r2, 3)), hn::Sub(ld(r3, 1), ld(r3, 3)));
+  for (int j = 0; j < kA; ++j) {
+    V e[kA], t[kA];
+    for (int r = 0; r < kA; ++r) e[r] = hn::Load(d, db + (r * kA + j) * kL);
+    InputTransform1D(e, t);
+    for (int i = 0; i < kA; ++i) hn::StoreU(t[i], d, out + (i * kA + j) * plane);
+  }
 }
 
 // How a convolution is cut into tiles and tasks.
@@ -96,9 +100,9 @@ struct Plan {
   size_t row_floats() const { return static_cast<size_t>(Wp) * Cp; }
   Plan(const ConvDims& d, int threads) {
     const int mr = gemm::tile_m();
-    TH = CeilDiv(d.OH, 2);
-    TW = CeilDiv(d.OW, 2);
-    Wp = 2 * TW + 2;
+    TH = CeilDiv(d.OH, kM);
+    TW = CeilDiv(d.OW, kM);
+    Wp = kM * TW + 2;
     tiles = static_cast<long>(d.N) * TH * TW;
     Cp = CeilDiv(d.C, kL) * kL;
     S = gemm::b_slivers(d.K);
@@ -112,16 +116,16 @@ struct Plan {
 
 // Scratch of one task, carved from the thread's kSlotCol buffer.
 struct TaskBuffers {
-  float* v;     // 16 planes of (task, Cp)
-  float* m;     // 16 planes of (task rounded up to MR, NR)
-  float* rows;  // the 4 zero-padded input rows under one tile row: (4, Wp, Cp)
+  float* v;     // kXi planes of (task, Cp)
+  float* m;     // kXi planes of (task rounded up to MR, NR)
+  float* rows;  // the kA zero-padded input rows under one tile row: (kA, Wp, Cp)
   size_t v_plane, m_plane;
   TaskBuffers(const Plan& p) {
     const int mr = gemm::tile_m(), nr = gemm::tile_n();
     const int groups = CeilDiv(p.task, mr);
     v_plane = static_cast<size_t>(p.task) * p.Cp;
     m_plane = static_cast<size_t>(groups) * mr * nr;
-    const size_t floats = kXi * (v_plane + m_plane) + 4 * p.row_floats();
+    const size_t floats = kXi * (v_plane + m_plane) + kA * p.row_floats();
     v = gemm::scratch(gemm::kSlotCol, floats);
     m = v + kXi * v_plane;
     rows = m + kXi * m_plane;
@@ -149,15 +153,15 @@ struct Tile {
   }
 };
 
-// rows (4, Wp, Cp) = input rows [2*th - PT, 2*th - PT + 4) of image n, zero-padded: column j
+// rows (kA, Wp, Cp) = input rows [kM*th - PT, kM*th - PT + kA) of image n, zero-padded: column j
 // holds input column j - PL, channels past C are zero.
 void PadTileRow(const ConvDims& d, const Plan& p, const float* x, int n, int th, float* rows) {
   const size_t cp = p.Cp;
   const int left = std::min(d.PL, p.Wp);
   const int body = std::max(0, std::min(d.W, p.Wp - d.PL));
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < kA; ++r) {
     float* row = rows + r * p.row_floats();
-    const int ih = 2 * th - d.PT + r;
+    const int ih = kM * th - d.PT + r;
     if (ih < 0 || ih >= d.H) {
       std::fill(row, row + p.row_floats(), 0.0f);
       continue;
@@ -187,7 +191,7 @@ void TransformInput(const ConvDims& d, const Plan& p, const float* x, long t0, i
     const int run = std::min(count - i, p.TW - tile.tw);
     PadTileRow(d, p, x, tile.n, tile.th, b.rows);
     for (int j = 0; j < run; ++j) {
-      const float* base = b.rows + 2 * static_cast<size_t>(tile.tw + j) * cp;
+      const float* base = b.rows + kM * static_cast<size_t>(tile.tw + j) * cp;
       float* out = b.v + static_cast<size_t>(i + j) * cp;
       for (size_t c = 0; c < cp; c += kL)
         InputTransform(base + c, p.row_floats(), cp, out + c, b.v_plane);
@@ -196,9 +200,20 @@ void TransformInput(const ConvDims& d, const Plan& p, const float* x, long t0, i
   }
 }
 
+// The 1-D output transform A^T m of one column m[0..5] of vectors, into y[0..3]:
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+HWY_INLINE void OutputTransform1D(const V* m, V* y) {
+  const D d;
+  const V s12 = hn::Add(m[1], m[2]), d12 = hn::Sub(m[1], m[2]);
+  const V s34 = hn::Add(m[3], m[4]), d34 = hn::Sub(m[3], m[4]);
+  y[0] = hn::Add(hn::Add(m[0], s12), s34);
+  y[1] = hn::MulAdd(hn::Set(d, 2.0f), d34, d12);
+  y[2] = hn::MulAdd(hn::Set(d, 4.0f), s34, s12);
+  y[3] = hn::Add(hn::MulAdd(hn::Set(d, 8.0f), d34, d12), m[5]);
+}
+
 // Output pixels of the tiles [t0, t0 + count) for output channels [k0, k0 + NR) from M:
-// Y = A^T M A + bias, then the activation.
-//   A^T = [1 1 1 0; 0 1 -1 -1]
+// Y = A^T M A + bias, then the activation; pixels past the output's edge are not stored.
 void TransformOutput(const ConvDims& d, const Plan& p, long t0, int count, int k0,
                      const float* bias, bool relu, const TaskBuffers& b,
                      float* y) {
@@ -206,41 +221,39 @@ void TransformOutput(const ConvDims& d, const Plan& p, long t0, int count, int k
   const int nr = gemm::tile_n();
   const V zero = hn::Zero(dd);
   HWY_ALIGN float part[kL];
+  HWY_ALIGN float am[kM * kA * kL];  // A^T M, (4, 6) vectors
   Tile tile(p, t0);
   for (int i = 0; i < count; ++i, tile.next(p)) {
-    const int oh0 = 2 * tile.th, ow0 = 2 * tile.tw;
-    const bool full_h = oh0 + 1 < d.OH, full_w = ow0 + 1 < d.OW;
+    const int oh0 = kM * tile.th, ow0 = kM * tile.tw;
+    const int rows = std::min(kM, d.OH - oh0), cols = std::min(kM, d.OW - ow0);
     float* dst = y + ((static_cast<size_t>(tile.n) * d.OH + oh0) * d.OW + ow0) * d.K;
     const size_t down = static_cast<size_t>(d.OW) * d.K;
     for (int h = 0; h < nr; h += kL) {
       const int k = k0 + h;
       if (k >= d.K) break;
       const float* src = b.m + static_cast<size_t>(i) * nr + h;
-      V m[16];
-      for (int xi = 0; xi < 16; ++xi) m[xi] = hn::LoadU(dd, src + xi * b.m_plane);
-      V a0[4], a1[4];  // A^T M: two rows of four
-      for (int c = 0; c < 4; ++c) {
-        a0[c] = hn::Add(hn::Add(m[c], m[4 + c]), m[8 + c]);
-        a1[c] = hn::Sub(hn::Sub(m[4 + c], m[8 + c]), m[12 + c]);
+      for (int c = 0; c < kA; ++c) {
+        V m[kA], t[kM];
+        for (int r = 0; r < kA; ++r) m[r] = hn::LoadU(dd, src + (r * kA + c) * b.m_plane);
+        OutputTransform1D(m, t);
+        for (int r = 0; r < kM; ++r) hn::Store(t[r], dd, am + (r * kA + c) * kL);
       }
       const V bv = hn::LoadU(dd, bias + k);
-      V out[4] = {hn::Add(hn::Add(hn::Add(a0[0], a0[1]), a0[2]), bv),
-                  hn::Add(hn::Sub(hn::Sub(a0[1], a0[2]), a0[3]), bv),
-                  hn::Add(hn::Add(hn::Add(a1[0], a1[1]), a1[2]), bv),
-                  hn::Add(hn::Sub(hn::Sub(a1[1], a1[2]), a1[3]), bv)};
-      if (relu)
-        for (V& o : out) o = hn::Max(o, zero);
       const int n = std::min(kL, d.K - k);
-      const bool inside[4] = {true, full_w, full_h, full_h && full_w};
-      const size_t at[4] = {0, static_cast<size_t>(d.K), down, down + d.K};
-      for (int q = 0; q < 4; ++q) {
-        if (!inside[q]) continue;
-        float* o = dst + at[q] + k;
-        if (n == kL) {
-          hn::StoreU(out[q], dd, o);
-        } else {
-          hn::Store(out[q], dd, part);
-          for (int j = 0; j < n; ++j) o[j] = part[j];
+      for (int r = 0; r < rows; ++r) {
+        V m[kA], out[kM];
+        for (int c = 0; c < kA; ++c) m[c] = hn::Load(dd, am + (r * kA + c) * kL);
+        OutputTransform1D(m, out);
+        for (int q = 0; q < cols; ++q) {
+          V o = hn::Add(out[q], bv);
+          if (relu) o = hn::Max(o, zero);
+          float* at = dst + r * down + static_cast<size_t>(q) * d.K + k;
+          if (n == kL) {
+            hn::StoreU(o, dd, at);
+          } else {
+            hn::Store(o, dd, part);
+            for (int j = 0; j < n; ++j) at[j] = part[j];
+          }
         }
       }
     }
@@ -255,8 +268,17 @@ size_t weight_floats(int C, int K) {
 
 void transform_weights(int C, int K, const float* w, float* u, const Exec& e, int threads) {
   // Plane xi, sliver s is a packed B sliver: row c at u + ((xi*S + s)*C + c)*NR holds
-  // U_xi(c, s*NR .. s*NR + NR), zero past K.
-  //   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+  // U_xi(c, s*NR .. s*NR + NR), zero past K. In double, rounded once: the sixths and
+  // twenty-fourths of G are not exact in float.
+  //   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+  const auto g1d = [](double g0, double g1, double g2, double* t) {
+    t[0] = g0 / 4;
+    t[1] = -(g0 + g1 + g2) / 6;
+    t[2] = -(g0 - g1 + g2) / 6;
+    t[3] = g0 / 24 + g1 / 12 + g2 / 6;
+    t[4] = g0 / 24 - g1 / 12 + g2 / 6;
+    t[5] = g2;
+  };
   const int nr = gemm::tile_n();
   const int S = gemm::b_slivers(K);
   const size_t plane = static_cast<size_t>(S) * C * nr;
@@ -271,20 +293,12 @@ void transform_weights(int C, int K, const float* w, float* u, const Exec& e, in
             continue;
           }
           const float* g = w + static_cast<size_t>(k) * 9 * C + c;  // tap (r, q) at g[(3r+q)*C]
-          float gg[4][3];  // G g
-          for (int q = 0; q < 3; ++q) {
-            const float g0 = g[q * C], g1 = g[(3 + q) * C], g2 = g[(6 + q) * C];
-            gg[0][q] = g0;
-            gg[1][q] = 0.5f * (g0 + g1 + g2);
-            gg[2][q] = 0.5f * (g0 - g1 + g2);
-            gg[3][q] = g2;
-          }
-          for (int r = 0; r < 4; ++r) {  // (G g) G^T
-            const float g0 = gg[r][0], g1 = gg[r][1], g2 = gg[r][2];
-            dst[(4 * r + 0) * plane + j] = g0;
-            dst[(4 * r + 1) * plane + j] = 0.5f * (g0 + g1 + g2);
-            dst[(4 * r + 2) * plane + j] = 0.5f * (g0 - g1 + g2);
-            dst[(4 * r + 3) * plane + j] = g2;
+          double gg[3][kA];  // (G g)^T: column q of G g
+          for (int q = 0; q < 3; ++q) g1d(g[q * C], g[(3 + q) * C], g[(6 + q) * C], gg[q]);
+          for (int r = 0; r < kA; ++r) {  // row r of (G g) G^T
+            double t[kA];
+            g1d(gg[0][r], gg[1][r], gg[2][r], t);
+            for (int q = 0; q < kA; ++q) dst[(kA * r + q) * plane + j] = static_cast<float>(t[q]);
           }
         }
       }
@@ -365,10 +379,10 @@ bool applies(const ConvDims& d) {
   if (d.KH != 3 || d.KW != 3 || d.SH != 1 || d.SW != 1) return false;
   if (d.OH != d.H + d.PT + d.PB - 2 || d.OW != d.W + d.PL + d.PR - 2) return false;
   if (d.C < kMinC || d.K < kMinK || d.OH < 1 || d.OW < 1) return false;
-  // 16 multiply-adds per tile against 9 per output pixel; tiles that overhang odd output
-  // sizes waste some, and the transforms cost the rest of the margin.
-  const double tiles = static_cast<double>(CeilDiv(d.OH, 2)) * CeilDiv(d.OW, 2);
-  return 1.5 * 16.0 * tiles <= 9.0 * d.OH * d.OW;
+  // 36 multiply-adds per tile against 9 per output pixel; tiles that overhang output sizes
+  // that are not multiples of 4 waste some, and the transforms cost the rest of the margin.
+  const double tiles = static_cast<double>(CeilDiv(d.OH, kTile)) * CeilDiv(d.OW, kTile);
+  return 1.5 * 36.0 * tiles <= 9.0 * d.OH * d.OW;
 }
 
 }  // namespace wino

@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3) forward convolution on the micro-kernel of gemm_hwy.cpp. Private to the
+// Winograd F(4x4, 3x3) forward convolution on the micro-kernel of gemm_hwy.cpp. Private to the
 // core; conv2d_forward_hwy decides when to use it and caches the transformed weights.
 #include <cstddef>
 
@@ -10,9 +10,12 @@ namespace tagnet {
 namespace kern {
 namespace wino {
 
-// Whether a forward convolution should run as Winograd F(2x2, 3x3): 3x3 kernel, stride 1, an
+// Output pixels per side of a Winograd tile: F(4x4, 3x3).
+constexpr int kTile = 4;
+
+// Whether a forward convolution should run as Winograd F(4x4, 3x3): 3x3 kernel, stride 1, an
 // output size that matches the padding (any padding), and enough channels and output pixels
-// that 2.25x fewer multiply-adds outweigh the transforms. The same on every target.
+// that 4x fewer multiply-adds outweigh the transforms. The same on every target.
 bool applies(const ConvDims& d);
 
 }  // namespace wino
