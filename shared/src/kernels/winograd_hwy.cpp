@@ -95,7 +95,9 @@ struct Plan {
   int Cp;       // C rounded up to whole vectors: the row stride of V
   int S;        // NR-wide slivers of output channels
   int task;     // tiles per task, a multiple of MR
-  long tasks;
+  long tile_runs;   // runs of `task` tiles
+  int parts;        // groups of slivers each run is split into: more tasks than runs alone give
+  long tasks;       // tile_runs * parts
   int Wp;       // columns of a zero-padded input row: what the tiles of a row read
   size_t row_floats() const { return static_cast<size_t>(Wp) * Cp; }
   Plan(const ConvDims& d, int threads) {
@@ -110,7 +112,13 @@ struct Plan {
     t = std::min(t, kMaxTaskTiles);
     if (threads > 1) t = std::min(t, CeilDiv(tiles, static_cast<long>(kTasksPerThread) * threads));
     task = std::max(2 * mr, t / mr * mr);
-    tasks = (tiles + task - 1) / task;
+    tile_runs = (tiles + task - 1) / task;
+    // Few tiles (a small picture at batch 1) would leave threads idle: split the output
+    // channels too, at the price of transforming a run's input once per part.
+    parts = 1;
+    const long want = static_cast<long>(kTasksPerThread) * threads;
+    if (threads > 1 && tile_runs < want) parts = static_cast<int>(std::min<long>(S, CeilDiv(want, tile_runs)));
+    tasks = tile_runs * parts;
   }
 };
 
@@ -322,7 +330,8 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
   const bool relu = act == Act::kRelu;
   const size_t u_plane = static_cast<size_t>(p.S) * d.C * nr;
   const auto task = [&](size_t ti) {
-    const long t0 = static_cast<long>(ti) * p.task;
+    const long t0 = static_cast<long>(ti / p.parts) * p.task;
+    const int part = static_cast<int>(ti % p.parts);
     const int count = static_cast<int>(std::min<long>(p.task, p.tiles - t0));
     const TaskBuffers buf(p);
     TransformInput(d, p, x, t0, count, buf);
@@ -335,7 +344,7 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
       ro[i] = static_cast<long>(i) * p.Cp;
       ro_last[i] = static_cast<long>(std::min(i, last - 1)) * p.Cp;
     }
-    for (int s = 0; s < p.S; ++s) {
+    for (int s = p.S * part / p.parts; s < p.S * (part + 1) / p.parts; ++s) {
       for (int xi = 0; xi < kXi; ++xi) {
         // Each plane's sliver of U stays in L1 while the task's tile groups stream past it.
         gemm::Segment seg{nullptr, u + xi * u_plane + static_cast<size_t>(s) * d.C * nr, d.C};
