@@ -228,8 +228,10 @@ describe('fine-tune', () => {
     assert.deepEqual(await modelLabels(page), ['trousers', 'top']);
     const stopped = await downloaded(page);
     assert.ok(!stopped.equals(trained));
+    // Both models are called fine-tuned.tagnet and have the same labels: wait for the loading to end.
     await page.click('#use-previous');
-    await page.locator('#use-previous', { hasText: 'fine-tuned.tagnet' }).waitFor();
+    await page.waitForFunction(() => !document.getElementById('loading').classList.contains('active'));
+    assert.match(await page.textContent('#use-previous'), /fine-tuned\.tagnet/);
     assert.ok((await downloaded(page)).equals(trained), 'Use the previous model is not the model before the training');
   });
 
