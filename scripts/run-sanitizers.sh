@@ -6,16 +6,18 @@
 #
 #   scripts/run-sanitizers.sh
 #
-# Left out under the sanitizers, for time only (each runs in the release suites): the
-# end-to-end folder pipeline (20 epochs of SmallerVGGNet, about 25 minutes under ASan) and
-# the full-size dataset generation. The build leaves MPI out (mpirun's processes are not
+# Left out under the sanitizers, for time only (each runs in both release suites): the
+# end-to-end folder pipeline (20 epochs of SmallerVGGNet, about 25 minutes under ASan), the
+# full-size dataset generations, and the accuracy checks of Fashion-MNIST training and of the
+# web page's model (1 to 2 minutes each under ASan; Cli.* and Teach.* run the same code on
+# fewer pictures). The build leaves MPI out (mpirun's processes are not
 # instrumented, and Open MPI keeps process-wide allocations LeakSanitizer would report); the
 # Trainer's data parallelism runs under the sanitizers with threads as processes
 # (tests/test_data_parallel.cpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-slow='^(Cli\.FolderPipelineEndToEnd|MakeDataset\.FoldersCountsAndPictureSizes)$'
+slow='^(Cli\.(FolderPipelineEndToEnd|FashionMnistTrainsAndEvaluates)|MakeDataset\.(FoldersCountsAndPictureSizes|TwoClassFromTheTestPictures)|WebModel\..*)$'
 cmake --preset native-debug >/dev/null
 cmake --build --preset native-debug -j "$jobs"
 ctest --preset native-debug -j "$jobs" -E "$slow"

@@ -101,8 +101,11 @@ describe('classify', () => {
                    `${unseen ? ' [never seen together in training]' : ''}`);
       const n = native.get(ex.file);
       if (n) {
-        assert.deepEqual(key(predicted), key(n.predicted), `${ex.file}: page ${predicted}, native ${n.predicted}`);
-        assert.equal(unseen, n.unseen_combination, `${ex.file}: unseen combination`);
+        // Each instruction set sums in its own order: a label within 0.005 of the threshold may go either way.
+        const threshold = model.metadata.threshold ?? 0.5;
+        const firm = (labels) => key(labels.filter((l) => Math.abs(n.probabilities[l] - threshold) >= 0.005));
+        assert.deepEqual(firm(predicted), firm(n.predicted), `${ex.file}: page ${predicted}, native ${n.predicted}`);
+        if (key(predicted) === key(n.predicted)) assert.equal(unseen, n.unseen_combination, `${ex.file}: unseen combination`);
         const shown = await card.locator('.prob').evaluateAll((els) => Object.fromEntries(els.map((e) =>
           [e.dataset.label, Number.parseFloat(e.querySelector('.prob-value').textContent) / 100])));
         for (const [label, p] of Object.entries(n.probabilities)) {
