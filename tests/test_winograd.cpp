@@ -3,7 +3,8 @@
 // channel counts off the vector width, bias and ReLU, one and two threads, and the cached
 // transformed (or packed) weights, which must follow a parameter change announced through
 // Exec::param_version or a new weight pointer, and only then. Also the dense forward pass for
-// a few rows (batch-1 inference), which runs as dot products instead of a GEMM.
+// a few rows (batch-1 inference), which runs as dot products instead of a GEMM, on 16-bit
+// weights for large layers outside training.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "kernel_tester.h"
 #include "kernels.h"
@@ -327,11 +329,97 @@ TEST_P(DenseForwardFewRows, MatchesReference) {
       Buf want = NaNs(static_cast<size_t>(c.N) * c.O), got = NaNs(want.size());
       dense_forward_ref(c.N, c.I, c.O, x.data(), w.data(), bp, act, want.data());
       OpStatePtr state;
-      test_hwy->dense_forward(c.N, c.I, c.O, x.data(), w.data(), bp, act, got.data(), state,
-                        ExecOn(threads, 1));
+      Exec e = ExecOn(threads, 1);
+      e.training = true;  // the float weights, whatever the layer's size
+      test_hwy->dense_forward(c.N, c.I, c.O, x.data(), w.data(), bp, act, got.data(), state, e);
       EXPECT_TRUE(ktest::Close(got, want, c.I));
     }
   }
+}
+
+TEST_P(DenseForwardFewRows, LargeLayersInInferenceRunOnSixteenBitWeights) {
+  // 8197 x 131 weights, past the 2^20 from which inference quantizes, inputs off the vector
+  // width; a bias, no activation, so that every output is compared.
+  const int I = 8197, O = 131;
+  Rng rng(77);
+  const Buf w = rng.Make(static_cast<size_t>(O) * I);
+  const Buf b = rng.Make(O);
+  // The quantized weights the kernel is documented to use: q = round(w * 32767 / max|w|) per
+  // output, and the scale of each output.
+  std::vector<double> scale(O);
+  std::vector<int> q(w.size());
+  for (int o = 0; o < O; ++o) {
+    float amax = 0.0f;
+    for (int i = 0; i < I; ++i) amax = std::max(amax, std::fabs(w[static_cast<size_t>(o) * I + i]));
+    scale[o] = amax / 32767.0;
+    const float inv = 32767.0f / amax;
+    for (int i = 0; i < I; ++i) {
+      const size_t k = static_cast<size_t>(o) * I + i;
+      q[k] = static_cast<int>(std::lrint(w[k] * inv));
+    }
+  }
+  for (const int threads : {1, 2}) {
+    for (int N = 1; N <= 4; ++N) {
+      SCOPED_TRACE(::testing::Message() << "N=" << N << " threads=" << threads);
+      const Buf x = rng.Make(static_cast<size_t>(N) * I);
+      Buf exact = NaNs(static_cast<size_t>(N) * O), inference = NaNs(exact.size()),
+          training = NaNs(exact.size());
+      dense_forward_ref(N, I, O, x.data(), w.data(), b.data(), Act::kNone, exact.data());
+      OpStatePtr state;
+      Exec e = ExecOn(threads, 1);
+      test_hwy->dense_forward(N, I, O, x.data(), w.data(), b.data(), Act::kNone, inference.data(),
+                              state, e);
+      e.training = true;
+      test_hwy->dense_forward(N, I, O, x.data(), w.data(), b.data(), Act::kNone, training.data(),
+                              state, e);
+      ASSERT_TRUE(inference.GuardsIntact() && training.GuardsIntact());
+      // Worst distances, in units of the largest |output|, of each result from the exact
+      // output and from the dot products on q.
+      double ymax = 0.0;
+      for (size_t k = 0; k < exact.size(); ++k) ymax = std::max(ymax, std::fabs(static_cast<double>(exact[k])));
+      double inf_exact = 0, inf_q = 0, train_exact = 0, train_q = 0;
+      for (int n = 0; n < N; ++n) {
+        for (int o = 0; o < O; ++o) {
+          const float* xn = x.data() + static_cast<size_t>(n) * I;
+          double dq = 0.0, xsum = 0.0;
+          for (int i = 0; i < I; ++i) {
+            dq += q[static_cast<size_t>(o) * I + i] * static_cast<double>(xn[i]);
+            xsum += std::fabs(xn[i]);
+          }
+          const double yq = scale[o] * dq + b[o];
+          const size_t k = static_cast<size_t>(n) * O + o;
+          // The documented bound: half a step of q on every weight, plus float rounding.
+          EXPECT_LE(std::fabs(inference[k] - exact[k]), scale[o] / 2 * xsum + 1e-5 * ymax)
+              << "output " << k;
+          inf_exact = std::max(inf_exact, std::fabs(inference[k] - exact[k]) / ymax);
+          inf_q = std::max(inf_q, std::fabs(inference[k] - yq) / ymax);
+          train_exact = std::max(train_exact, std::fabs(training[k] - exact[k]) / ymax);
+          train_q = std::max(train_q, std::fabs(training[k] - yq) / ymax);
+        }
+      }
+      // Inference is the dot products on q, training those on w: each result is at least twice
+      // as near its own as the other's (SCALAR's single running sum rounds the most).
+      EXPECT_LT(inf_q * 2, inf_exact) << "inference: " << inf_q << " from q, " << inf_exact << " from w";
+      EXPECT_LT(train_exact * 2, train_q) << "training: " << train_exact << " from w, " << train_q << " from q";
+      EXPECT_LT(inf_exact, 1e-4);
+    }
+  }
+}
+
+TEST_P(DenseForwardFewRows, SixteenBitWeightsFollowTheParameterVersion) {
+  const int N = 1, I = 4096, O = 300;
+  Rng rng(78);
+  Buf w = rng.Make(static_cast<size_t>(O) * I);
+  const Buf x = rng.Make(static_cast<size_t>(N) * I);
+  Buf want = NaNs(static_cast<size_t>(N) * O), got = NaNs(want.size());
+  OpStatePtr state;
+  test_hwy->dense_forward(N, I, O, x.data(), w.data(), nullptr, Act::kNone, got.data(), state,
+                          ExecOn(2, 1));
+  for (size_t k = 0; k < w.size(); ++k) w[k] = -w[k];
+  dense_forward_ref(N, I, O, x.data(), w.data(), nullptr, Act::kNone, want.data());
+  test_hwy->dense_forward(N, I, O, x.data(), w.data(), nullptr, Act::kNone, got.data(), state,
+                          ExecOn(2, 2));
+  EXPECT_TRUE(ktest::Close(got, want, I));
 }
 
 }  // namespace

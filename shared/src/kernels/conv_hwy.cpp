@@ -14,13 +14,15 @@
 // (winograd_hwy.cpp), 4x fewer multiply-adds. The forward pass keeps its packed or
 // transformed weights in the layer's OpState until Exec::param_version changes.
 // Dense layers call gemm_hwy with transposed operands expressed through strides, except the
-// forward pass of a few rows, which is a set of dot products (DenseDots).
+// forward pass of a few rows, which is a set of dot products (DenseDots), on 16-bit weights
+// for large layers in inference.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "conv_hwy.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include "hwy_setup.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -222,12 +224,12 @@ gemm::PackedB PackShared(int K, int N, int kc, const float* B, long rsb, long cs
   return gemm::PackedB{dst, K, N, kc, 0};
 }
 
-// A forward convolution's weights in the layout its path reads (packed W^T, or Winograd's
-// transformed weights), kept in the layer's OpState: inference reuses them until the kernel
-// pointer, the parameter version or the shape changes.
-class ConvState final : public OpState {
+// A forward pass's weights in the layout its path reads (a convolution's packed W^T or
+// Winograd's transformed weights, a dense layer's 16-bit weights), kept in the layer's OpState:
+// inference reuses them until the kernel pointer, the parameter version or the shape changes.
+class WeightCache final : public OpState {
  public:
-  enum Mode : int { kPointwise, kImplicit, kWinograd };
+  enum Mode : int { kPointwise, kImplicit, kWinograd, kDense16 };
   struct Key {
     const float* w;
     uint64_t version;
@@ -239,7 +241,7 @@ class ConvState final : public OpState {
     }
   };
 
-  ~ConvState() override { std::free(data_); }
+  ~WeightCache() override { std::free(data_); }
 
   // The weights for `key`, made by fill(dst) into `floats` 64-byte aligned floats unless the
   // cached ones were made for the same key.
@@ -269,11 +271,11 @@ class ConvState final : public OpState {
   size_t size_ = 0;
 };
 
-ConvState& conv_state(OpStatePtr& state) {
-  auto* s = dynamic_cast<ConvState*>(state.get());
+WeightCache& weight_cache(OpStatePtr& state) {
+  auto* s = dynamic_cast<WeightCache*>(state.get());
   if (!s) {
-    state = std::make_unique<ConvState>();
-    s = static_cast<ConvState*>(state.get());
+    state = std::make_unique<WeightCache>();
+    s = static_cast<WeightCache*>(state.get());
   }
   return *s;
 }
@@ -490,12 +492,44 @@ constexpr int kDotMaxRows = 4;
 constexpr int kDotRowsW = 4;
 // W rows per pool task: a few hundred KB of weights, enough to amortise handing out a task.
 constexpr int kDotTaskRows = 32;
+// Dense layers of at least this many weights run their inference dot products on 16-bit
+// copies of the weights, q = round(w / s) with s = max |w| / 32767 per output: the dot
+// products are bound by reading the weights, so half the bytes take about half the time
+// (SmallerVGGNet's 33.5 MB Dense at batch 1). Output o moves by at most
+// s_o / 2 * sum |x| (a few 1e-5 of its scale).
+constexpr size_t kDense16MinWeights = size_t{1} << 20;
 
-// y[n*O + r] = dot(W row r, x row n) for r < kRowsW rows of W (I floats apart) and n < kRowsX
-// rows of x (I floats apart).
-template <int kRowsW, int kRowsX>
-HWY_INLINE void DotBlock(int I, int O, const float* HWY_RESTRICT w, const float* HWY_RESTRICT x,
-                         float* HWY_RESTRICT y) {
+// Weights [0, 2*kL) of w as two vectors.
+HWY_INLINE void LoadWeights(D d, const float* HWY_RESTRICT w, hn::Vec<D>& lo, hn::Vec<D>& hi) {
+  lo = hn::LoadU(d, w);
+  hi = hn::LoadU(d, w + kL);
+}
+#if HWY_TARGET == HWY_WASM
+// q * 65536: one load of 8 int16, interleaved with zeros (a single unpack each) into the upper
+// halves of 32-bit lanes, then converted. (LLVM lowers a sign extension followed by the
+// conversion lane by lane.)
+constexpr float kInt16Unit = 65536.0f;
+HWY_INLINE void LoadWeights(D, const int16_t* HWY_RESTRICT w, hn::Vec<D>& lo, hn::Vec<D>& hi) {
+  const v128_t q = wasm_v128_load(w);
+  const v128_t zero = wasm_i32x4_const_splat(0);
+  lo.raw = wasm_f32x4_convert_i32x4(wasm_i16x8_shuffle(zero, q, 0, 8, 1, 9, 2, 10, 3, 11));
+  hi.raw = wasm_f32x4_convert_i32x4(wasm_i16x8_shuffle(zero, q, 4, 12, 5, 13, 6, 14, 7, 15));
+}
+#else
+constexpr float kInt16Unit = 1.0f;
+HWY_INLINE void LoadWeights(D d, const int16_t* HWY_RESTRICT w, hn::Vec<D>& lo, hn::Vec<D>& hi) {
+  const hn::Rebind<int32_t, D> di;
+  const hn::Rebind<int16_t, D> dh;
+  lo = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(dh, w)));
+  hi = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(dh, w + kL)));
+}
+#endif
+
+// y[n*O + r] = scale[r] * dot(W row r, x row n) for r < kRowsW rows of W (I weights apart) and
+// n < kRowsX rows of x (I floats apart); no scale for float weights (scale null).
+template <int kRowsW, int kRowsX, typename W>
+HWY_INLINE void DotBlock(int I, int O, const W* HWY_RESTRICT w, const float* scale,
+                         const float* HWY_RESTRICT x, float* HWY_RESTRICT y) {
   const D d;
   // Two partial sums per pair when there is one row of x, to keep enough additions in flight.
   constexpr int kSplit = kRowsX == 1 ? 2 : 1;
@@ -504,15 +538,18 @@ HWY_INLINE void DotBlock(int I, int O, const float* HWY_RESTRICT w, const float*
     for (int r = 0; r < kRowsW; ++r)
       for (int n = 0; n < kRowsX; ++n) acc[u][r][n] = hn::Zero(d);
   int i = 0;
-  for (; i + kSplit * kL <= I; i += kSplit * kL) {
-    for (int u = 0; u < kSplit; ++u) {
-      const int at = i + u * kL;
-      hn::Vec<D> xv[kRowsX];
-      for (int n = 0; n < kRowsX; ++n) xv[n] = hn::LoadU(d, x + static_cast<size_t>(n) * I + at);
-      for (int r = 0; r < kRowsW; ++r) {
-        const auto wv = hn::LoadU(d, w + static_cast<size_t>(r) * I + at);
-        for (int n = 0; n < kRowsX; ++n) acc[u][r][n] = hn::MulAdd(wv, xv[n], acc[u][r][n]);
-      }
+  for (; i + 2 * kL <= I; i += 2 * kL) {
+    hn::Vec<D> xv[2][kRowsX];
+    for (int n = 0; n < kRowsX; ++n) {
+      xv[0][n] = hn::LoadU(d, x + static_cast<size_t>(n) * I + i);
+      xv[1][n] = hn::LoadU(d, x + static_cast<size_t>(n) * I + i + kL);
+    }
+    for (int r = 0; r < kRowsW; ++r) {
+      hn::Vec<D> wv[2];
+      LoadWeights(d, w + static_cast<size_t>(r) * I + i, wv[0], wv[1]);
+      for (int u = 0; u < 2; ++u)
+        for (int n = 0; n < kRowsX; ++n)
+          acc[u % kSplit][r][n] = hn::MulAdd(wv[u], xv[u][n], acc[u % kSplit][r][n]);
     }
   }
   for (int r = 0; r < kRowsW; ++r) {
@@ -520,34 +557,38 @@ HWY_INLINE void DotBlock(int I, int O, const float* HWY_RESTRICT w, const float*
       auto v = acc[0][r][n];
       for (int u = 1; u < kSplit; ++u) v = hn::Add(v, acc[u][r][n]);
       float s = hn::GetLane(hn::SumOfLanes(d, v));
-      const float* wr = w + static_cast<size_t>(r) * I;
+      const W* wr = w + static_cast<size_t>(r) * I;
       const float* xr = x + static_cast<size_t>(n) * I;
-      for (int j = i; j < I; ++j) s += wr[j] * xr[j];
-      y[static_cast<size_t>(n) * O + r] = s;
+      for (int j = i; j < I; ++j) s += static_cast<float>(wr[j]) * (scale ? kInt16Unit : 1.0f) * xr[j];
+      y[static_cast<size_t>(n) * O + r] = scale ? s * scale[r] : s;
     }
   }
 }
 
-// y (N, O) = x (N, I) * W^T for N <= kDotMaxRows, W (O, I) read in place.
-void DenseDots(int N, int I, int O, const float* x, const float* w, float* y, const Exec& e) {
+// y (N, O) = x (N, I) * W^T for N <= kDotMaxRows, W (O, I) read in place (times scale[o] per
+// output for 16-bit weights).
+template <typename W>
+void DenseDots(int N, int I, int O, const float* x, const W* w, const float* scale, float* y,
+               const Exec& e) {
   // Rows of x two at a time against each block of W, so that W comes from memory once and
   // from cache for the other pairs.
   const auto rows = [&](int o0, int o1) {
     for (int o = o0; o < o1;) {
       const bool block = o + kDotRowsW <= o1;
-      const float* wo = w + static_cast<size_t>(o) * I;
+      const W* wo = w + static_cast<size_t>(o) * I;
+      const float* so = scale ? scale + o : nullptr;
       for (int n0 = 0; n0 < N; n0 += 2) {
         const float* xn = x + static_cast<size_t>(n0) * I;
         float* yn = y + static_cast<size_t>(n0) * O + o;
         const bool pair = n0 + 1 < N;
         if (block && pair) {
-          DotBlock<kDotRowsW, 2>(I, O, wo, xn, yn);
+          DotBlock<kDotRowsW, 2>(I, O, wo, so, xn, yn);
         } else if (block) {
-          DotBlock<kDotRowsW, 1>(I, O, wo, xn, yn);
+          DotBlock<kDotRowsW, 1>(I, O, wo, so, xn, yn);
         } else if (pair) {
-          DotBlock<1, 2>(I, O, wo, xn, yn);
+          DotBlock<1, 2>(I, O, wo, so, xn, yn);
         } else {
-          DotBlock<1, 1>(I, O, wo, xn, yn);
+          DotBlock<1, 1>(I, O, wo, so, xn, yn);
         }
       }
       o += block ? kDotRowsW : 1;
@@ -563,6 +604,25 @@ void DenseDots(int N, int I, int O, const float* x, const float* w, float* y, co
   } else {
     rows(0, O);
   }
+}
+
+// The 16-bit weights of W (O, I) into dst: O float scales, then the (O, I) int16 weights.
+void QuantizeWeights(int I, int O, const float* w, float* dst, const Exec& e) {
+  int16_t* q = reinterpret_cast<int16_t*>(dst + O);
+  const auto rows = [&](size_t t) {
+    const int o1 = std::min(O, static_cast<int>(t + 1) * kDotTaskRows);
+    for (int o = static_cast<int>(t) * kDotTaskRows; o < o1; ++o) {
+      const float* wr = w + static_cast<size_t>(o) * I;
+      int16_t* qr = q + static_cast<size_t>(o) * I;
+      float amax = 0.0f;
+      for (int i = 0; i < I; ++i) amax = std::max(amax, std::fabs(wr[i]));
+      const float s = amax / 32767.0f / kInt16Unit;  // the unit LoadWeights returns q in
+      const float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+      for (int i = 0; i < I; ++i) qr[i] = static_cast<int16_t>(std::lrint(wr[i] * inv));
+      dst[o] = s;
+    }
+  };
+  e.pool->run_tasks((O + kDotTaskRows - 1) / kDotTaskRows, rows);
 }
 
 // Patches of at most kDirectMaxR values (2x2 on one grey channel, a first layer) leave GEMM
@@ -808,9 +868,9 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
     ForwardDirect(d, x, w, b, act, y, e, threads);
     return;
   }
-  ConvState& st = conv_state(state);
+  WeightCache& st = weight_cache(state);
   if (kern::wino::applies(d)) {
-    const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kWinograd};
+    const WeightCache::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, WeightCache::kWinograd};
     const float* u = st.get(key, wino::weight_floats(d.C, d.K), [&](float* dst) {
       wino::transform_weights(d.C, d.K, w, dst, e, threads);
     });
@@ -820,7 +880,7 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
   if (IsPointwise(d)) {
     // x (P, C) is the patch matrix already.
     const int kc = gemm::default_kc(R, d.K);
-    const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kPointwise};
+    const WeightCache::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, WeightCache::kPointwise};
     const float* packed = st.get(key, gemm::packed_b_floats(R, d.K), [&](float* dst) {
       PackInto(R, d.K, kc, w, 1, R, dst, e, threads);
     });
@@ -842,7 +902,7 @@ void conv2d_forward_hwy(const ConvDims& d, const float* x, const float* w, const
     return;
   }
   // W (K, R) read as W^T (R, K): row stride 1, column stride R; one K block.
-  const ConvState::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, ConvState::kImplicit};
+  const WeightCache::Key key{w, e.param_version, d.C, d.K, d.KH, d.KW, WeightCache::kImplicit};
   const float* wt = st.get(key, gemm::packed_b_floats(R, d.K),
                            [&](float* dst) { PackInto(R, d.K, R, w, 1, R, dst, e, threads); });
   ForwardImplicit(d, x, wt, y, b, act, e, threads);
@@ -997,8 +1057,16 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
 
 void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
                        float* y, OpStatePtr& state, const Exec& e) {
-  if (N > 0 && N <= kDotMaxRows && O > 0) {
-    DenseDots(N, I, O, x, w, y, e);
+  if (N > 0 && N <= kDotMaxRows && O > 0 && !e.training &&
+      static_cast<size_t>(I) * O >= kDense16MinWeights) {
+    const WeightCache::Key key{w, e.param_version, I, O, 0, 0, WeightCache::kDense16};
+    const size_t floats = O + (static_cast<size_t>(I) * O + 1) / 2;
+    const float* cached = weight_cache(state).get(key, floats, [&](float* dst) {
+      QuantizeWeights(I, O, w, dst, e);
+    });
+    DenseDots(N, I, O, x, reinterpret_cast<const int16_t*>(cached + O), cached, y, e);
+  } else if (N > 0 && N <= kDotMaxRows && O > 0) {
+    DenseDots(N, I, O, x, w, static_cast<const float*>(nullptr), y, e);
   } else {
     // Y (N, O) = X (N, I) * W^T (I, O); gemm_hwy turns it around when W is the bigger operand.
     gemm_hwy(N, O, I, x, I, 1, w, 1, I, y, O, false, e);

@@ -54,6 +54,9 @@ struct Exec {
   ThreadPool* pool = nullptr;   // never null when called through a Backend
   // Bumped whenever parameters change, so cached packed weights are repacked.
   uint64_t param_version = 0;
+  // A training step's forward pass: it runs on the float weights themselves, which change
+  // before the next step (inference may use cheaper copies, e.g. a large Dense's 16-bit ones).
+  bool training = false;
 };
 
 // ---- reference kernels (shared/src/kernels_ref.cpp) ----

@@ -65,7 +65,7 @@ Layer::~Layer() = default;
 kern::Exec Layer::exec(const Context& ctx) const {
   if (!ctx.engine) throw std::logic_error("layer called without an engine in its context");
   // Both counts only grow, so the sum changes whenever either does.
-  return kern::Exec{&ctx.engine->pool(), ctx.param_version + param_writes_};
+  return kern::Exec{&ctx.engine->pool(), ctx.param_version + param_writes_, ctx.training};
 }
 
 size_t Layer::param_count(bool trainable_only) const {
