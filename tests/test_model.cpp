@@ -648,6 +648,63 @@ TEST(Model, ReluThenMaxPoolGradientsMatchTheSeparatePasses) {
   }
 }
 
+// Inference fuses a ReLU into the Conv2D or Dense before it and hands on the input of that
+// ReLU, of Dropout and of Flatten as a view. The outputs must equal, to the bit, those of each
+// layer run on its own; a training step after it must not write through a view.
+TEST(Model, InferenceFusionsMatchTheLayersRunOneByOne) {
+  for (const std::string backend : Engine::available_backends()) {
+    SCOPED_TRACE(backend);
+    Engine engine(Engine::Options{2, backend});
+    auto make = [] {
+      Model m({12, 12, 3});
+      m.add(std::make_unique<Conv2D>(8, 3, 1, Padding::kSame));
+      m.add(std::make_unique<ReLU>());
+      m.add(std::make_unique<BatchNorm>());
+      m.add(std::make_unique<MaxPool2D>(2));
+      m.add(std::make_unique<Dropout>(0.25f));
+      m.add(std::make_unique<Conv2D>(16, 3, 1, Padding::kSame, Activation::kRelu));
+      m.add(std::make_unique<ReLU>());   // after a fused activation: runs as a layer
+      m.add(std::make_unique<Flatten>());
+      m.add(std::make_unique<Dense>(10));
+      m.add(std::make_unique<ReLU>());
+      m.add(std::make_unique<Dense>(3));
+      m.add(std::make_unique<Sigmoid>());
+      m.build(5);
+      return m;
+    };
+    Model m = make(), fresh = make();
+    Rng rng(6);
+    Tensor x({5, 12, 12, 3}), y({5, 3});
+    for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform(-1, 1);
+    for (size_t i = 0; i < y.size(); ++i) y.at(i) = static_cast<float>(i % 2);
+    // BatchNorm's moving statistics away from 0 and 1, so that it changes its input.
+    for (Param& p : m.layer(2).params()) for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
+    for (Param& p : fresh.layer(2).params()) for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
+    const Context ctx{&engine, false, nullptr, 0};
+    const Tensor out = m.forward(x, ctx);
+    EXPECT_TRUE(m.activation(1).is_view()) << "ReLU after Conv2D";
+    EXPECT_FALSE(m.activation(6).is_view()) << "ReLU after Conv2D with its own ReLU";
+    EXPECT_TRUE(m.activation(4).is_view() && m.activation(7).is_view());
+    Tensor a = x;
+    for (size_t i = 0; i < m.num_layers(); ++i) {
+      Tensor b;
+      m.layer(i).forward(a, b, ctx);
+      a = b;
+      ASSERT_EQ(a.shape(), m.activation(i).shape()) << i;
+      if (m.layer(i).kind() == LayerKind::kConv2D || m.layer(i).kind() == LayerKind::kDense) continue;
+      for (size_t k = 0; k < a.size(); ++k) ASSERT_EQ(a.at(k), m.activation(i).at(k)) << "layer " << i << " at " << k;
+    }
+    for (size_t k = 0; k < out.size(); ++k) ASSERT_EQ(out.at(k), a.at(k)) << k;
+    // Training after inference: the same gradients as a model that never ran inference.
+    Rng r1(9), r2(9);
+    const float l1 = m.compute_gradients(x, y, LossKind::kBinaryCrossentropy, {&engine, true, &r1, 0});
+    const float l2 = fresh.compute_gradients(x, y, LossKind::kBinaryCrossentropy, {&engine, true, &r2, 0});
+    EXPECT_EQ(l1, l2);
+    for (size_t i = 0; i < m.arena_size(); ++i) ASSERT_EQ(m.grad_arena()[i], fresh.grad_arena()[i]) << i;
+    EXPECT_FALSE(m.activation(1).is_view() || m.activation(4).is_view() || m.activation(7).is_view());
+  }
+}
+
 TEST(Model, RejectsWrongInputShape) {
   Engine engine(Engine::Options{1, "ref"});
   Model m = toy_model();

@@ -76,6 +76,8 @@ class Layer {
   virtual nlohmann::json config() const { return nlohmann::json::object(); }
   // The output is a ReLU's (a ReLU layer, or a fused ReLU activation).
   virtual bool relu_output() const { return false; }
+  // Can apply a ReLU that follows it while storing its output (inference, see Model::forward).
+  virtual bool can_fuse_relu() const { return false; }
   virtual Shape setup(const Shape& in) = 0;
   virtual void forward(const Tensor& x, Tensor& y, const Context& ctx) = 0;
   virtual void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -105,6 +107,8 @@ class Layer {
   kern::Exec exec(const Context& ctx) const;
   std::unique_ptr<kern::OpState> op_state_;   // backend's cached operator (forward)
   std::vector<Param> params_;
+  // Set by Model for this forward call: also apply the ReLU that follows (can_fuse_relu()).
+  bool relu_fused_ = false;
 
  private:
   friend class Model;   // clears frozen layers' gradients without write access to the values
@@ -118,6 +122,7 @@ class Conv2D : public Layer {
   LayerKind kind() const override { return LayerKind::kConv2D; }
   nlohmann::json config() const override;
   bool relu_output() const override { return activation_ == Activation::kRelu; }
+  bool can_fuse_relu() const override { return activation_ == Activation::kNone; }
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -138,6 +143,7 @@ class Dense : public Layer {
   LayerKind kind() const override { return LayerKind::kDense; }
   nlohmann::json config() const override;
   bool relu_output() const override { return activation_ == Activation::kRelu; }
+  bool can_fuse_relu() const override { return activation_ == Activation::kNone; }
   Shape setup(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, const Context& ctx) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,

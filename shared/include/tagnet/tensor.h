@@ -70,6 +70,7 @@ class Tensor {
   int rank() const { return shape_.rank(); }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  bool is_view() const { return view_; }
   float* data() { return data_; }
   const float* data() const { return data_; }
   float& at(size_t i) { return data_[i]; }

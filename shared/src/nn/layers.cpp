@@ -133,7 +133,8 @@ void Conv2D::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize(output_shape.batched(N));
   const auto d = conv_dims(N, input_shape, output_shape, kernel_, stride_, pt_, pl_, pb_, pr_);
   be(ctx).conv2d_forward(d, x.data(), params_[0].value.data(),
-                         use_bias_ ? params_[1].value.data() : nullptr, act_of(activation_),
+                         use_bias_ ? params_[1].value.data() : nullptr,
+                         relu_fused_ ? kern::Act::kRelu : act_of(activation_),
                          y.data(), op_state_, exec(ctx));
 }
 
@@ -172,7 +173,8 @@ void Dense::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   const int N = x.dim(0);
   y.resize({N, units_});
   be(ctx).dense_forward(N, input_shape[0], units_, x.data(), params_[0].value.data(),
-                        use_bias_ ? params_[1].value.data() : nullptr, act_of(activation_),
+                        use_bias_ ? params_[1].value.data() : nullptr,
+                         relu_fused_ ? kern::Act::kRelu : act_of(activation_),
                         y.data(), op_state_, exec(ctx));
 }
 

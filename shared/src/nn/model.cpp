@@ -139,8 +139,25 @@ const Tensor& Model::forward(const Tensor& x, const Context& ctx) {
   Context c = ctx;
   c.param_version = param_version_;
   const Tensor* in = &input_;
+  // Inference makes no pass over memory that only copies or gates: a ReLU after a layer that
+  // can fuse it runs in that layer's store, and that ReLU, Dropout and Flatten hand on their
+  // input as a view. (activation(i) of the fusing layer then holds the ReLU's output too.)
+  bool fused = false;   // the layer before took this ReLU
   for (size_t i = 0; i < layers_.size(); ++i) {
-    layers_[i]->forward(*in, acts_[i], c);
+    Layer& l = *layers_[i];
+    const LayerKind kind = l.kind();
+    if (!c.training && ((kind == LayerKind::kReLU && fused) || kind == LayerKind::kDropout ||
+                        kind == LayerKind::kFlatten)) {
+      acts_[i] = Tensor::view(const_cast<float*>(in->data()), l.output_shape.batched(x.dim(0)));
+      fused = false;
+    } else {
+      if (acts_[i].is_view()) acts_[i] = Tensor();   // own memory again: layers write into it
+      l.relu_fused_ = !c.training && i + 1 < layers_.size() &&
+                      layers_[i + 1]->kind() == LayerKind::kReLU && l.can_fuse_relu();
+      fused = l.relu_fused_;
+      l.forward(*in, acts_[i], c);
+      l.relu_fused_ = false;
+    }
     in = &acts_[i];
   }
   return acts_.back();
