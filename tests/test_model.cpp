@@ -670,6 +670,9 @@ TEST(Model, InferenceFusionsMatchTheLayersRunOneByOne) {
       m.add(std::make_unique<Dense>(3));
       m.add(std::make_unique<Sigmoid>());
       m.build(5);
+      // BatchNorm's moving statistics away from 0 and 1, so that it changes its input.
+      for (Param& p : m.layer(2).params())
+        for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
       return m;
     };
     Model m = make(), fresh = make();
@@ -677,9 +680,6 @@ TEST(Model, InferenceFusionsMatchTheLayersRunOneByOne) {
     Tensor x({5, 12, 12, 3}), y({5, 3});
     for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform(-1, 1);
     for (size_t i = 0; i < y.size(); ++i) y.at(i) = static_cast<float>(i % 2);
-    // BatchNorm's moving statistics away from 0 and 1, so that it changes its input.
-    for (Param& p : m.layer(2).params()) for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
-    for (Param& p : fresh.layer(2).params()) for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
     const Context ctx{&engine, false, nullptr, 0};
     const Tensor out = m.forward(x, ctx);
     EXPECT_TRUE(m.activation(1).is_view()) << "ReLU after Conv2D";

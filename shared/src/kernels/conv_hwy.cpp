@@ -559,7 +559,8 @@ HWY_INLINE void DotBlock(int I, int O, const W* HWY_RESTRICT w, const float* sca
       float s = hn::GetLane(hn::SumOfLanes(d, v));
       const W* wr = w + static_cast<size_t>(r) * I;
       const float* xr = x + static_cast<size_t>(n) * I;
-      for (int j = i; j < I; ++j) s += static_cast<float>(wr[j]) * (scale ? kInt16Unit : 1.0f) * xr[j];
+      const float unit = scale ? kInt16Unit : 1.0f;   // what LoadWeights multiplies q by
+      for (int j = i; j < I; ++j) s += static_cast<float>(wr[j]) * unit * xr[j];
       y[static_cast<size_t>(n) * O + r] = scale ? s * scale[r] : s;
     }
   }
@@ -1057,16 +1058,17 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
 
 void dense_forward_hwy(int N, int I, int O, const float* x, const float* w, const float* b, Act act,
                        float* y, OpStatePtr& state, const Exec& e) {
-  if (N > 0 && N <= kDotMaxRows && O > 0 && !e.training &&
-      static_cast<size_t>(I) * O >= kDense16MinWeights) {
-    const WeightCache::Key key{w, e.param_version, I, O, 0, 0, WeightCache::kDense16};
-    const size_t floats = O + (static_cast<size_t>(I) * O + 1) / 2;
-    const float* cached = weight_cache(state).get(key, floats, [&](float* dst) {
-      QuantizeWeights(I, O, w, dst, e);
-    });
-    DenseDots(N, I, O, x, reinterpret_cast<const int16_t*>(cached + O), cached, y, e);
-  } else if (N > 0 && N <= kDotMaxRows && O > 0) {
-    DenseDots(N, I, O, x, w, static_cast<const float*>(nullptr), y, e);
+  if (N > 0 && N <= kDotMaxRows && O > 0) {
+    if (!e.training && static_cast<size_t>(I) * O >= kDense16MinWeights) {
+      const WeightCache::Key key{w, e.param_version, I, O, 0, 0, WeightCache::kDense16};
+      const size_t floats = O + (static_cast<size_t>(I) * O + 1) / 2;
+      const float* cached = weight_cache(state).get(key, floats, [&](float* dst) {
+        QuantizeWeights(I, O, w, dst, e);
+      });
+      DenseDots(N, I, O, x, reinterpret_cast<const int16_t*>(cached + O), cached, y, e);
+    } else {
+      DenseDots(N, I, O, x, w, static_cast<const float*>(nullptr), y, e);
+    }
   } else {
     // Y (N, O) = X (N, I) * W^T (I, O); gemm_hwy turns it around when W is the bigger operand.
     gemm_hwy(N, O, I, x, I, 1, w, 1, I, y, O, false, e);

@@ -174,7 +174,7 @@ void Dense::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   y.resize({N, units_});
   be(ctx).dense_forward(N, input_shape[0], units_, x.data(), params_[0].value.data(),
                         use_bias_ ? params_[1].value.data() : nullptr,
-                         relu_fused_ ? kern::Act::kRelu : act_of(activation_),
+                        relu_fused_ ? kern::Act::kRelu : act_of(activation_),
                         y.data(), op_state_, exec(ctx));
 }
 
