@@ -1,10 +1,10 @@
-// The `hwy` backend's Winograd F(4x4, 3x3) forward convolution against the double-precision
-// reference: which shapes take it, border tiles of odd and even sizes under any padding,
-// channel counts off the vector width, bias and ReLU, one and two threads, and the cached
-// transformed (or packed) weights, which must follow a parameter change announced through
-// Exec::param_version or a new weight pointer, and only then. Also the dense forward pass for
-// a few rows (batch-1 inference), which runs as dot products instead of a GEMM, on 16-bit
-// weights for large layers outside training.
+// The `hwy` backend's Winograd F(4x4, 3x3) forward convolution, and the input and filter
+// gradients that run on Winograd too, against the double-precision reference: which shapes
+// take it, border tiles of odd and even sizes under any padding, channel counts off the vector
+// width, bias and ReLU, one and two threads, and the cached transformed (or packed) weights,
+// which must follow a parameter change announced through Exec::param_version or a new weight
+// pointer, and only then. Also the dense forward pass for a few rows (batch-1 inference), which
+// runs as dot products instead of a GEMM, on 16-bit weights for large layers outside training.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -200,6 +200,38 @@ TEST_P(WinogradOnTarget, BackwardDataOverwritesDx) {
       conv2d_backward_data_ref(d, dy.data(), w.data(), want.data());
       test_hwy->conv2d_backward_data(d, dy.data(), w.data(), got.data(), ExecOn(threads, 1));
       EXPECT_TRUE(CloseToScale(got, want));
+    }
+  }
+}
+
+// The filter gradient of a stride-1 3x3 convolution runs as Winograd F(3x3, 4x4) and
+// overwrites dw and db; border tiles, padding, channel counts off the vector width, and the
+// partial sums of several tasks and threads.
+TEST_P(WinogradOnTarget, FilterGradientMatchesReference) {
+  const Shape shapes[] = {{2, 16, 16, 32, 64, 1, 1, 1, 1, true, false},
+                          {3, 9, 7, 24, 40, 1, 1, 1, 1, true, false},
+                          {2, 10, 12, 32, 24, 0, 0, 0, 0, false, false},
+                          {1, 9, 8, 18, 21, 2, 0, 1, 3, true, false},
+                          {2, 4, 4, 16, 16, 3, 3, 3, 3, true, false},
+                          {3, 21, 19, 37, 45, 1, 1, 1, 1, true, false},
+                          {4, 24, 24, 64, 64, 1, 1, 1, 1, true, false}};
+  uint32_t seed = 90;
+  for (const int threads : {1, 2}) {
+    for (const Shape& s : shapes) {
+      SCOPED_TRACE(Describe(s, threads));
+      const ConvDims d = Dims3x3(s);
+      ASSERT_TRUE(wino::applies(d));
+      Rng rng(seed++);
+      const Buf x = rng.Make(static_cast<size_t>(d.N) * d.H * d.W * d.C);
+      const Buf dy = rng.Make(static_cast<size_t>(d.N) * d.OH * d.OW * d.K);
+      const size_t nw = static_cast<size_t>(d.K) * d.R();
+      Buf want_w = NaNs(nw), got_w = NaNs(nw), want_b = NaNs(d.K), got_b = NaNs(d.K);
+      conv2d_backward_filter_ref(d, x.data(), dy.data(), want_w.data(),
+                                 s.bias ? want_b.data() : nullptr);
+      test_hwy->conv2d_backward_filter(d, x.data(), dy.data(), got_w.data(),
+                                       s.bias ? got_b.data() : nullptr, ExecOn(threads, 1));
+      EXPECT_TRUE(CloseToScale(got_w, want_w));
+      if (s.bias) EXPECT_TRUE(CloseToScale(got_b, want_b));
     }
   }
 }

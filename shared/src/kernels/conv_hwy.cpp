@@ -10,8 +10,9 @@
 //                     (as Winograd when that convolution qualifies);
 //                     otherwise dXcol (P, R) = dY (P, K) * W (K, R) chunk by chunk, then col2im
 //   backward filter:  dW^T (R, K) = Xcol^T (R, P) * dY (P, K), per-thread partial sums
-// 3x3 stride-1 forward convolutions with enough channels run as Winograd F(4x4, 3x3) instead
-// (winograd_hwy.cpp), 4x fewer multiply-adds. The forward pass keeps its packed or
+// 3x3 stride-1 convolutions with enough channels run as Winograd instead (winograd_hwy.cpp),
+// 4x fewer multiply-adds: the forward pass and the input gradient as F(4x4, 3x3), the filter
+// gradient as its transpose F(3x3, 4x4). The forward pass keeps its packed or
 // transformed weights in the layer's OpState until Exec::param_version changes.
 // Dense layers call gemm_hwy with transposed operands expressed through strides, except the
 // forward pass of a few rows, which is a set of dot products (DenseDots), on 16-bit weights
@@ -1033,6 +1034,10 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
     return;
   }
   const int threads = Threads(e, 2.0 * P * R * K);
+  if (kern::wino::applies(d)) {
+    wino::filter(d, x, dy, dw, db, e, threads);
+    return;
+  }
   if (UseDirect(d)) {
     FilterDirect(d, x, dy, dw, db, e, threads);
     return;

@@ -192,17 +192,17 @@ void PadTileRow(const ConvDims& d, const Plan& p, const float* x, int n, int th,
 // V's rows [0, count) = the transformed input patches of tiles [t0, t0 + count), one tile row
 // at a time through the padded rows under it.
 void TransformInput(const ConvDims& d, const Plan& p, const float* x, long t0, int count,
-                    const TaskBuffers& b) {
+                    float* rows, float* v, size_t v_plane) {
   const size_t cp = p.Cp;
   for (int i = 0; i < count;) {
     const Tile tile(p, t0 + i);
     const int run = std::min(count - i, p.TW - tile.tw);
-    PadTileRow(d, p, x, tile.n, tile.th, b.rows);
+    PadTileRow(d, p, x, tile.n, tile.th, rows);
     for (int j = 0; j < run; ++j) {
-      const float* base = b.rows + kM * static_cast<size_t>(tile.tw + j) * cp;
-      float* out = b.v + static_cast<size_t>(i + j) * cp;
+      const float* base = rows + kM * static_cast<size_t>(tile.tw + j) * cp;
+      float* out = v + static_cast<size_t>(i + j) * cp;
       for (size_t c = 0; c < cp; c += kL)
-        InputTransform(base + c, p.row_floats(), cp, out + c, b.v_plane);
+        InputTransform(base + c, p.row_floats(), cp, out + c, v_plane);
     }
     i += run;
   }
@@ -263,6 +263,121 @@ void TransformOutput(const ConvDims& d, const Plan& p, long t0, int count, int k
             for (int j = 0; j < n; ++j) at[j] = part[j];
           }
         }
+      }
+    }
+  }
+}
+
+
+// The filter gradient of the same convolution, F(3x3, 4x4) (Lavin and Gray, section 4): each
+// 4x4 tile of dy, e, meets the 6x6 input patch d under it as
+//   dW += G^T [ (A e A^T) (.) (B^T d B) ] G,
+// the transposed algorithm, with the same three matrices; summed over tiles before the last
+// transform, so the products are again 36 GEMMs, now with the tiles as the summed dimension:
+//   M_xi (C, K) += V_xi^T (C, tiles) * E_xi (tiles, K).
+
+// Floats of V and E of one filter-gradient task, which stay in L2 while the 36 GEMMs use them.
+constexpr size_t kFilterTaskFloats = size_t(256) << 10;
+// Tiles per filter-gradient task at most.
+constexpr int kMaxFilterTaskTiles = 128;
+// Partial sums per thread, each over a fixed run of tasks (reproducible, see FilterImplicit).
+constexpr int kFilterRunsPerThread = 2;
+
+// The 1-D transform A e of one column e[0..3] of dy vectors, into t[0..5] (A is the transpose
+// of the output transform A^T above).
+HWY_INLINE void GradTransform1D(const V* e, V* t) {
+  const D d;
+  const V s02 = hn::Add(e[0], e[2]), s13 = hn::Add(e[1], e[3]);
+  const V u = hn::MulAdd(hn::Set(d, 4.0f), e[2], e[0]);
+  const V w = hn::Mul(hn::Set(d, 2.0f), hn::MulAdd(hn::Set(d, 4.0f), e[3], e[1]));
+  t[0] = e[0];
+  t[1] = hn::Add(s02, s13);
+  t[2] = hn::Sub(s02, s13);
+  t[3] = hn::Add(u, w);
+  t[4] = hn::Sub(u, w);
+  t[5] = e[3];
+}
+
+// The 1-D transform G^T m of m[0..5] into w[0..2] (G as in transform_weights).
+HWY_INLINE void FilterTransform1D(const V* m, V* w) {
+  const D d;
+  const V s12 = hn::Add(m[1], m[2]), d12 = hn::Sub(m[1], m[2]);
+  const V s34 = hn::Add(m[3], m[4]), d34 = hn::Sub(m[3], m[4]);
+  const V sixth = hn::Set(d, 1.0f / 6.0f);
+  w[0] = hn::MulAdd(hn::Set(d, 1.0f / 24.0f), s34,
+                    hn::NegMulAdd(sixth, s12, hn::Mul(hn::Set(d, 0.25f), m[0])));
+  w[1] = hn::MulAdd(hn::Set(d, 1.0f / 12.0f), d34, hn::Mul(hn::Set(d, -1.0f / 6.0f), d12));
+  w[2] = hn::Add(hn::Mul(sixth, hn::Sub(s34, s12)), m[5]);
+}
+
+// E's rows [0, count) = A e A^T of the dy tiles [t0, t0 + count) (Kp floats per row, zero past
+// K and past the output's edge); db (Kp floats) += the dy values read.
+void TransformGrad(const ConvDims& d, const Plan& p, const float* dy, long t0, int count, int kp,
+                   float* e, size_t e_plane, float* db) {
+  const D dd;
+  HWY_ALIGN float part[kL];
+  HWY_ALIGN float ra[kM * kA * kL];  // each row of e times A^T, (4, 6) vectors
+  Tile tile(p, t0);
+  for (int i = 0; i < count; ++i, tile.next(p)) {
+    const int oh0 = kM * tile.th, ow0 = kM * tile.tw;
+    const int rows = std::min(kM, d.OH - oh0), cols = std::min(kM, d.OW - ow0);
+    const float* src = dy + ((static_cast<size_t>(tile.n) * d.OH + oh0) * d.OW + ow0) * d.K;
+    for (int h = 0; h < kp; h += kL) {
+      const int n = std::max(0, std::min(kL, d.K - h));
+      V sum = hn::Zero(dd);
+      for (int r = 0; r < kM; ++r) {
+        V ev[kM], t[kA];
+        for (int c = 0; c < kM; ++c) {
+          ev[c] = hn::Zero(dd);
+          if (r >= rows || c >= cols || n == 0) continue;
+          const float* at = src + (static_cast<size_t>(r) * d.OW + c) * d.K + h;
+          if (n == kL) {
+            ev[c] = hn::LoadU(dd, at);
+          } else {
+            for (int j = 0; j < kL; ++j) part[j] = j < n ? at[j] : 0.0f;
+            ev[c] = hn::Load(dd, part);
+          }
+          sum = hn::Add(sum, ev[c]);
+        }
+        GradTransform1D(ev, t);
+        for (int j = 0; j < kA; ++j) hn::Store(t[j], dd, ra + (r * kA + j) * kL);
+      }
+      hn::StoreU(hn::Add(hn::LoadU(dd, db + h), sum), dd, db + h);
+      float* out = e + static_cast<size_t>(i) * kp + h;
+      for (int j = 0; j < kA; ++j) {
+        V ev[kM], t[kA];
+        for (int r = 0; r < kM; ++r) ev[r] = hn::Load(dd, ra + (r * kA + j) * kL);
+        GradTransform1D(ev, t);
+        for (int q = 0; q < kA; ++q) hn::StoreU(t[q], dd, out + (q * kA + j) * e_plane);
+      }
+    }
+  }
+}
+
+// acc (kXi planes of (C, Kp), then db (Kp)) += the products of tiles [t0, t0 + count).
+void FilterTask(const ConvDims& d, const Plan& p, const float* x, const float* dy, long t0,
+                int count, float* acc) {
+  const int mr = gemm::tile_m(), nr = gemm::tile_n();
+  const int kp = p.S * nr;
+  const size_t v_plane = static_cast<size_t>(count) * p.Cp;
+  const size_t e_plane = static_cast<size_t>(count) * kp;
+  const size_t m_plane = static_cast<size_t>(d.C) * kp;
+  float* v = gemm::scratch(gemm::kSlotCol, kXi * (v_plane + e_plane) + kA * p.row_floats());
+  float* e = v + kXi * v_plane;
+  float* rows = e + kXi * e_plane;
+  TransformInput(d, p, x, t0, count, rows, v, v_plane);
+  TransformGrad(d, p, dy, t0, count, kp, e, e_plane, acc + kXi * m_plane);
+  // A = V_xi^T: row c of a tile is channel c0 + c, read down the tiles (stride Cp); rows past
+  // C repeat the last channel and are not stored.
+  for (int xi = 0; xi < kXi; ++xi) {
+    for (int s = 0; s < p.S; ++s) {
+      gemm::Segment seg{nullptr, e + xi * e_plane + static_cast<size_t>(s) * nr, count};
+      for (int c0 = 0; c0 < d.C; c0 += mr) {
+        long ro[8];
+        for (int i = 0; i < mr; ++i) ro[i] = std::min(i, d.C - 1 - c0);
+        seg.a = v + xi * v_plane + c0;
+        float* c = acc + xi * m_plane + static_cast<size_t>(c0) * kp + static_cast<size_t>(s) * nr;
+        gemm::kernel(&seg, 1, ro, p.Cp, kp, c, kp, std::min(mr, d.C - c0), nr, true);
       }
     }
   }
@@ -334,7 +449,7 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
     const int part = static_cast<int>(ti % p.parts);
     const int count = static_cast<int>(std::min<long>(p.task, p.tiles - t0));
     const TaskBuffers buf(p);
-    TransformInput(d, p, x, t0, count, buf);
+    TransformInput(d, p, x, t0, count, buf.rows, buf.v, buf.v_plane);
     const int groups = CeilDiv(count, mr);
     // Row offsets of a group of MR (at most 8) tiles in V; in the last group, rows past the
     // task's tiles repeat its last tile, so they read real data and their results go unused.
@@ -363,6 +478,79 @@ void forward(const ConvDims& d, const float* x, const float* u, const float* b, 
     e.pool->run_tasks(p.tasks, task);
   } else {
     for (long t = 0; t < p.tasks; ++t) task(t);
+  }
+}
+
+void filter(const ConvDims& d, const float* x, const float* dy, float* dw, float* db,
+            const Exec& e, int threads) {
+  const int nr = gemm::tile_n();
+  const Plan p(d, 1);
+  if (p.tiles <= 0 || d.K <= 0 || d.C <= 0) return;
+  const int kp = p.S * nr;
+  int task = static_cast<int>(kFilterTaskFloats / (kXi * static_cast<size_t>(p.Cp + kp)));
+  task = std::max(1, std::min(task, kMaxFilterTaskTiles));
+  const long tasks = (p.tiles + task - 1) / task;
+  const long runs = threads > 1 && e.pool
+                        ? std::min<long>(tasks, static_cast<long>(threads) * kFilterRunsPerThread)
+                        : 1;
+  const size_t m_plane = static_cast<size_t>(d.C) * kp;
+  const size_t part_floats = kXi * m_plane + kp;
+  float* partials = gemm::scratch(gemm::kSlotPartial, runs * part_floats);
+  const auto run = [&](size_t r) {
+    float* acc = partials + r * part_floats;
+    std::fill(acc, acc + part_floats, 0.0f);
+    const long first = tasks * static_cast<long>(r) / runs;
+    const long last = tasks * static_cast<long>(r + 1) / runs;
+    for (long t = first; t < last; ++t) {
+      const long t0 = t * task;
+      FilterTask(d, p, x, dy, t0, static_cast<int>(std::min<long>(task, p.tiles - t0)), acc);
+    }
+  };
+  if (runs > 1) {
+    e.pool->run_tasks(runs, run);
+  } else {
+    run(0);
+  }
+  // dW = G^T M G, M the runs' partials summed in order; dw is (K, 3, 3, C).
+  const D dd;
+  const auto channels = [&](size_t c0, size_t c1) {
+    HWY_ALIGN float part[kL];
+    for (size_t c = c0; c < c1; ++c) {
+      for (int h = 0; h < d.K; h += kL) {
+        V m[kXi], w1[kA * 3];
+        for (int xi = 0; xi < kXi; ++xi) {
+          const float* at = partials + xi * m_plane + c * kp + h;
+          m[xi] = hn::LoadU(dd, at);
+          for (long r = 1; r < runs; ++r)
+            m[xi] = hn::Add(m[xi], hn::LoadU(dd, at + r * part_floats));
+        }
+        for (int i = 0; i < kA; ++i) FilterTransform1D(m + i * kA, w1 + i * 3);
+        const int n = std::min(kL, d.K - h);
+        for (int q = 0; q < 3; ++q) {
+          V col[kA], w[3];
+          for (int i = 0; i < kA; ++i) col[i] = w1[i * 3 + q];
+          FilterTransform1D(col, w);
+          for (int r = 0; r < 3; ++r) {
+            hn::Store(w[r], dd, part);
+            for (int j = 0; j < n; ++j)
+              dw[((static_cast<size_t>(h + j) * 3 + r) * 3 + q) * d.C + c] = part[j];
+          }
+        }
+      }
+    }
+  };
+  if (runs > 1) {
+    e.pool->run(d.C, 1, channels);
+  } else {
+    channels(0, d.C);
+  }
+  if (db) {
+    const float* src = partials + kXi * m_plane;
+    for (int k = 0; k < d.K; ++k) {
+      float v = src[k];
+      for (long r = 1; r < runs; ++r) v += src[r * part_floats + k];
+      db[k] = v;
+    }
   }
 }
 

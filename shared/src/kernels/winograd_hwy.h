@@ -1,5 +1,6 @@
-// Winograd F(4x4, 3x3) forward convolution on the micro-kernel of gemm_hwy.cpp. Private to the
-// core; conv2d_forward_hwy decides when to use it and caches the transformed weights.
+// Winograd F(4x4, 3x3) forward convolution and its transpose F(3x3, 4x4) for the filter gradient,
+// on the micro-kernel of gemm_hwy.cpp. Private to the core; conv_hwy.cpp decides when to use
+// them and caches the transformed weights.
 #include <cstddef>
 
 #include "kernels.h"
@@ -49,6 +50,11 @@ void transform_weights(int C, int K, const float* w, float* u, const Exec& e, in
 // y (N, OH, OW, K) = act(conv(x) + b); b may be null; u from transform_weights.
 void forward(const ConvDims& d, const float* x, const float* u, const float* b, Act act, float* y,
              const Exec& e, int threads);
+
+// dw (K, 3, 3, C) = the filter gradient of the convolution d for input x and output gradient
+// dy; db (K, may be null) = the bias gradient. Overwrites both.
+void filter(const ConvDims& d, const float* x, const float* dy, float* dw, float* db,
+            const Exec& e, int threads);
 
 }  // namespace wino
 }  // namespace HWY_NAMESPACE
