@@ -773,7 +773,7 @@ class BatchNormTester {
     const Buf pattern = rng.Make(n);
     Buf dx = pattern, dgamma = NaNs(C_), dbeta = NaNs(C_);
     be->batchnorm_backward(M_, C_, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
-                           dx.data(), dgamma.data(), dbeta.data(), MakeExec(1));
+                           dx.data(), dgamma.data(), dbeta.data(), false, MakeExec(1));
     // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) cancels to zero for M = 1.
     double terms = 0.0;
     for (size_t i = 0; i < n; ++i) terms += std::pow(double(gamma[i % C_]) * invstd[i % C_] * dy[i], 2);

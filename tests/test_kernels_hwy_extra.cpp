@@ -225,7 +225,7 @@ TEST_P(HwyExtra, BatchNormAccuracyAndThreadInvariance) {
 
       std::vector<float> dx = dx0, dg(c.C, 123.0f), db(c.C, -9.0f);
       hwy_->batchnorm_backward(c.M, c.C, x.data(), dy.data(), gamma.data(), mean_ref.data(),
-                               invstd_ref.data(), dx.data(), dg.data(), db.data(), *e);
+                               invstd_ref.data(), dx.data(), dg.data(), db.data(), false, *e);
       const float sum_tol = 1e-5f * std::sqrt(float(c.M));
       ExpectNear(dg, dg_ref, 1e-5f, sum_tol, "dgamma");
       ExpectNear(db, db_ref, 1e-5f, sum_tol, "dbeta");
@@ -247,6 +247,37 @@ TEST_P(HwyExtra, BatchNormAccuracyAndThreadInvariance) {
     hwy_->batchnorm_forward_infer(c.M, c.C, x.data(), gamma.data(), beta.data(), mean_ref.data(),
                                   mvar.data(), eps, y_inf.data(), e2_);
     ExpectNear(y_inf, y_inf_ref, 1e-5f, 1e-5f, "batchnorm infer");
+  }
+}
+
+// With relu_input, BatchNorm's input gradient also takes the gate of the ReLU whose output x
+// is: zero wherever x is not positive, the training-mode gradient elsewhere; the parameter
+// gradients do not change.
+TEST_P(HwyExtra, BatchNormBackwardCarriesTheReluGate) {
+  const int M = 1000, C = 19;
+  const size_t n = size_t(M) * C;
+  auto x = Random(n, 60, -1.0f, 1.0f);
+  for (float& v : x) v = std::max(v, 0.0f);   // a ReLU's output: about half are zero
+  const auto gamma = Random(C, 61, 0.5f, 1.5f), beta = Random(C, 62), dy = Random(n, 63);
+  std::vector<float> y(n), mean(C), invstd(C);
+  batchnorm_forward_train_ref(M, C, x.data(), gamma.data(), beta.data(), 1e-5f, y.data(),
+                              mean.data(), invstd.data());
+  std::vector<float> open(n), gated(n), dg_ref(C), db_ref(C);
+  batchnorm_backward_ref(M, C, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
+                         open.data(), dg_ref.data(), db_ref.data(), false);
+  batchnorm_backward_ref(M, C, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
+                         gated.data(), dg_ref.data(), db_ref.data(), true);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(gated[i], x[i] > 0.0f ? open[i] : 0.0f) << i;
+  for (const Exec* e : {&e1_, &e2_}) {
+    std::vector<float> dx(n, 7.0f), dg(C), db(C);
+    hwy_->batchnorm_backward(M, C, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
+                             dx.data(), dg.data(), db.data(), true, *e);
+    ExpectNear(dx, gated, 1e-5f, 1e-5f, "gated batchnorm dx");
+    for (size_t i = 0; i < n; ++i)
+      if (!(x[i] > 0.0f)) ASSERT_EQ(dx[i], 0.0f) << i;
+    const float sum_tol = 1e-5f * std::sqrt(float(M));
+    ExpectNear(dg, dg_ref, 1e-5f, sum_tol, "dgamma");
+    ExpectNear(db, db_ref, 1e-5f, sum_tol, "dbeta");
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tagnet/architectures.h"
+#include "tagnet/loss.h"
 #include "tagnet/model.h"
 #include "tagnet/train.h"
 
@@ -648,6 +649,41 @@ TEST(Model, ReluThenMaxPoolGradientsMatchTheSeparatePasses) {
   }
 }
 
+// A model with every fusion: a ReLU after a Conv2D and after a Dense (fused), one after a
+// Conv2D with its own ReLU (not fused), BatchNorm and MaxPool2D on a ReLU's output, Dropout
+// and Flatten.
+Model FusionModel() {
+  Model m({12, 12, 3});
+  m.add(std::make_unique<Conv2D>(8, 3, 1, Padding::kSame));
+  m.add(std::make_unique<ReLU>());
+  m.add(std::make_unique<BatchNorm>());
+  m.add(std::make_unique<MaxPool2D>(2));
+  m.add(std::make_unique<Dropout>(0.25f));
+  m.add(std::make_unique<Conv2D>(16, 3, 1, Padding::kSame, Activation::kRelu));
+  m.add(std::make_unique<ReLU>());   // after a fused activation: runs as a layer
+  m.add(std::make_unique<MaxPool2D>(2));
+  m.add(std::make_unique<Flatten>());
+  m.add(std::make_unique<Dense>(10));
+  m.add(std::make_unique<ReLU>());
+  m.add(std::make_unique<BatchNorm>());
+  m.add(std::make_unique<Dense>(3));
+  m.add(std::make_unique<Sigmoid>());
+  m.build(5);
+  // BatchNorm's moving statistics away from 0 and 1, so that it changes its input.
+  for (const size_t l : {2, 11})
+    for (Param& p : m.layer(l).params())
+      for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
+  return m;
+}
+
+void FusionData(Tensor& x, Tensor& y) {
+  x = Tensor({5, 12, 12, 3});
+  y = Tensor({5, 3});
+  Rng rng(6);
+  for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform(-1, 1);
+  for (size_t i = 0; i < y.size(); ++i) y.at(i) = static_cast<float>(i % 2);
+}
+
 // Inference fuses a ReLU into the Conv2D or Dense before it and hands on the input of that
 // ReLU, of Dropout and of Flatten as a view. The outputs must equal, to the bit, those of each
 // layer run on its own; a training step after it must not write through a view.
@@ -655,36 +691,14 @@ TEST(Model, InferenceFusionsMatchTheLayersRunOneByOne) {
   for (const std::string backend : Engine::available_backends()) {
     SCOPED_TRACE(backend);
     Engine engine(Engine::Options{2, backend});
-    auto make = [] {
-      Model m({12, 12, 3});
-      m.add(std::make_unique<Conv2D>(8, 3, 1, Padding::kSame));
-      m.add(std::make_unique<ReLU>());
-      m.add(std::make_unique<BatchNorm>());
-      m.add(std::make_unique<MaxPool2D>(2));
-      m.add(std::make_unique<Dropout>(0.25f));
-      m.add(std::make_unique<Conv2D>(16, 3, 1, Padding::kSame, Activation::kRelu));
-      m.add(std::make_unique<ReLU>());   // after a fused activation: runs as a layer
-      m.add(std::make_unique<Flatten>());
-      m.add(std::make_unique<Dense>(10));
-      m.add(std::make_unique<ReLU>());
-      m.add(std::make_unique<Dense>(3));
-      m.add(std::make_unique<Sigmoid>());
-      m.build(5);
-      // BatchNorm's moving statistics away from 0 and 1, so that it changes its input.
-      for (Param& p : m.layer(2).params())
-        for (size_t i = 0; i < p.value.size(); ++i) p.value.at(i) = 0.5f + 0.1f * i;
-      return m;
-    };
-    Model m = make(), fresh = make();
-    Rng rng(6);
-    Tensor x({5, 12, 12, 3}), y({5, 3});
-    for (size_t i = 0; i < x.size(); ++i) x.at(i) = rng.uniform(-1, 1);
-    for (size_t i = 0; i < y.size(); ++i) y.at(i) = static_cast<float>(i % 2);
+    Model m = FusionModel(), fresh = FusionModel();
+    Tensor x, y;
+    FusionData(x, y);
     const Context ctx{&engine, false, nullptr, 0};
     const Tensor out = m.forward(x, ctx);
     EXPECT_TRUE(m.activation(1).is_view()) << "ReLU after Conv2D";
     EXPECT_FALSE(m.activation(6).is_view()) << "ReLU after Conv2D with its own ReLU";
-    EXPECT_TRUE(m.activation(4).is_view() && m.activation(7).is_view());
+    EXPECT_TRUE(m.activation(4).is_view() && m.activation(8).is_view() && m.activation(10).is_view());
     Tensor a = x;
     for (size_t i = 0; i < m.num_layers(); ++i) {
       Tensor b;
@@ -701,7 +715,46 @@ TEST(Model, InferenceFusionsMatchTheLayersRunOneByOne) {
     const float l2 = fresh.compute_gradients(x, y, LossKind::kBinaryCrossentropy, {&engine, true, &r2, 0});
     EXPECT_EQ(l1, l2);
     for (size_t i = 0; i < m.arena_size(); ++i) ASSERT_EQ(m.grad_arena()[i], fresh.grad_arena()[i]) << i;
-    EXPECT_FALSE(m.activation(1).is_view() || m.activation(4).is_view() || m.activation(7).is_view());
+    EXPECT_FALSE(m.activation(4).is_view() || m.activation(8).is_view()) << "Dropout, Flatten";
+  }
+}
+
+// Training fuses the same ReLUs, and a MaxPool2D or BatchNorm on a ReLU's output gates its
+// input gradient with that ReLU, which then hands the gradient on as a view instead of making
+// its own pass. Loss and gradients must equal, to the bit, those of the layers run one by one.
+TEST(Model, TrainingFusionsMatchTheLayersRunOneByOne) {
+  for (const std::string backend : Engine::available_backends()) {
+    SCOPED_TRACE(backend);
+    Engine engine(Engine::Options{2, backend});
+    Model m = FusionModel();
+    Tensor x, y;
+    FusionData(x, y);
+    const LossKind bce = LossKind::kBinaryCrossentropy;
+    for (int step = 0; step < 2; ++step) {   // the second step reuses the views' tensors
+      SCOPED_TRACE(step);
+      Rng r1(9 + step), r2(9 + step);
+      const float fused_loss = m.compute_gradients(x, y, bce, {&engine, true, &r1, 0});
+      EXPECT_TRUE(m.activation(1).is_view() && m.activation(10).is_view()) << "fused ReLUs";
+      EXPECT_FALSE(m.activation(6).is_view());
+      const std::vector<float> fused(m.grad_arena(), m.grad_arena() + m.arena_size());
+
+      const size_t n = m.num_layers();
+      const Context tc{&engine, true, &r2, 0};
+      std::vector<Tensor> acts(n);
+      for (size_t i = 0; i < n; ++i) m.layer(i).forward(i ? acts[i - 1] : x, acts[i], tc);
+      Tensor dy;
+      const float loss = loss_forward_backward(bce, acts[n - 2], y, &dy);
+      EXPECT_EQ(fused_loss, loss);
+      BackwardContext bc;
+      static_cast<Context&>(bc) = tc;
+      for (size_t i = n - 1; i-- > 0;) {
+        const Tensor& in = i ? acts[i - 1] : x;
+        Tensor dx(in.shape());
+        m.layer(i).backward(in, acts[i], dy, i ? &dx : nullptr, bc);
+        dy = dx;
+      }
+      for (size_t i = 0; i < m.arena_size(); ++i) ASSERT_EQ(fused[i], m.grad_arena()[i]) << i;
+    }
   }
 }
 

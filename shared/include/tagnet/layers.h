@@ -60,8 +60,9 @@ struct Param {
 
 struct BackwardContext : Context {
   bool param_grads = true;   // compute parameter gradients of trainable layers
-  // Set by Model for a ReLU output followed by MaxPool2D: the pool's input gradient carries
-  // the ReLU's gate (relu_input), so the layer below skips its own pass (relu_gated_dy).
+  // Set by Model for a ReLU output followed by MaxPool2D or BatchNorm: that layer's input
+  // gradient carries the ReLU's gate (relu_input), so the layer below skips its own pass
+  // (relu_gated_dy).
   bool relu_input = false;
   bool relu_gated_dy = false;
 };
@@ -76,7 +77,7 @@ class Layer {
   virtual nlohmann::json config() const { return nlohmann::json::object(); }
   // The output is a ReLU's (a ReLU layer, or a fused ReLU activation).
   virtual bool relu_output() const { return false; }
-  // Can apply a ReLU that follows it while storing its output (inference, see Model::forward).
+  // Can apply a ReLU that follows it while storing its output (see Model::forward).
   virtual bool can_fuse_relu() const { return false; }
   virtual Shape setup(const Shape& in) = 0;
   virtual void forward(const Tensor& x, Tensor& y, const Context& ctx) = 0;

@@ -103,7 +103,7 @@ void batchnorm_forward_infer_ref(int M, int C, const float* x, const float* gamm
                                  const float* moving_var, float eps, float* y);
 void batchnorm_backward_ref(int M, int C, const float* x, const float* dy, const float* gamma,
                             const float* mean, const float* invstd, float* dx, float* dgamma,
-                            float* dbeta);
+                            float* dbeta, bool relu_input = false);
 // The input gradient of inference-mode BatchNorm (a frozen layer), an affine map per channel:
 // dx = dy * gamma / sqrt(moving_var + eps).
 void batchnorm_backward_infer_ref(int M, int C, const float* dy, const float* gamma,
@@ -156,9 +156,11 @@ struct Backend {
   void (*batchnorm_forward_infer)(int M, int C, const float* x, const float* gamma,
                                   const float* beta, const float* moving_mean,
                                   const float* moving_var, float eps, float* y, const Exec& e);
+  // relu_input: x is a ReLU's output, and dx also takes that ReLU's gate (zero where x <= 0),
+  // so Model skips the ReLU's own pass.
   void (*batchnorm_backward)(int M, int C, const float* x, const float* dy, const float* gamma,
                              const float* mean, const float* invstd, float* dx, float* dgamma,
-                             float* dbeta, const Exec& e);
+                             float* dbeta, bool relu_input, const Exec& e);
   void (*batchnorm_backward_infer)(int M, int C, const float* dy, const float* gamma,
                                    const float* moving_var, float eps, float* dx, const Exec& e);
   void (*dropout_forward)(size_t n, const float* x, const float* mask, float* y, const Exec& e);

@@ -506,7 +506,8 @@ void batchnorm_forward_infer_hwy(int M, int C, const float* x /* (M, C) */,
 void batchnorm_backward_hwy(int M, int C, const float* x /* (M, C) */, const float* dy /* (M, C) */,
                             const float* gamma /* (C) */, const float* mean /* (C) */,
                             const float* invstd /* (C) */, float* dx /* (M, C) */,
-                            float* dgamma /* (C) */, float* dbeta /* (C) */, const Exec& e) {
+                            float* dgamma /* (C) */, float* dbeta /* (C) */, bool relu_input,
+                            const Exec& e) {
   const size_t Ms = M, Cs = C;
   if (Cs == 0) return;
   const size_t T = ReductionChunks(Ms, Cs);
@@ -548,9 +549,11 @@ void batchnorm_backward_hwy(int M, int C, const float* x /* (M, C) */, const flo
       const float* gr = dy + r * Cs;
       float* dr = dx + r * Cs;
       ForLanes(0, Cs, [&](auto d, size_t c) {
-        const auto xc = hn::Sub(hn::LoadU(d, xr + c), hn::LoadU(d, mean + c));
+        const auto xv = hn::LoadU(d, xr + c);
+        const auto xc = hn::Sub(xv, hn::LoadU(d, mean + c));
         auto v = hn::MulAdd(xc, hn::LoadU(d, b.data() + c), hn::LoadU(d, k.data() + c));
         v = hn::MulAdd(hn::LoadU(d, gr + c), hn::LoadU(d, a.data() + c), v);
+        if (relu_input) v = hn::IfThenElseZero(hn::Gt(xv, hn::Zero(d)), v);
         hn::StoreU(v, d, dr + c);
       });
     }

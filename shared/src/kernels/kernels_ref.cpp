@@ -326,7 +326,7 @@ void batchnorm_forward_infer_ref(int M, int C, const float* x /* (M, C) */,
 void batchnorm_backward_ref(int M, int C, const float* x /* (M, C) */, const float* dy /* (M, C) */,
                             const float* gamma /* (C) */, const float* mean /* (C) */,
                             const float* invstd /* (C) */, float* dx /* (M, C) */,
-                            float* dgamma /* (C) */, float* dbeta /* (C) */) {
+                            float* dgamma /* (C) */, float* dbeta /* (C) */, bool relu_input) {
   // Training-mode gradient: mean and variance depend on x, which gives the two
   // correction terms beyond gamma * invstd * dy.
   for (int c = 0; c < C; ++c) {
@@ -344,7 +344,9 @@ void batchnorm_backward_ref(int M, int C, const float* x /* (M, C) */, const flo
     for (int m = 0; m < M; ++m) {
       const size_t at = static_cast<size_t>(m) * C + c;
       const double xhat = (x[at] - mu) * is;
-      dx[at] = static_cast<float>(scale * (dy[at] - sdy / M - xhat * sdyx / M));
+      dx[at] = relu_input && !(x[at] > 0.0f)
+                   ? 0.0f
+                   : static_cast<float>(scale * (dy[at] - sdy / M - xhat * sdyx / M));
     }
   }
 }
@@ -474,8 +476,8 @@ void batchnorm_forward_infer(int M, int C, const float* x, const float* gamma, c
 
 void batchnorm_backward(int M, int C, const float* x, const float* dy, const float* gamma,
                         const float* mean, const float* invstd, float* dx, float* dgamma,
-                        float* dbeta, const Exec&) {
-  batchnorm_backward_ref(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta);
+                        float* dbeta, bool relu_input, const Exec&) {
+  batchnorm_backward_ref(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, relu_input);
 }
 
 void batchnorm_backward_infer(int M, int C, const float* dy, const float* gamma,

@@ -328,8 +328,9 @@ void batchnorm_forward_infer(int M, int C, const float* x, const float* gamma, c
 }
 void batchnorm_backward(int M, int C, const float* x, const float* dy, const float* gamma,
                         const float* mean, const float* invstd, float* dx, float* dgamma,
-                        float* dbeta, const Exec& e) {
-  backend_hwy()->batchnorm_backward(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta, e);
+                        float* dbeta, bool relu_input, const Exec& e) {
+  backend_hwy()->batchnorm_backward(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta,
+                                    relu_input, e);
 }
 void batchnorm_backward_infer(int M, int C, const float* dy, const float* gamma,
                               const float* moving_var, float eps, float* dx, const Exec& e) {

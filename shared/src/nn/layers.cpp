@@ -241,15 +241,22 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   const int C = input_shape[input_shape.rank() - 1];
   const int M = static_cast<int>(x.size() / C);
   const float* gamma = params_[0].value.data();
+  // relu_input: x is a ReLU's output, whose gate dx carries too (the ReLU then skips its pass).
+  const auto gate = [&] {
+    if (dx && ctx.relu_input)
+      be(ctx).relu_backward(dx->size(), x.data(), dx->data(), dx->data(), exec(ctx));
+  };
   if (!trainable) {
     // A frozen layer normalises in inference mode, with no parameter gradients.
     if (dx)
       be(ctx).batchnorm_backward_infer(M, C, dy.data(), gamma, params_[3].value.data(), epsilon_,
                                        dx->data(), exec(ctx));
+    gate();
     return;
   }
   if (ctx.sums) {
     backward_synced(x, dy, dx, ctx);
+    gate();
     return;
   }
   float* dgamma = params_[0].grad.data();
@@ -267,7 +274,7 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
     dxp = sink.data();
   }
   be(ctx).batchnorm_backward(M, C, x.data(), dy.data(), gamma, mean_.data(), invstd_.data(), dxp,
-                             dgamma, dbeta, exec(ctx));
+                             dgamma, dbeta, dx && ctx.relu_input, exec(ctx));
 }
 
 void BatchNorm::forward_synced(const Tensor& x, Tensor& y, const Context& ctx) {

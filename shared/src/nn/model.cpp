@@ -139,21 +139,22 @@ const Tensor& Model::forward(const Tensor& x, const Context& ctx) {
   Context c = ctx;
   c.param_version = param_version_;
   const Tensor* in = &input_;
-  // Inference makes no pass over memory that only copies or gates: a ReLU after a layer that
-  // can fuse it runs in that layer's store, and that ReLU, Dropout and Flatten hand on their
-  // input as a view. (activation(i) of the fusing layer then holds the ReLU's output too.)
+  // No pass over memory that only copies or gates: a ReLU after a layer that can fuse it runs
+  // in that layer's store and hands on its input as a view, and so do, in inference, Dropout
+  // and Flatten. (activation(i) of the fusing layer then holds the ReLU's output too; the
+  // ReLU's backward pass reads the same values.)
   bool fused = false;   // the layer before took this ReLU
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
     const LayerKind kind = l.kind();
-    if (!c.training && ((kind == LayerKind::kReLU && fused) || kind == LayerKind::kDropout ||
-                        kind == LayerKind::kFlatten)) {
+    if ((kind == LayerKind::kReLU && fused) ||
+        (!c.training && (kind == LayerKind::kDropout || kind == LayerKind::kFlatten))) {
       acts_[i] = Tensor::view(const_cast<float*>(in->data()), l.output_shape.batched(x.dim(0)));
       fused = false;
     } else {
       if (acts_[i].is_view()) acts_[i] = Tensor();   // own memory again: layers write into it
-      l.relu_fused_ = !c.training && i + 1 < layers_.size() &&
-                      layers_[i + 1]->kind() == LayerKind::kReLU && l.can_fuse_relu();
+      l.relu_fused_ = i + 1 < layers_.size() && layers_[i + 1]->kind() == LayerKind::kReLU &&
+                      l.can_fuse_relu();
       fused = l.relu_fused_;
       l.forward(*in, acts_[i], c);
       l.relu_fused_ = false;
@@ -206,17 +207,28 @@ float Model::compute_gradients(const Tensor& x, const Tensor& targets, LossKind 
   }
   grads_act_[head - 1].resize(acts_[head - 1].shape());
   std::copy(dlogits.data(), dlogits.data() + dlogits.size(), grads_act_[head - 1].data());
+  // A MaxPool2D or BatchNorm whose input is a ReLU's output gates its input gradient with that
+  // ReLU (relu_input); the layer below then skips its own gate (relu_gated_dy), and a ReLU
+  // layer hands its dy on as its dx, a view.
   bool gated = false;   // the layer above gated this layer's dy with its ReLU
   for (size_t i = head; i-- > 0;) {
     if (i < lowest) break;
+    const LayerKind kind = layers_[i]->kind();
     Tensor* dx = nullptr;
     if (i > 0 && i > lowest) {
+      if (kind == LayerKind::kReLU && gated) {
+        grads_act_[i - 1] = Tensor::view(grads_act_[i].data(), acts_[i - 1].shape());
+        gated = false;
+        continue;
+      }
+      if (grads_act_[i - 1].is_view()) grads_act_[i - 1] = Tensor();
       grads_act_[i - 1].resize(acts_[i - 1].shape());
       dx = &grads_act_[i - 1];
     }
     const Tensor& xin = i == 0 ? input_ : acts_[i - 1];
     bc.relu_gated_dy = gated;
-    bc.relu_input = dx && layers_[i]->kind() == LayerKind::kMaxPool2D && layers_[i - 1]->relu_output();
+    bc.relu_input = dx && (kind == LayerKind::kMaxPool2D || kind == LayerKind::kBatchNorm) &&
+                    layers_[i - 1]->relu_output();
     gated = bc.relu_input;
     layers_[i]->backward(xin, acts_[i], grads_act_[i], dx, bc);
     if (gradients_ready_ && !layers_[i]->params_.empty())
