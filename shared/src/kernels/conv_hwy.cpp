@@ -1034,7 +1034,7 @@ void conv2d_backward_filter_hwy(const ConvDims& d, const float* x, const float* 
     return;
   }
   const int threads = Threads(e, 2.0 * P * R * K);
-  if (kern::wino::applies(d)) {
+  if (kern::wino::filter_applies(d)) {
     wino::filter(d, x, dy, dw, db, e, threads);
     return;
   }

@@ -569,6 +569,9 @@ namespace {
 // Below these channel counts the transforms cost about as much as the multiply-adds saved.
 constexpr int kMinC = 16;
 constexpr int kMinK = 16;
+// Channel pairs of the largest filter gradient run as Winograd: 128 x 128, 36 sums of 2.4 MB
+// per partial.
+constexpr long kMaxFilterPairs = 128 * 128;
 int CeilDiv(long a, long b) { return static_cast<int>((a + b - 1) / b); }
 }  // namespace
 
@@ -580,6 +583,10 @@ bool applies(const ConvDims& d) {
   // that are not multiples of 4 waste some, and the transforms cost the rest of the margin.
   const double tiles = static_cast<double>(CeilDiv(d.OH, kTile)) * CeilDiv(d.OW, kTile);
   return 1.5 * 36.0 * tiles <= 9.0 * d.OH * d.OW;
+}
+
+bool filter_applies(const ConvDims& d) {
+  return applies(d) && static_cast<long>(d.C) * d.K <= kMaxFilterPairs;
 }
 
 }  // namespace wino

@@ -19,6 +19,10 @@ constexpr int kTile = 4;
 // that 4x fewer multiply-adds outweigh the transforms. The same on every target.
 bool applies(const ConvDims& d);
 
+// Whether the filter gradient should run as Winograd F(3x3, 4x4): applies(d), and few enough
+// channel pairs that the 36 (C, K) sums each thread keeps stay a few MB.
+bool filter_applies(const ConvDims& d);
+
 }  // namespace wino
 }  // namespace kern
 }  // namespace tagnet
