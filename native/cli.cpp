@@ -16,6 +16,19 @@ namespace fs = std::filesystem;
 
 namespace tagnet::native {
 
+int batchnorm_examples_from_name(const std::string& name) {
+  if (name == "population") return TrainOptions{}.batchnorm_examples;
+  if (name == "moving") return 0;
+  throw std::invalid_argument("--bn-statistics must be population or moving, not '" + name + "'");
+}
+
+void add_bn_statistics_option(CLI::App* cmd, std::string& value) {
+  cmd->add_option("--bn-statistics", value,
+                  "BatchNorm's inference statistics: population (recomputed from training pictures at each "
+                  "epoch's end) or moving (Keras' moving averages)")
+      ->capture_default_str();
+}
+
 void add_engine_options(CLI::App* cmd, EngineArgs& e) {
   cmd->add_option("--threads", e.threads, "Worker threads (0: all cores)")->capture_default_str();
   cmd->add_option("--backend", e.backend, "Kernels: auto, xnnpack, hwy, ref")->capture_default_str();

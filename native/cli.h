@@ -30,6 +30,10 @@ struct EngineArgs {
   std::string backend = "auto";
 };
 void add_engine_options(CLI::App* cmd, EngineArgs& a);
+// --bn-statistics of the training commands: "population" or "moving" (Keras' moving averages),
+// as TrainOptions::batchnorm_examples.
+void add_bn_statistics_option(CLI::App* cmd, std::string& value);
+int batchnorm_examples_from_name(const std::string& name);
 // The engine of a command; `announce` prints its backend and threads to stderr. Made once the
 // inputs have been checked, so a bad input gives its one-line error alone.
 std::unique_ptr<Engine> make_engine(const EngineArgs& a, bool announce = false);

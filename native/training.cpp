@@ -45,8 +45,9 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
     ++saved_epochs;
     saved_epoch = p.epoch;
     record();
-    // A best checkpoint is saved without the optimizer: its state belongs to the last epoch.
-    if (leads()) model.save(o.model_out, o.checkpoint == Checkpoint::kLast ? o.save_optimizer : nullptr);
+    // The optimizer's state goes with the weights of the same epoch, so that a run can go on
+    // from a best checkpoint too.
+    if (leads()) model.save(o.model_out, o.save_optimizer);
   };
   // Under mpirun, each process trains its slice of every batch; mpirun answers Ctrl-C with
   // SIGTERM to every process, which then stop after the same batch.
@@ -86,6 +87,7 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   record();
   r.stopped = g_stop || !trainer.done();   // together: another process was stopped
   r.best_saved = trainer.saved_best() && o.checkpoint == Checkpoint::kBest && !o.model_out.empty();
+  r.saved_epoch = saved_epochs > 0 ? saved_epoch : 0;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (r.stopped) std::fprintf(stderr, "tagnet: stopped after %zu complete epochs\n", r.history.size());
   if (Collective* c = processes()) {

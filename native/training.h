@@ -26,6 +26,7 @@ struct RunResult {
   nlohmann::json history_json;   // `earlier` followed by this run's epochs
   bool stopped = false;          // by Ctrl-C
   bool best_saved = false;       // the model file holds the best epoch (Checkpoint::kBest)
+  int saved_epoch = 0;           // the epoch of this run the model file holds (0: none saved)
   double seconds = 0;
 };
 

@@ -5,7 +5,8 @@
 # SmallerVGGNet's convolutions under global average pooling and a linear classifier
 # (smallervggnet-gap-linear) at 64x64 trained on it with tagnet's own kernels on 2 threads and
 # their AVX2 build (TAGNET_HWY_TARGET=AVX2), which gives the same weights on every x86-64 machine
-# with AVX2. About 14 minutes on 2 cores; the result is committed
+# with AVX2. It keeps BatchNorm's moving averages (--bn-statistics moving), with which it was
+# made and measured, and no optimizer state (the page downloads it). About 14 minutes on 2 cores; the result is committed
 # with the recipe in web/model/recipe.txt, and web/build.sh rebuilds it when the recipe changes.
 #
 #   scripts/make-web-model.sh            # write web/model/default.tagnet and recipe.txt
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 dataset_args=(--seed 1 --per-class 120)
 train_args=(--labels multi --arch smallervggnet-gap-linear --size 64 --epochs 30 --batch-size 16 --seed 42
-            --threads 2 --backend hwy --checkpoint best)
+            --threads 2 --backend hwy --checkpoint best --bn-statistics moving --no-optimizer-state)
 recipe="make-dataset wardrobe ${dataset_args[*]}; train ${train_args[*]}"
 if [[ ${1:-} == --recipe ]]; then
   echo "$recipe"

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <numeric>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -461,6 +463,120 @@ TEST(Trainer, SteppingByHandEqualsFit) {
   t.step();
   EXPECT_EQ(t.epoch(), 4);
   EXPECT_EQ(t.history().size(), 3u);
+}
+
+// A network whose first BatchNorm sees a convolution's output (which no BatchNorm above it
+// shapes), then a Dense block with Dropout under a second BatchNorm, as SmallerVGGNet's head.
+Model batchnorm_model(float dropout = 0.5f) {
+  Model m({8, 8, 3});
+  m.add(std::make_unique<Conv2D>(5, 3, 1, Padding::kSame, Activation::kRelu));
+  m.add(std::make_unique<BatchNorm>());
+  m.add(std::make_unique<MaxPool2D>(2));
+  m.add(std::make_unique<Flatten>());
+  m.add(std::make_unique<Dense>(6));
+  m.add(std::make_unique<ReLU>());
+  m.add(std::make_unique<Dropout>(dropout));
+  m.add(std::make_unique<BatchNorm>());
+  m.add(std::make_unique<Dense>(2));
+  m.add(std::make_unique<Softmax>());
+  m.build(4);
+  return m;
+}
+
+// Mean and unbiased variance per channel of layer `i`'s output over every row of `x`, in
+// inference mode (Dropout off), in double.
+void column_statistics(Model& m, size_t i, const Tensor& x, const Context& ctx, std::vector<double>& mean,
+                       std::vector<double>& var) {
+  m.forward(x, ctx);
+  const Tensor& a = m.activation(i);
+  const size_t C = a.shape()[a.rank() - 1], M = a.size() / C;
+  mean.assign(C, 0.0);
+  var.assign(C, 0.0);
+  for (size_t r = 0; r < M; ++r)
+    for (size_t c = 0; c < C; ++c) mean[c] += a.at(r * C + c) / double(M);
+  for (size_t r = 0; r < M; ++r)
+    for (size_t c = 0; c < C; ++c) var[c] += (a.at(r * C + c) - mean[c]) * (a.at(r * C + c) - mean[c]) / double(M - 1);
+}
+
+// Population statistics: the moving statistics become the mean and unbiased variance of a
+// BatchNorm's inputs over every batch given, whatever the batch sizes; Dropout is off.
+TEST(Model, PopulationStatisticsAreTheInputsMeanAndVariance) {
+  Engine engine(Engine::Options{2, "auto"});
+  const Context ctx{&engine, false, nullptr, 0};
+  ToySource data(15);
+  Model m = batchnorm_model();
+  EXPECT_EQ(m.batchnorm_sums_size(), (1 + 2 * 5) + (1 + 2 * 6u));
+  Rng rng(1);
+  Tensor all, y;
+  std::vector<size_t> every(15);
+  std::iota(every.begin(), every.end(), size_t(0));
+  data.fill(every, all, y, rng, false);
+  // Batches of 5, 7 and 3.
+  const auto count = [&](Model& model) {
+    std::vector<double> sums(model.batchnorm_sums_size(), 0.0);
+    for (const auto& [b, e] : {std::pair{0, 5}, {5, 12}, {12, 15}}) {
+      Tensor x;
+      data.fill(std::vector<size_t>(every.begin() + b, every.begin() + e), x, y, rng, false);
+      model.add_batchnorm_sums(x, ctx, sums);
+    }
+    return sums;
+  };
+  const std::vector<double> sums = count(m);
+  std::vector<double> short_sums(3);
+  EXPECT_THROW(m.add_batchnorm_sums(all, ctx, short_sums), std::invalid_argument);
+  m.set_batchnorm_statistics(sums);
+  EXPECT_EQ(sums[0], 15.0 * 8 * 8);
+  EXPECT_EQ(sums[11], 15.0);
+  std::vector<double> mean, var;
+  column_statistics(m, 0, all, ctx, mean, var);
+  const Param& mm = std::as_const(m).layer(1).params()[2];
+  const Param& mv = std::as_const(m).layer(1).params()[3];
+  for (size_t c = 0; c < 5; ++c) {
+    EXPECT_NEAR(mm.value.at(c), mean[c], 1e-5 * (1 + std::fabs(mean[c]))) << c;
+    EXPECT_NEAR(mv.value.at(c), var[c], 1e-5 * (1 + var[c])) << c;
+  }
+  // The second BatchNorm's input depends on how the first normalised each batch; Dropout is
+  // off while it is counted (at rate 0.5 it would double the variance).
+  Model off = batchnorm_model(0.0f);
+  const std::vector<double> sums_off = count(off);
+  for (size_t i = 0; i < sums.size(); ++i) EXPECT_NEAR(sums[i], sums_off[i], 1e-6 * (1 + std::fabs(sums[i]))) << i;
+  // A frozen BatchNorm keeps its statistics and adds nothing.
+  m.layer(1).trainable = false;
+  EXPECT_EQ(m.batchnorm_sums_size(), 1 + 2 * 6u);
+}
+
+// At each epoch's end the Trainer replaces the moving averages with population statistics
+// for the final weights; batchnorm_examples = 0 keeps Keras' moving averages.
+TEST(Trainer, EpochsEndWithPopulationStatistics) {
+  Engine engine(Engine::Options{2, "auto"});
+  const Context ctx{&engine, false, nullptr, 0};
+  ToySource train(40);
+  Rng rng(1);
+  Tensor all, y;
+  std::vector<size_t> every(40);
+  std::iota(every.begin(), every.end(), size_t(0));
+  train.fill(every, all, y, rng, false);
+  for (const int examples : {1024, 0}) {
+    Model m = batchnorm_model();
+    Adam adam(1e-2f);
+    TrainOptions o;
+    o.epochs = 2;
+    o.batch_size = 8;
+    o.seed = 5;
+    o.batchnorm_examples = examples;
+    Trainer t(m, train, adam, LossKind::kCategoricalCrossentropy, o, ctx);
+    while (!t.done()) t.step();
+    std::vector<double> mean, var;
+    column_statistics(m, 0, all, ctx, mean, var);
+    const Param& mm = std::as_const(m).layer(1).params()[2];
+    const Param& mv = std::as_const(m).layer(1).params()[3];
+    double worst = 0;
+    for (size_t c = 0; c < 5; ++c)
+      worst = std::max({worst, std::fabs(mm.value.at(c) - mean[c]) / std::sqrt(var[c] + 1e-3),
+                        std::fabs(std::log((mv.value.at(c) + 1e-3) / (var[c] + 1e-3)))});
+    if (examples > 0) EXPECT_LT(worst, 1e-4);
+    else EXPECT_GT(worst, 0.1) << "10 steps of moving averages from (0, 1) cannot have reached the statistics";
+  }
 }
 
 // The gradient hook sees every batch's gradients before the optimizer does: zeroing them

@@ -1,6 +1,8 @@
 // `tagnet import` and `tagnet export` end to end, with PyTorch as the outside oracle: PyTorch
 // builds the tutorials' networks, exports them with torch.onnx.export and classifies PNG pictures
-// (tests/onnx/torch_oracle.py); tagnet imports the files and classifies the same pictures.
+// (tests/onnx/torch_oracle.py); tagnet imports the files and classifies the same pictures. And
+// training: PyTorch trains a network a few steps (tests/onnx/torch_training_oracle.py); tagnet
+// imports its starting weights, trains them the same steps, and classifies as PyTorch does.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -116,6 +118,50 @@ TEST_F(OnnxCli, BadFilesGiveOneLineErrorsAndWriteNothing) {
   EXPECT_EQ(count_lines(r.out), 1) << r.out;
   EXPECT_FALSE(fs::exists(dir_ + "/x.onnx"));
   fs::remove(out);
+}
+
+// Training from the same weights on the same batch: the weights, BatchNorm's moving averages
+// (momentum 0.99 from (0, 1), unbiased batch variance) and the population statistics that
+// --bn-statistics population sets must be PyTorch's, seen through the inference outputs. Three
+// steps: Adam moves weights whose gradient is near zero by a whole step either way, so
+// rounding differences in those gradients grow with every step after (1e-4 at 10 steps).
+TEST(OnnxCliTraining, TrainedWeightsAndBatchNormStatisticsMatchPyTorch) {
+  const std::string d = cli_temp_dir("onnx_training");
+  const int steps = 3;
+  const std::string cmd = "/usr/bin/python3 " + std::string(TAGNET_SOURCE_DIR) + "/tests/onnx/torch_training_oracle.py " +
+                          d + " " + std::to_string(steps) + " > " + d + "/oracle.log 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "the PyTorch oracle failed: see " << d << "/oracle.log";
+  std::ifstream in(d + "/trained.json");
+  const nlohmann::json o = nlohmann::json::parse(in);
+  CliResult r = run_cli("import " + d + "/start.onnx --out " + d + "/start.tagnet --labels " + join_labels(o["labels"]));
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::string pictures;
+  for (const auto& p : o["pictures"]) pictures += " " + p.get<std::string>();
+  double apart = 0;   // how far the two kinds of statistics put the outputs
+  for (const char* stats : {"moving", "population"}) {
+    const std::string model = d + "/" + stats + ".tagnet";
+    // One batch of all the pictures per epoch: the shuffle changes only the order of a sum.
+    r = run_cli("train --dataset " + d + "/pictures --val-dataset " + d + "/pictures --base " + d +
+                "/start.tagnet --trainable all --no-augment --batch-size " + std::to_string(o["pictures"].size()) +
+                " --epochs " + std::to_string(steps) + " --lr 1e-3 --decay 0 --checkpoint last --bn-statistics " +
+                stats + " --model " + model + " --plot '' --history ''");
+    ASSERT_EQ(r.status, 0) << r.out;
+    const nlohmann::json got = run_cli_json("classify --json --model " + model + " --image" + pictures);
+    ASSERT_EQ(got.size(), o["pictures"].size());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i]["image"], o["pictures"][i]);
+      for (size_t k = 0; k < o["labels"].size(); ++k) {
+        const double p = got[i]["probabilities"][o["labels"][k].get<std::string>()];
+        worst = std::max(worst, std::fabs(p - o[stats][i][k].get<double>()));
+        apart = std::max(apart, std::fabs(o["moving"][i][k].get<double>() - o["population"][i][k].get<double>()));
+      }
+    }
+    std::printf("%d steps, %s statistics: tagnet vs PyTorch, largest difference %.3g\n", steps, stats, worst);
+    EXPECT_LT(worst, std::string(stats) == "moving" ? 1e-5 : 1e-4) << stats;
+  }
+  EXPECT_GT(apart, 0.1) << "the two kinds of statistics should give other outputs";
+  fs::remove_all(d);
 }
 
 }  // namespace

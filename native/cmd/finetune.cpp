@@ -25,6 +25,7 @@ struct FinetuneArgs {
   int epochs = 10, batch = 16;
   uint64_t seed = 42;
   bool sync_batchnorm = false;
+  std::string bn_statistics = "population";
   AugmentArgs augment;
   EngineArgs engine;
 };
@@ -98,9 +99,10 @@ int finetune_command(const FinetuneArgs& a) {
   to.seed = a.seed;
   to.augment = !a.augment.off;
   to.sync_batchnorm = a.sync_batchnorm;
+  to.batchnorm_examples = batchnorm_examples_from_name(a.bn_statistics);
   md["training"] = {{"epochs", a.epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
                     {"momentum", a.momentum}, {"seed", a.seed}, {"augment", to.augment},
-                    {"unfreeze", a.unfreeze}, {"first_trainable_layer", from},
+                    {"unfreeze", a.unfreeze}, {"first_trainable_layer", from}, {"bn_statistics", a.bn_statistics},
                     {"base", fs::absolute(a.base).string()}, {"top", fs::absolute(a.top).string()}};
   md["data"] = {{"dataset", fs::absolute(a.dataset).string()}, {"label_mode", label_mode_name(lm)}};
   Trainer trainer(model, *train, sgd, loss_for(head), to, ctx);
@@ -146,6 +148,7 @@ Command add_finetune(CLI::App& app) {
   c->add_option("--history", a->history, "Per-epoch history and metrics (JSON)");
   add_augment_options(c, a->augment);
   add_engine_options(c, a->engine);
+  add_bn_statistics_option(c, a->bn_statistics);
   c->add_flag("--sync-batchnorm", a->sync_batchnorm,
               "Under mpirun: BatchNorm normalises with the whole batch's statistics, not each process's slice");
   return {c, [a] { return finetune_command(*a); }};

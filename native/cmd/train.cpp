@@ -184,8 +184,15 @@ std::string describe(const TrainArgs& a, Source src, const std::string& what) {
 
 void print_report(const TrainArgs& a, const char* set, Head head, const Scores& s, const RunResult& run,
                   size_t examples, const std::string& trainable) {
-  std::printf("\n%s metrics (%s, %zu pictures):\n%s", set, run.best_saved ? "best model" : "final model", examples,
-              s.table.c_str());
+  std::string which = "final model";
+  if (run.best_saved) {
+    const Progress& kept = run.history.at(size_t(run.saved_epoch) - 1);
+    char b[160];
+    std::snprintf(b, sizeof b, "epoch %d of %zu, the lowest %s %.4f", run.saved_epoch, run.history.size(),
+                  kept.has_val ? "val_loss" : "loss", kept.has_val ? kept.val.loss : kept.loss);
+    which = b;
+  }
+  std::printf("\n%s metrics (%s, %zu pictures):\n%s", set, which.c_str(), examples, s.table.c_str());
   char after[160];
   std::snprintf(after, sizeof after, "(%s trainable, %zu epochs, %.0f s)", trainable.c_str(), run.history.size(),
                 run.seconds);
@@ -215,7 +222,11 @@ int train_network(const TrainArgs& a) {
   if (src == Source::kGrid && a.test_size == 0 && a.test_limit == 0)
     throw std::invalid_argument("--test-size must be at least 1");
   check_counts(a);
-  const Checkpoint checkpoint = checkpoint_from_name(a.checkpoint);
+  // A folder's validation split chooses the epoch kept, as Keras' ModelCheckpoint(save_best_only)
+  // does; Fashion-MNIST validates on its test set, which must not choose.
+  const Checkpoint checkpoint = !a.checkpoint.empty() ? checkpoint_from_name(a.checkpoint)
+                                : src == Source::kFolder ? Checkpoint::kBest
+                                                         : Checkpoint::kLast;
   for (const std::string* out : {&a.model_out, &a.plot, &a.history})
     if (out == &a.model_out || !out->empty()) require_writable(*out);
   const int epochs = a.epochs > 0 ? a.epochs : src == Source::kFolder ? 75 : 5;
@@ -281,9 +292,11 @@ int train_network(const TrainArgs& a) {
   to.seed = a.seed + static_cast<uint64_t>(opt->iterations);
   to.augment = !a.augment.off;   // Fashion-MNIST: a fresh quadrant per picture and epoch
   to.sync_batchnorm = a.sync_batchnorm;
+  to.batchnorm_examples = batchnorm_examples_from_name(a.bn_statistics);
   md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", opt->type()}, {"lr", opt->lr},
                     {"decay", opt->decay}, {"seed", a.seed}, {"augment", to.augment}, {"arch", arch},
-                    {"trainable", trainable}, {"first_trainable_layer", start ? start->first_trainable : 0}};
+                    {"trainable", trainable}, {"first_trainable_layer", start ? start->first_trainable : 0},
+                    {"bn_statistics", a.bn_statistics}};
   if (start) md["training"]["base"] = fs::absolute(a.base).string();
 
   const std::string title = a.title.empty() ? describe(a, src, start ? fs::path(a.base).filename().string() + " (" +
@@ -294,17 +307,22 @@ int train_network(const TrainArgs& a) {
   RunOptions ro;
   ro.model_out = a.model_out;
   ro.checkpoint = checkpoint;
-  ro.save_optimizer = opt.get();
+  ro.save_optimizer = a.no_optimizer_state ? nullptr : opt.get();
   ro.earlier = earlier;
   const RunResult run = run_training(trainer, model, head, ro);
   if (!leads()) return 0;   // rank 0 reports and writes the files
-  if (run.best_saved) model = Model::load(a.model_out);
+  // The best epoch's weights, with the optimizer's state of that epoch.
+  std::unique_ptr<Optimizer> kept_opt;
+  if (run.best_saved) {
+    model = Model::load(a.model_out, &kept_opt);
+    md["training"]["kept_epoch"] = run.saved_epoch;
+  }
 
   const Scores s = score(model, *data.val, head, labels, ctx);
   md["metrics"] = s.json;
   if (src == Source::kFolder) learn_novelty(model, *data.train, ctx);
   md["history"] = run.history_json;
-  model.save(a.model_out, run.best_saved ? nullptr : opt.get());
+  model.save(a.model_out, a.no_optimizer_state ? nullptr : run.best_saved ? kept_opt.get() : opt.get());
   write_history(a.history, title, model);
   if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, md["history"], title);
   print_report(a, src == Source::kFolder ? "validation" : "test", head, s, run, data.val->size(), trainable);
@@ -335,8 +353,12 @@ Command add_train(CLI::App& app) {
   c->add_option("--plot", a->plot, "Loss/accuracy plot (empty: none)")->capture_default_str();
   c->add_option("--title", a->title, "Title of the plot and the history (default: architecture, data, augmentation)");
   c->add_option("--history", a->history, "Per-epoch history and metrics (empty: none)")->capture_default_str();
-  c->add_option("--checkpoint", a->checkpoint, "Keep the best model by validation loss, or the last")
-      ->capture_default_str();
+  c->add_option("--checkpoint", a->checkpoint,
+                "Keep the best model by validation loss, or the last (default: best for folders, last otherwise)");
+  add_bn_statistics_option(c, a->bn_statistics);
+  c->add_flag("--no-optimizer-state", a->no_optimizer_state,
+              "Save the model without the optimizer's state: a third of the size under Adam; a run that goes on "
+              "from it starts a fresh optimizer");
   add_augment_options(c, a->augment);
   add_engine_options(c, a->engine);
   c->add_flag("--sync-batchnorm", a->sync_batchnorm,

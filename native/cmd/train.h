@@ -14,7 +14,8 @@ struct TrainArgs {
   std::string arch;                // default: by dataset
   std::string labels = "multi";
   std::string model_out = "model.tagnet", plot = "plot.png", history = "history.json";
-  std::string checkpoint = "last";
+  std::string checkpoint;          // best or last; empty: best for folders, last otherwise
+  std::string bn_statistics = "population";
   std::string title;               // of the plot and history; empty: what was trained on what
   int epochs = 0;                  // 0: 5 for Fashion-MNIST, 75 for folders, 50 for features
   int batch = 32;
@@ -29,6 +30,7 @@ struct TrainArgs {
   AugmentArgs augment;
   EngineArgs engine;
   bool sync_batchnorm = false;     // under mpirun: BatchNorm on the global batch's statistics
+  bool no_optimizer_state = false; // save the model without the optimizer's state
   // Start from a trained model (empty: a new network).
   std::string base;
   std::string trainable;           // head, last-block, all, as-saved or a layer (tagnet/finetune.h)

@@ -168,6 +168,12 @@ class BatchNorm : public Layer {
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
                 const BackwardContext& ctx) override;
 
+  // Population statistics (Model::add_batchnorm_sums): adds the row count of the last training
+  // forward and, per channel, the sum and sum of squares of its inputs to sums[0, 1 + 2C).
+  void add_batch_sums(double* sums) const;
+  // Makes the mean and unbiased variance of such sums the moving statistics.
+  void set_statistics(const double* sums);
+
  private:
   // Synchronised over processes (Context::sums): plain loops, the statistics summed in double.
   void forward_synced(const Tensor& x, Tensor& y, const Context& ctx);
@@ -175,7 +181,7 @@ class BatchNorm : public Layer {
 
   float momentum_, epsilon_;
   Tensor mean_, invstd_;   // (C,) batch statistics of the last training forward
-  double rows_ = 0;        // rows of every process behind the synchronised statistics
+  double rows_ = 0;        // rows behind them (of every process, when synchronised)
   Tensor dgamma_scratch_, dbeta_scratch_;   // (C,) for frozen layers that still pass dx
 };
 

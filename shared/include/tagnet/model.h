@@ -87,6 +87,19 @@ class Model {
   float evaluate_loss(const Tensor& x, const Tensor& targets, LossKind loss, const Context& ctx,
                       Tensor* predictions = nullptr);
 
+  // Population statistics for the trainable BatchNorm layers, as Trainer sets them at each
+  // epoch's end. Their moving averages trail the weights by some hundred steps, and under Adam
+  // the weights move far in that time: these describe the layers' inputs under the current
+  // weights. add_batchnorm_sums runs x through the model as training does but with Dropout off
+  // (as inference does) and adds, for every trainable BatchNorm in turn, its row count and per
+  // channel the sum and sum of squares of its inputs to `sums` (batchnorm_sums_size() values,
+  // the same layout on every process, so sums add across processes). It leaves the moving
+  // statistics undefined until set_batchnorm_statistics makes the sums' mean and unbiased
+  // variance the moving statistics. A model without trainable BatchNorm has a size of 0.
+  size_t batchnorm_sums_size() const;
+  void add_batchnorm_sums(const Tensor& x, const Context& ctx, std::vector<double>& sums);
+  void set_batchnorm_statistics(const std::vector<double>& sums);
+
   // The output of layer i from the last forward, (N, ...).
   const Tensor& activation(size_t i) const { return acts_.at(i); }
 
@@ -123,6 +136,9 @@ class Model {
   // The logits feeding a fused loss: the input of the final Sigmoid/Softmax when the loss
   // expects one, else the output. Returns the index of the first layer not run backward.
   size_t loss_head(LossKind loss) const;
+  // forward(), where `batch_statistics` makes the trainable BatchNorm layers normalise with
+  // their batch's statistics (and keep them) while the rest runs as ctx says.
+  const Tensor& run_forward(const Tensor& x, const Context& ctx, bool batch_statistics);
   // Sets up every layer in turn (shapes and parameter shapes, no parameter memory): the first
   // half of build(), which the model file reader also runs to check sizes before allocating.
   void setup_layers();

@@ -68,6 +68,14 @@ struct TrainOptions {
   // the global batch instead of each process's slice. Every process then needs an example of
   // every batch; and the training matches one process's (within rounding).
   bool sync_batchnorm = false;
+  // At each epoch's end, before validation, the trainable BatchNorm layers' moving statistics
+  // become the mean and variance of their inputs over this many training examples (the
+  // epoch's first in its shuffled order, unaugmented, Dropout off), which is what inference
+  // will see under the epoch's final weights (Model::add_batchnorm_sums). Keras' moving
+  // averages trail the weights by about 1 / (1 - momentum) steps, and under Adam they can lag
+  // so far that the model in inference mode swings from epoch to epoch while its weights
+  // are fine. 0 keeps the moving averages.
+  int batchnorm_examples = 1024;
 };
 
 struct Progress {
@@ -156,6 +164,8 @@ class Trainer {
   float step_together(size_t global_examples);
   Metrics evaluate_together();
   void average_moving_statistics();
+  // TrainOptions::batchnorm_examples: population statistics for the model as it is now.
+  void set_population_statistics();
   // Throws unless every process holds the same parameters and optimizer state (before saves).
   void check_replicas();
   int epoch_ = 1;

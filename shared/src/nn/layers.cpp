@@ -223,6 +223,7 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, const Context& ctx) {
   } else if (ctx.training && trainable) {
     be(ctx).batchnorm_forward_train(M, C, x.data(), gamma, beta, epsilon_, y.data(),
                                     mean_.data(), invstd_.data(), exec(ctx));
+    rows_ = M;
     // Keras updates the moving variance with the unbiased batch variance.
     const float unbias = M > 1 ? static_cast<float>(M) / (M - 1) : 1.f;
     for (int c = 0; c < C; ++c) {
@@ -275,6 +276,32 @@ void BatchNorm::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Ten
   }
   be(ctx).batchnorm_backward(M, C, x.data(), dy.data(), gamma, mean_.data(), invstd_.data(), dxp,
                              dgamma, dbeta, dx && ctx.relu_input, exec(ctx));
+}
+
+void BatchNorm::add_batch_sums(double* s) const {
+  const int C = input_shape[input_shape.rank() - 1];
+  const double M = rows_;
+  s[0] += M;
+  for (int c = 0; c < C; ++c) {
+    const double mean = mean_.at(c), is = invstd_.at(c);
+    const double var = std::max(0.0, 1.0 / (is * is) - epsilon_);
+    s[1 + c] += M * mean;
+    s[1 + C + c] += M * (var + mean * mean);
+  }
+}
+
+void BatchNorm::set_statistics(const double* s) {
+  const int C = input_shape[input_shape.rank() - 1];
+  const double M = s[0];
+  if (M < 1) return;
+  float* mm = params()[2].value.data();
+  float* mv = params_[3].value.data();
+  for (int c = 0; c < C; ++c) {
+    const double mean = s[1 + c] / M;
+    const double var = std::max(0.0, s[1 + C + c] / M - mean * mean);
+    mm[c] = static_cast<float>(mean);
+    mv[c] = static_cast<float>(M > 1 ? var * M / (M - 1) : var);
+  }
 }
 
 void BatchNorm::forward_synced(const Tensor& x, Tensor& y, const Context& ctx) {

@@ -130,6 +130,53 @@ size_t Model::trainable_param_count() const {
 }
 
 const Tensor& Model::forward(const Tensor& x, const Context& ctx) {
+  return run_forward(x, ctx, false);
+}
+
+namespace {
+// The values a trainable BatchNorm adds to the population sums: its rows, then C sums and C
+// sums of squares; 0 for every other layer.
+size_t batchnorm_sums_of(const Layer& l) {
+  if (l.kind() != LayerKind::kBatchNorm || !l.trainable) return 0;
+  return 1 + 2 * size_t(l.input_shape[l.input_shape.rank() - 1]);
+}
+}  // namespace
+
+size_t Model::batchnorm_sums_size() const {
+  size_t n = 0;
+  for (const auto& l : layers_) n += batchnorm_sums_of(*l);
+  return n;
+}
+
+void Model::add_batchnorm_sums(const Tensor& x, const Context& ctx, std::vector<double>& sums) {
+  if (sums.size() != batchnorm_sums_size())
+    throw std::invalid_argument("BatchNorm sums: expected " + std::to_string(batchnorm_sums_size()) +
+                                " values, got " + std::to_string(sums.size()));
+  Context c = ctx;
+  c.training = false;
+  run_forward(x, c, true);
+  size_t at = 0;
+  for (const auto& l : layers_)
+    if (const size_t n = batchnorm_sums_of(*l)) {
+      static_cast<const BatchNorm&>(*l).add_batch_sums(sums.data() + at);
+      at += n;
+    }
+}
+
+void Model::set_batchnorm_statistics(const std::vector<double>& sums) {
+  if (sums.size() != batchnorm_sums_size())
+    throw std::invalid_argument("BatchNorm sums: expected " + std::to_string(batchnorm_sums_size()) +
+                                " values, got " + std::to_string(sums.size()));
+  size_t at = 0;
+  for (auto& l : layers_)
+    if (const size_t n = batchnorm_sums_of(*l)) {
+      static_cast<BatchNorm&>(*l).set_statistics(sums.data() + at);
+      at += n;
+    }
+  ++param_version_;
+}
+
+const Tensor& Model::run_forward(const Tensor& x, const Context& ctx, bool batch_statistics) {
   if (!built_) throw std::logic_error("model not built");
   if (x.rank() != input_shape_.rank() + 1 || x.shape() != input_shape_.batched(x.dim(0)))
     throw std::invalid_argument("model input: expected " + input_shape_.batched(x.rank() ? x.dim(0) : 0).str() +
@@ -156,7 +203,14 @@ const Tensor& Model::forward(const Tensor& x, const Context& ctx) {
       l.relu_fused_ = i + 1 < layers_.size() && layers_[i + 1]->kind() == LayerKind::kReLU &&
                       l.can_fuse_relu();
       fused = l.relu_fused_;
-      l.forward(*in, acts_[i], c);
+      if (batch_statistics && kind == LayerKind::kBatchNorm && l.trainable) {
+        Context bc = c;
+        bc.training = true;
+        bc.sums = nullptr;   // each process its own batch
+        l.forward(*in, acts_[i], bc);
+      } else {
+        l.forward(*in, acts_[i], c);
+      }
       l.relu_fused_ = false;
     }
     in = &acts_[i];

@@ -151,6 +151,7 @@ const Progress& Trainer::step() {
   last_.accuracy = total_ ? correct_ / total_ : 0;
   if (step_ == steps) {
     last_.epoch_end = true;
+    set_population_statistics();
     if (collective_) average_moving_statistics();
     if (val_ && val_->size()) {
       last_.val = collective_ ? evaluate_together()
@@ -220,6 +221,25 @@ Metrics Trainer::evaluate_together() {
   all.accuracy = v[1] / v[2];
   all.examples = static_cast<size_t>(v[2]);
   return all;
+}
+
+void Trainer::set_population_statistics() {
+  const size_t n = std::min(order_.size(), size_t(std::max(0, options_.batchnorm_examples)));
+  const size_t size = model_.batchnorm_sums_size();
+  if (n == 0 || size == 0) return;
+  const size_t B = static_cast<size_t>(options_.batch_size);
+  const size_t N = collective_ ? static_cast<size_t>(collective_->size()) : 1;
+  const size_t r = collective_ ? static_cast<size_t>(collective_->rank()) : 0;
+  std::vector<double> sums(size, 0.0);
+  Rng unused(0);   // unaugmented: nothing is drawn
+  // Together, each process takes every N-th batch and the sums are added over the processes.
+  for (size_t b = r * B; b < n; b += N * B) {
+    std::vector<size_t> idx(order_.begin() + b, order_.begin() + std::min(n, b + B));
+    train_.fill(idx, x_, y_, unused, false);
+    model_.add_batchnorm_sums(x_, ctx_, sums);
+  }
+  if (collective_) collective_->sum(sums.data(), sums.size());
+  model_.set_batchnorm_statistics(sums);
 }
 
 void Trainer::check_replicas() {
