@@ -449,9 +449,6 @@ class WasmTrainer {
   }
 
   StepResult result() const { return last_; }
-  // The epoch the next step belongs to (1-based) and the steps done in it.
-  int epoch() const { return trainer_ ? trainer_->epoch() : 1; }
-  int step_in_epoch() const { return trainer_ ? int(trainer_->step_in_epoch()) : 0; }
 
  private:
   void check() const {
@@ -615,9 +612,7 @@ EMSCRIPTEN_BINDINGS(tagnet) {
       .function("addExample", &WasmTrainer::add_example)
       .function("size", &WasmTrainer::size)
       .function("step", &WasmTrainer::step)
-      .function("result", &WasmTrainer::result)
-      .function("epoch", &WasmTrainer::epoch)
-      .function("stepInEpoch", &WasmTrainer::step_in_epoch);
+      .function("result", &WasmTrainer::result);
 
   em::class_<WasmTeacher>("Teacher")
       .constructor<>()

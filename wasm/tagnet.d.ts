@@ -278,7 +278,7 @@ export interface Tagnet {
    * A new, randomly initialised network with one output per label. head "logit" takes two
    * labels and gives one output. The Model must be deleted.
    */
-  createModel(architecture: 'fashionnet' | 'smallervggnet' | 'catsdogs',
+  createModel(architecture: 'fashionnet' | 'smallervggnet' | 'smallervggnet-gap' | 'smallervggnet-gap-linear' | 'catsdogs',
               options: { labels: string[]; head?: 'softmax' | 'sigmoid' | 'logit'; seed?: number }): Model;
   /** Size of the wasm linear memory in bytes: grows on demand, never shrinks. */
   heapBytes(): number;

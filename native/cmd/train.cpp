@@ -337,7 +337,8 @@ Command add_train(CLI::App& app) {
                                          "example group")->capture_default_str();
   c->add_option("--data-dir", a->data_dir, "Where the Fashion-MNIST IDX files are")->capture_default_str();
   c->add_option("--labels", a->labels, "Folder names: multi (red_dress -> red, dress) or single")->capture_default_str();
-  c->add_option("--arch", a->arch, "fashionnet, smallervggnet, smallervggnet-gap, catsdogs (default: by dataset)");
+  c->add_option("--arch", a->arch,
+                "fashionnet, smallervggnet, smallervggnet-gap, smallervggnet-gap-linear, catsdogs (default: by dataset)");
   c->add_option("--size", a->size, "Input height and width (default: the architecture's)");
   c->add_option("--epochs", a->epochs, "Default 5 for Fashion-MNIST, 75 for folders, 50 for --features");
   c->add_option("--batch-size", a->batch)->capture_default_str()->check(CLI::PositiveNumber);

@@ -51,12 +51,6 @@ function parse(bytes: Uint8Array): Parsed {
   return { header: JSON.parse(json), dataStart, dataBytes };
 }
 
-/** The model file's free-form metadata (labels, combinations, preprocessing, ...). */
-export function readMetadata(bytes: Uint8Array): Record<string, unknown> {
-  const md = parse(bytes).header.metadata;
-  return md && typeof md === 'object' ? (md as Record<string, unknown>) : {};
-}
-
 /**
  * A copy of the model file whose metadata is `update(old metadata)`. The tensor data and its
  * checksum are kept as they are; the header's length and checksum are recomputed.

@@ -44,15 +44,29 @@ describe('loading', () => {
   });
 
   test('a long classification can be cancelled; the next one starts a new worker', async () => {
-    // Enough pictures to keep the engine busy for a few seconds.
+    // The page's classify requests are held before they reach the worker while the test says
+    // so: the classification cannot end before Cancel is clicked, however fast the engine is.
+    await page.addInitScript(() => {
+      const Real = window.Worker;
+      window.Worker = class extends Real {
+        postMessage(message, transfer) {
+          if (window.holdClassify && message?.request?.type === 'classify') return;
+          super.postMessage(message, transfer);
+        }
+      };
+    });
+    await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+    await waitReady(page);
+    await page.evaluate(() => { window.holdClassify = true; });
     const files = fs.readdirSync(dataset).sort().flatMap((d) =>
-      fs.readdirSync(path.join(dataset, d)).sort().slice(0, 100).map((f) => path.join(dataset, d, f)));
+      fs.readdirSync(path.join(dataset, d)).sort().slice(0, 5).map((f) => path.join(dataset, d, f)));
     await page.setInputFiles('#classify-files', files);
     const cancel = page.locator('#loading-cancel');
     await cancel.waitFor({ state: 'visible' });
     await screenshot(page, '11-classifying-many', { fullPage: false });
     await cancel.click();
     await page.waitForFunction(() => !document.getElementById('loading').classList.contains('active'));
+    await page.evaluate(() => { window.holdClassify = false; });
     // The cancelled pictures are gone and no error is shown for them.
     assert.equal(await page.locator('#results .card').count(), 0);
     assert.equal(await page.locator('.message.error').count(), 0);

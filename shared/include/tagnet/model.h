@@ -150,7 +150,7 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Tensor> acts_;     // acts_[i] is the output of layer i, (N, ...)
   std::vector<Tensor> grads_act_;
-  Tensor input_;                 // copy of the last forward's input
+  Tensor input_;                 // view of the last forward's input
   FloatBuffer params_, grads_;
   uint64_t param_version_ = 1;   // bumped by build() and by write access to the arena
   nlohmann::json metadata_ = nlohmann::json::object();

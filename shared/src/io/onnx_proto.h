@@ -3,7 +3,7 @@
 //
 // Why not libprotobuf: the WebAssembly module has none (Emscripten has no Debian build of it),
 // and the module must open .onnx files the way the command line does. One small reader, shared
-// by both, keeps them in agreement; tests/test_onnx_proto.cpp parses the same files with libonnx
+// by both, keeps them in agreement; tests/test_onnx.cpp parses the same files with libonnx
 // and libprotobuf and compares field by field. Fields tagnet has no use for are skipped.
 //
 // The reader checks every length and count against the bytes left before it trusts it, and

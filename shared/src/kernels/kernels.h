@@ -59,7 +59,7 @@ struct Exec {
   bool training = false;
 };
 
-// ---- reference kernels (shared/src/kernels_ref.cpp) ----
+// ---- reference kernels (shared/src/kernels/kernels_ref.cpp) ----
 // C (M, N) = (accumulate ? C : 0) + A * B where A(i, k) = A[i*rsa + k*csa] and
 // B(k, j) = B[k*rsb + j*csb]; C is row-major with leading dimension ldc.
 void gemm_ref(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
