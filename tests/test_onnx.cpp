@@ -217,6 +217,75 @@ TEST(Onnx, ImportsNhwcGraphsWithTransposesAndMatMul) {
   }
 }
 
+// Attributes valid in form but meaningless in value: a one-line error naming the node, never a
+// division by zero or a layer that cannot be built.
+TEST(Onnx, MeaninglessStridesAndWindowsGiveOneLineErrors) {
+  struct Case {
+    const char* op;
+    std::vector<std::pair<const char*, std::vector<int64_t>>> ints;
+    std::string auto_pad;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"Conv", {{"strides", {0, 0}}, {"pads", {1, 1, 1, 1}}}, "", "has stride 0"},
+      {"Conv", {{"strides", {0, 0}}}, "VALID", "has stride 0"},
+      {"Conv", {{"strides", {0, 0}}}, "SAME_UPPER", "has stride 0"},
+      {"Conv", {{"strides", {-2, -2}}}, "", "has stride -2"},
+      {"Conv", {{"kernel_shape", {0, 0}}}, "", "has kernel_shape [0, 0] for a 3x3 weight"},
+      {"MaxPool", {{"kernel_shape", {2, 2}}, {"strides", {0, 0}}, {"ceil_mode", {1}}}, "", "has stride 0"},
+      {"MaxPool", {{"kernel_shape", {2, 2}}, {"strides", {0, 0}}}, "", "has stride 0"},
+      {"MaxPool", {{"kernel_shape", {0, 0}}}, "", "has an empty 0x0 window"},
+  };
+  for (const Case& c : cases) {
+    onnx::ModelProto g;
+    g.ir_version = 7;
+    g.opset_import = {{"", 13}};
+    g.has_graph = true;
+    g.graph.inputs.push_back({"x", onnx::kFloat, true, {1, 3, 6, 6}, {"", "", "", ""}});
+    g.graph.outputs.push_back({"y", onnx::kFloat, true, {}, {}});
+    onnx::NodeProto n;
+    n.op_type = c.op;
+    n.name = "hostile";
+    n.inputs = {"x"};
+    n.outputs = {"y"};
+    if (std::string(c.op) == "Conv") {
+      onnx::TensorProto w;
+      w.name = "w";
+      w.dims = {2, 3, 3, 3};
+      w.data_type = onnx::kFloat;
+      w.floats.assign(54, 0.1f);
+      g.graph.initializers.push_back(w);
+      n.inputs.push_back("w");
+    }
+    for (const auto& [name, v] : c.ints) {
+      onnx::AttributeProto a;
+      a.name = name;
+      a.type = v.size() == 1 && std::string(name) == "ceil_mode" ? 2 : 7;
+      if (a.type == 2) a.i = v[0];
+      else a.ints = v;
+      n.attributes.push_back(a);
+    }
+    if (!c.auto_pad.empty()) {
+      onnx::AttributeProto a;
+      a.name = "auto_pad";
+      a.type = 3;
+      a.s = c.auto_pad;
+      n.attributes.push_back(a);
+    }
+    g.graph.nodes.push_back(n);
+    const auto bytes = onnx::serialize_model(g);
+    try {
+      import_onnx(bytes.data(), bytes.size(), "hostile.onnx", {});
+      ADD_FAILURE() << c.op << " " << c.says << ": imported";
+    } catch (const OnnxError& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+      EXPECT_EQ(what.rfind("hostile.onnx: ", 0), 0u) << what;
+      EXPECT_NE(what.find(c.says), std::string::npos) << what;
+    }
+  }
+}
+
 // ---- the wire format, against libonnx / libprotobuf ----
 
 TEST(OnnxProto, LibonnxReadsWhatTagnetWrites) {

@@ -590,6 +590,11 @@ void Importer::conv(const NodeProto& n) {
   if (strides.size() != 2 || strides[0] != strides[1]) fail(n, "has unequal strides; tagnet's are the same both ways");
   if (dil != std::vector<int64_t>{1, 1}) fail(n, "has dilations; tagnet maps Conv without dilation only");
   const int64_t s = strides[0];
+  if (s < 1) fail(n, "has stride " + std::to_string(s) + "; a stride is at least 1");
+  if (k < 1) fail(n, "has an empty " + std::to_string(k) + "x" + std::to_string(k) + " kernel");
+  if (const auto ks = ints(n, "kernel_shape", 99, {}); !ks.empty() && ks != std::vector<int64_t>{k, k})
+    fail(n, "has kernel_shape [" + std::to_string(ks[0]) + (ks.size() > 1 ? ", " + std::to_string(ks[1]) : "") +
+                (ks.size() > 2 ? ", ..." : "") + "] for a " + std::to_string(k) + "x" + std::to_string(k) + " weight");
   std::string auto_pad = "NOTSET";
   if (auto* a = n.attr("auto_pad")) auto_pad = a->s;
   auto [st, sb] = same_pads(H, k, s);
@@ -673,6 +678,8 @@ void Importer::maxpool(const NodeProto& n) {
   const auto dil = ints(n, "dilations", 99, {1, 1});
   if (k.size() != 2 || k[0] != k[1]) fail(n, "has a non-square window; tagnet's pools are square");
   if (strides.size() != 2 || strides[0] != strides[1]) fail(n, "has unequal strides");
+  if (k[0] < 1) fail(n, "has an empty " + std::to_string(k[0]) + "x" + std::to_string(k[0]) + " window");
+  if (strides[0] < 1) fail(n, "has stride " + std::to_string(strides[0]) + "; a stride is at least 1");
   if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p; })) fail(n, "has pads; tagnet's MaxPool pads none");
   if (dil != std::vector<int64_t>{1, 1}) fail(n, "has dilations");
   if (auto* a = n.attr("auto_pad"); a && a->s != "NOTSET" && a->s != "VALID") fail(n, "has auto_pad '" + a->s + "'");
