@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -29,8 +30,42 @@ void add_bn_statistics_option(CLI::App* cmd, std::string& value) {
       ->capture_default_str();
 }
 
+namespace {
+CLI::Validator number_check(std::function<bool(double)> ok, const std::string& rule) {
+  return CLI::Validator(
+      [ok, rule](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (end == s.c_str() || *end != '\0' || !ok(v)) return "must be " + rule + ", not " + s;
+        return {};
+      },
+      rule);
+}
+
+std::string number_text(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+}  // namespace
+
+CLI::Validator at_least(double lo) {
+  return number_check([lo](double v) { return v >= lo; }, "at least " + number_text(lo));
+}
+
+CLI::Validator between(double lo, double hi) {
+  return number_check([lo, hi](double v) { return v >= lo && v <= hi; },
+                      "from " + number_text(lo) + " to " + number_text(hi));
+}
+
+CLI::Validator positive() {
+  return number_check([](double v) { return v > 0 && std::isfinite(v); }, "a positive number");
+}
+
 void add_engine_options(CLI::App* cmd, EngineArgs& e) {
-  cmd->add_option("--threads", e.threads, "Worker threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--threads", e.threads, "Worker threads (0: all cores)")
+      ->capture_default_str()
+      ->check(between(0, Engine::kMaxThreads));
   cmd->add_option("--backend", e.backend, "Kernels: auto, xnnpack, hwy, ref")->capture_default_str();
 }
 

@@ -14,6 +14,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace tagnet::native {
@@ -30,6 +31,10 @@ struct EngineArgs {
   std::string backend = "auto";
 };
 void add_engine_options(CLI::App* cmd, EngineArgs& a);
+// Checks of numeric options with one-line messages ("must be at least 1, not 0"); NaN fails all.
+CLI::Validator at_least(double lo);
+CLI::Validator between(double lo, double hi);
+CLI::Validator positive();   // finite and above 0
 // --bn-statistics of the training commands: "population" or "moving" (Keras' moving averages),
 // as TrainOptions::batchnorm_examples.
 void add_bn_statistics_option(CLI::App* cmd, std::string& value);

@@ -34,7 +34,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
+    // --help and --version print and end well; a bad command line gets one line, as every error.
+    const bool asked = dynamic_cast<const CLI::CallForHelp*>(&e) || dynamic_cast<const CLI::CallForAllHelp*>(&e) ||
+                       dynamic_cast<const CLI::CallForVersion*>(&e);
+    int status = 1;
+    if (asked) status = app.exit(e);
+    else std::fprintf(stderr, "tagnet: error: %s (tagnet %s--help)\n", e.what(),
+                      app.get_subcommands().empty() ? "" : (app.get_subcommands().front()->get_name() + " ").c_str());
     if (status != 0 && nat::processes()) nat::fail("bad command line (above)");
     nat::leave_processes();
     return status;

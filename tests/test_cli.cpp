@@ -192,12 +192,20 @@ TEST(Cli, BadInputGivesOneLineErrors) {
   EXPECT_NE(r.out.find(d + "/broken.jpg: "), std::string::npos) << r.out;
 
   // Counts no run can use are refused, not replaced by defaults.
-  for (const char* bad : {"--epochs 0", "--epochs -1", "--size 100000"}) {
+  for (const char* bad : {"--epochs 0", "--epochs -1", "--size 100000", "--batch-size 0", "--threads -3",
+                          "--threads 100000", "--lr -1", "--lr nan", "--lr inf"}) {
     r = run_cli("train --dataset " + d + "/data " + bad + " --model " + d + "/n.tagnet");
     EXPECT_EQ(r.status, 1) << bad;
     EXPECT_EQ(count_lines(r.out), 1) << bad << "\n" << r.out;
     EXPECT_EQ(r.out.rfind("tagnet: error: --", 0), 0u) << r.out;
+    EXPECT_LT(r.out.size(), 120u) << r.out;
     EXPECT_FALSE(fs::exists(d + "/n.tagnet"));
+  }
+  for (const char* bad : {"--top -1", "--threshold nan", "--threshold 1.5"}) {
+    r = run_cli("classify --model " + d + "/m.tagnet --image " + d + "/broken.jpg " + bad);
+    EXPECT_EQ(r.status, 1) << bad;
+    EXPECT_EQ(count_lines(r.out), 1) << bad << "\n" << r.out;
+    EXPECT_EQ(r.out.rfind("tagnet: error: --", 0), 0u) << r.out;
   }
   // Links that loop or lead nowhere are not pictures: skipped, and training goes on.
   fs::create_directory_symlink("..", d + "/data/red_dress/loop");

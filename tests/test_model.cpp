@@ -465,6 +465,19 @@ TEST(Trainer, SteppingByHandEqualsFit) {
   EXPECT_EQ(t.history().size(), 3u);
 }
 
+// A thread count no machine has is refused before a thread starts; 0 takes the machine's.
+TEST(Engine, ThreadCountsAreBounded) {
+  try {
+    Engine e(Engine::Options{Engine::kMaxThreads + 1, "hwy"});
+    ADD_FAILURE() << "built an engine of " << e.threads() << " threads";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "threads: at most 1024, not 1025");
+  }
+  const Engine all(Engine::Options{0, "hwy"});
+  EXPECT_GE(all.threads(), 1);
+  EXPECT_LE(all.threads(), Engine::kMaxThreads);
+}
+
 // A network whose first BatchNorm sees a convolution's output (which no BatchNorm above it
 // shapes), then a Dense block with Dropout under a second BatchNorm, as SmallerVGGNet's head.
 Model batchnorm_model(float dropout = 0.5f) {

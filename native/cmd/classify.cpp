@@ -141,8 +141,10 @@ Command add_classify(CLI::App& app) {
   auto* c = app.add_subcommand("classify", "Classify pictures with a trained model");
   c->add_option("--model", a->model, "Model file")->required();
   c->add_option("--image", a->images, "Picture files or folders")->required();
-  c->add_option("--top", a->top, "Labels drawn on the annotated picture")->capture_default_str();
-  c->add_option("--threshold", a->threshold, "Multi-label decision threshold")->capture_default_str();
+  c->add_option("--top", a->top, "Labels drawn on the annotated picture")->capture_default_str()->check(at_least(0));
+  c->add_option("--threshold", a->threshold, "Multi-label decision threshold")
+      ->capture_default_str()
+      ->check(between(0, 1));
   c->add_option("--output", a->output, "Annotated picture (PNG), or a folder for several");
   c->add_flag("--json", a->json, "Print JSON");
   add_engine_options(c, a->engine);

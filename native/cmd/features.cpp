@@ -114,7 +114,7 @@ Command add_features(CLI::App& app) {
   c->add_option("--split", a->split, "fashion-mnist: train or test")->capture_default_str();
   c->add_option("--limit", a->limit, "fashion-mnist: first N pictures; fashion-mnist-2x2: N pictures (10000)");
   c->add_option("--seed", a->seed, "fashion-mnist-2x2: the fixed set's seed")->capture_default_str();
-  c->add_option("--batch-size", a->batch)->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--batch-size", a->batch)->capture_default_str()->check(at_least(1));
   add_engine_options(c, a->engine);
   return {c, [a] { return features_command(*a); }};
 }

@@ -139,10 +139,10 @@ Command add_finetune(CLI::App& app) {
   c->add_option("--val-split", a->val_split)->capture_default_str();
   c->add_option("--unfreeze", a->unfreeze, "none, last-block, all, or the first trainable layer")
       ->capture_default_str();
-  c->add_option("--lr", a->lr, "SGD learning rate")->capture_default_str();
+  c->add_option("--lr", a->lr, "SGD learning rate")->capture_default_str()->check(positive());
   c->add_option("--momentum", a->momentum, "SGD momentum")->capture_default_str();
   c->add_option("--epochs", a->epochs)->capture_default_str();
-  c->add_option("--batch-size", a->batch)->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--batch-size", a->batch)->capture_default_str()->check(at_least(1));
   c->add_option("--seed", a->seed)->capture_default_str();
   c->add_option("--model", a->model_out, "Where to write the fine-tuned model")->capture_default_str();
   c->add_option("--history", a->history, "Per-epoch history and metrics (JSON)");

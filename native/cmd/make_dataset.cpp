@@ -48,7 +48,7 @@ Command add_make_dataset(CLI::App& app) {
   c->add_option("--data-dir", a->data_dir)->capture_default_str();
   c->add_option("--seed", a->seed)->capture_default_str();
   c->add_option("--per-class", a->per_class, "fashion-color and wardrobe: pictures per folder (350, 120)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   c->add_option("--split", a->split,
                 "two classes: draw from Fashion-MNIST's train pictures (1,000 + 500 per class) or its test "
                 "pictures (500 + 500), which the wardrobe never uses")

@@ -155,7 +155,7 @@ Command add_teach(CLI::App& app) {
   c->add_option("--test", a->test, "Score the taught model on this folder's pictures too");
   c->add_option("--copies", a->options.copies, "Augmented copies of each picture")->check(CLI::Range(0, 64))->capture_default_str();
   c->add_option("--steps", a->options.steps, "Optimizer steps over the cached features")->check(CLI::Range(1, 100000))->capture_default_str();
-  c->add_option("--lr", a->options.lr, "Adam's learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--lr", a->options.lr, "Adam's learning rate")->check(positive())->capture_default_str();
   c->add_option("--held-out", a->options.held_out, "Share of each label's pictures kept aside for the score")
       ->check(CLI::Range(0.0, 0.9))
       ->capture_default_str();

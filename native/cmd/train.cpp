@@ -341,8 +341,8 @@ Command add_train(CLI::App& app) {
                 "fashionnet, smallervggnet, smallervggnet-gap, smallervggnet-gap-linear, catsdogs (default: by dataset)");
   c->add_option("--size", a->size, "Input height and width (default: the architecture's)");
   c->add_option("--epochs", a->epochs, "Default 5 for Fashion-MNIST, 75 for folders, 50 for --features");
-  c->add_option("--batch-size", a->batch)->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--lr", a->lr, "Learning rate (Adam; SGD with --features)")->capture_default_str();
+  c->add_option("--batch-size", a->batch)->capture_default_str()->check(at_least(1));
+  c->add_option("--lr", a->lr, "Learning rate (Adam; SGD with --features)")->capture_default_str()->check(positive());
   c->add_option("--decay", a->decay, "Keras time-based decay (default lr/epochs for folders)");
   c->add_option("--val-split", a->val_split, "Validation fraction of a folder dataset")->capture_default_str();
   c->add_option("--val-dataset", a->val_dataset, "A separate validation folder instead of a split");

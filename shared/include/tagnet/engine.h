@@ -23,8 +23,10 @@ struct Backend;
 
 class Engine {
  public:
+  // More threads than any machine tagnet runs on has: a bound on what a number may ask for.
+  static constexpr int kMaxThreads = 1024;
   struct Options {
-    int threads = 0;               // 0: all hardware threads
+    int threads = 0;               // 0: all hardware threads; at most kMaxThreads
     std::string backend = "auto";
   };
   Engine();

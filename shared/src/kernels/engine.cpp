@@ -33,8 +33,10 @@ Engine::Engine(const Options& o) {
                                 "' (available: " + names + ")");
   }
   name_ = backend_->name;
+  if (o.threads > kMaxThreads)
+    throw std::invalid_argument("threads: at most " + std::to_string(kMaxThreads) + ", not " + std::to_string(o.threads));
   int threads = o.threads;
-  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads <= 0) threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(kMaxThreads)));
   if (name_ == "ref") threads = 1;
   pool_ = std::make_unique<ThreadPool>(threads);
 }
