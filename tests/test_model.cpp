@@ -270,6 +270,23 @@ TEST(ModelFile, NoMoreLabelNamesThanProbabilities) {
   EXPECT_EQ(load_error(m.save_bytes()), "");
 }
 
+// Valid in form, meaningless in value: a weight that is NaN or infinite (every answer would be
+// NaN), and a tensor listed twice (which entry would hold the weights?).
+TEST(ModelFile, NonFiniteWeightsAndTensorsListedTwiceAreRefused) {
+  Model m({3});
+  m.add(std::make_unique<Dense>(2));
+  m.build(0);
+  const std::vector<uint8_t> good = m.save_bytes();
+  m.layer(0).params()[0].value.at(3) = std::nanf("");
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: tensor 'dense/kernel' holds nan at index 3");
+  m.layer(0).params()[0].value.at(3) = 0;
+  m.layer(0).params()[1].value.at(1) = -INFINITY;
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: tensor 'dense/bias' holds -inf at index 1");
+  const auto twice = with_header(good, [](nlohmann::json& h) { h["tensors"].push_back(h["tensors"][0]); });
+  EXPECT_EQ(load_error(twice), "test.tagnet: tensor 'dense/kernel' is listed twice");
+  EXPECT_EQ(load_error(good), "");
+}
+
 // A few hundred bytes of header can describe gigabytes of weights: the sizes are checked against
 // the data section before anything is allocated.
 TEST(ModelFile, WeightsAreFoundInTheDataSectionBeforeAllocating) {

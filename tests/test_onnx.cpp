@@ -217,14 +217,15 @@ TEST(Onnx, ImportsNhwcGraphsWithTransposesAndMatMul) {
   }
 }
 
-// Attributes valid in form but meaningless in value: a one-line error naming the node, never a
-// division by zero or a layer that cannot be built.
-TEST(Onnx, MeaninglessStridesAndWindowsGiveOneLineErrors) {
+// Attributes and weights valid in form but meaningless in value: a one-line error naming the
+// node, never a division by zero, a layer that cannot be built or NaN answers.
+TEST(Onnx, MeaninglessAttributesAndWeightsGiveOneLineErrors) {
   struct Case {
     const char* op;
     std::vector<std::pair<const char*, std::vector<int64_t>>> ints;
     std::string auto_pad;
     const char* says;
+    float weight = 0.1f;
   };
   const std::vector<Case> cases = {
       {"Conv", {{"strides", {0, 0}}, {"pads", {1, 1, 1, 1}}}, "", "has stride 0"},
@@ -235,6 +236,8 @@ TEST(Onnx, MeaninglessStridesAndWindowsGiveOneLineErrors) {
       {"MaxPool", {{"kernel_shape", {2, 2}}, {"strides", {0, 0}}, {"ceil_mode", {1}}}, "", "has stride 0"},
       {"MaxPool", {{"kernel_shape", {2, 2}}, {"strides", {0, 0}}}, "", "has stride 0"},
       {"MaxPool", {{"kernel_shape", {0, 0}}}, "", "has an empty 0x0 window"},
+      {"Conv", {}, "", "has a weight of nan", std::nanf("")},
+      {"Conv", {}, "", "has a weight of inf", INFINITY},
   };
   for (const Case& c : cases) {
     onnx::ModelProto g;
@@ -254,6 +257,7 @@ TEST(Onnx, MeaninglessStridesAndWindowsGiveOneLineErrors) {
       w.dims = {2, 3, 3, 3};
       w.data_type = onnx::kFloat;
       w.floats.assign(54, 0.1f);
+      w.floats[7] = c.weight;
       g.graph.initializers.push_back(w);
       n.inputs.push_back("w");
     }

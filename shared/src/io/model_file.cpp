@@ -1,6 +1,7 @@
 // The model file: see the format in tagnet/model.h.
 #include <algorithm>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -138,7 +139,9 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
     }
 
     std::map<std::string, const nlohmann::json*> table;
-    for (auto& t : h.at("tensors")) table[t.at("name").get<std::string>()] = &t;
+    for (auto& t : h.at("tensors"))
+      if (!table.emplace(t.at("name").get<std::string>(), &t).second)
+        throw fail("tensor '" + t.at("name").get<std::string>() + "' is listed twice");
     // Where a tensor's bytes are, once its entry matches the shape the model expects and lies
     // within the data section.
     auto locate = [&](const std::string& name, const Shape& shape) -> const uint8_t* {
@@ -172,7 +175,15 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
     m.build(0);
     size_t k = 0;
     for (auto& l : m.layers_)
-      for (auto& p : l->params()) std::memcpy(p.value.data(), sources[k++], p.value.size() * sizeof(float));
+      for (auto& p : l->params()) {
+        std::memcpy(p.value.data(), sources[k++], p.value.size() * sizeof(float));
+        // A NaN or infinite weight would make every answer NaN: no model holds one.
+        const float* v = p.value.data();
+        for (size_t i = 0; i < p.value.size(); ++i)
+          if (!std::isfinite(v[i]))
+            throw fail("tensor '" + l->name + "/" + p.name + "' holds " + std::to_string(v[i]) + " at index " +
+                       std::to_string(i));
+      }
     if (h.contains("metadata")) m.metadata_ = h.at("metadata");
     check_labels(m, fail);
 

@@ -107,6 +107,9 @@ class Importer {
   }
   // Adds a layer, computing its output shape the way Model::build will.
   void add(const NodeProto& n, Pending p) {
+    for (const auto& v : p.values)
+      for (float x : v)
+        if (!std::isfinite(x)) fail(n, "has a weight of " + std::to_string(x) + "; every answer would be NaN");
     try {
       auto layer = Layer::from_config(p.type, p.config);
       layer->name = "import";
