@@ -2,6 +2,7 @@
 #include "distributed.h"
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -106,8 +107,13 @@ void require_writable(const std::string& path) {
   if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": cannot write (it is a folder)");
   if (!dir.empty() && !fs::is_directory(dir, ec))
     throw std::runtime_error(path + ": cannot write (no folder " + dir.string() + ")");
-  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
-    throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  // Saving writes a temporary file beside `path`, then renames it: make one now. access() would
+  // let root through to folders where nothing can be made (/proc, a read-only mount).
+  const std::string probe = path + ".tmp-probe-" + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) throw std::runtime_error(path + ": cannot write (" + std::strerror(errno) + ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 void write_text(const std::string& path, const std::string& text) {

@@ -186,6 +186,12 @@ TEST(Cli, BadInputGivesOneLineErrors) {
               "/nofolder/m.tagnet --plot '' --history ''");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.out, "tagnet: error: " + d + "/nofolder/m.tagnet: cannot write (no folder " + d + "/nofolder)\n");
+  // A folder where no file can be made, even by root.
+  r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model /proc/m.tagnet --plot '' "
+              "--history ''");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out.rfind("tagnet: error: /proc/m.tagnet: cannot write (", 0), 0u) << r.out;
+  EXPECT_EQ(count_lines(r.out), 1) << r.out;
 
   r = run_cli("classify --model " + d + "/m.tagnet --image " + d + "/broken.jpg");
   EXPECT_NE(r.status, 0);
