@@ -234,7 +234,7 @@ TEST(ModelFile, DerivedSizesStayWithinInt) {
 TEST(ModelFile, DeeplyNestedHeaderIsRefused) {
   const std::vector<uint8_t> good = small_vgg_like().save_bytes();
   nlohmann::json h = header_of(good);
-  h["metadata"] = "NESTED";
+  h["metadata"] = {{"deep", "NESTED"}};
   const std::string text = h.dump();
   auto with_metadata = [&](size_t levels) {
     std::string t = text;
@@ -242,12 +242,12 @@ TEST(ModelFile, DeeplyNestedHeaderIsRefused) {
     return with_header_text(good, t);
   };
   EXPECT_EQ(load_error(with_metadata(200000)), "test.tagnet: JSON nested deeper than 64 levels");
-  EXPECT_EQ(load_error(with_metadata(64)), "test.tagnet: JSON nested deeper than 64 levels");
-  // The header's object and 63 arrays in it: 64 levels, the most allowed.
-  const std::vector<uint8_t> deepest = with_metadata(63);
+  EXPECT_EQ(load_error(with_metadata(63)), "test.tagnet: JSON nested deeper than 64 levels");
+  // The header's object, the metadata object and 62 arrays in it: 64 levels, the most allowed.
+  const std::vector<uint8_t> deepest = with_metadata(62);
   EXPECT_EQ(load_error(deepest), "");
   Model back = Model::load_bytes(deepest.data(), deepest.size(), "test.tagnet");
-  EXPECT_EQ(back.metadata().dump(), nested_arrays(63));
+  EXPECT_EQ(back.metadata()["deep"].dump(), nested_arrays(62));
 }
 
 // `tagnet classify` reads a probability per label name: a one-logit head gives two.
@@ -268,6 +268,17 @@ TEST(ModelFile, NoMoreLabelNamesThanProbabilities) {
   // A base cut from a classifier keeps the classifier's labels; fewer names than outputs is fine.
   m.metadata()["labels"] = {"a", "b"};
   EXPECT_EQ(load_error(m.save_bytes()), "");
+  // Metadata that tagnet reads as one JSON type is refused, with the file's name, in another.
+  m.metadata()["preprocessing"] = {1, 2};
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata preprocessing must be a JSON object, not array");
+  m.metadata().erase("preprocessing");
+  m.metadata()["label_mode"] = 3;
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata label_mode must be text, not number");
+  m.metadata().erase("label_mode");
+  m.metadata()["combinations"] = "red";
+  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata combinations must be a list, not string");
+  const auto listed = with_header(m.save_bytes(), [](nlohmann::json& h) { h["metadata"] = {1, 2}; });
+  EXPECT_EQ(load_error(listed), "test.tagnet: metadata must be a JSON object");
 }
 
 // Valid in form, meaningless in value: a weight that is NaN or infinite (every answer would be

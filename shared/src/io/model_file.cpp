@@ -27,6 +27,24 @@ constexpr size_t kAlign = kContainerAlign;
 
 
 
+// The metadata keys that tagnet reads, each of the one JSON type it reads them as: a file that
+// says otherwise is refused here, with its name, rather than wherever a key is read.
+template <typename Fail>
+void check_metadata_types(const nlohmann::json& md, const Fail& fail) {
+  using T = nlohmann::json::value_t;
+  if (!md.is_object()) throw fail("metadata must be a JSON object");
+  const std::pair<const char*, T> keys[] = {
+      {"label_mode", T::string}, {"head", T::string},     {"preprocessing", T::object},
+      {"training", T::object},   {"data", T::object},     {"novelty", T::object},
+      {"metrics", T::object},    {"history", T::array},   {"combinations", T::array}};
+  for (const auto& [key, type] : keys) {
+    const auto it = md.find(key);
+    if (it == md.end() || it->type() == type) continue;
+    const char* kind = type == T::string ? "text" : type == T::object ? "a JSON object" : "a list";
+    throw fail(std::string("metadata ") + key + " must be " + kind + ", not " + it->type_name());
+  }
+}
+
 // `tagnet classify` and the module read one probability per label name: a model's outputs, or
 // two for a logit head (the logit's probability and its complement). More names than that
 // would be read past the probabilities. Fewer are valid: a base cut from a classifier keeps
@@ -185,6 +203,7 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
                        std::to_string(i));
       }
     if (h.contains("metadata")) m.metadata_ = h.at("metadata");
+    check_metadata_types(m.metadata_, fail);
     check_labels(m, fail);
 
     if (opt) {
