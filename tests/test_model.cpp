@@ -298,6 +298,28 @@ TEST(ModelFile, NonFiniteWeightsAndTensorsListedTwiceAreRefused) {
   EXPECT_EQ(load_error(good), "");
 }
 
+// A few bytes of input shape can ask for gigabytes of layer outputs: refused when loaded.
+TEST(ModelFile, HugeInputsAreRefusedBeforeInference) {
+  Model m({8, 8, 3});
+  m.add(std::make_unique<Conv2D>(32, 3, 1, Padding::kSame, Activation::kRelu));
+  m.add(std::make_unique<GlobalAvgPool2D>());
+  m.add(std::make_unique<Dense>(2));
+  m.build(0);
+  const auto at = [&](int side) {
+    return with_header(m.save_bytes(), [side](nlohmann::json& h) {
+      h["architecture"]["input_shape"] = {side, side, 3};
+    });
+  };
+  EXPECT_EQ(load_error(at(1024)), "");   // 1024 x 1024 x 35 floats: 140 MB
+  const std::string e = load_error(at(8192));
+  EXPECT_EQ(e.rfind("test.tagnet: ", 0), 0u) << e;
+  EXPECT_NE(e.find("picture would take more than 1024 MB of layer outputs"), std::string::npos) << e;
+  EXPECT_NE(load_error(at(65536)).find("more than 1024 MB"), std::string::npos);
+  Model big({4096, 4096, 3});
+  big.add(std::make_unique<Conv2D>(16, 3, 1, Padding::kSame, Activation::kNone));
+  EXPECT_THROW(big.build(0), std::invalid_argument);
+}
+
 // A few hundred bytes of header can describe gigabytes of weights: the sizes are checked against
 // the data section before anything is allocated.
 TEST(ModelFile, WeightsAreFoundInTheDataSectionBeforeAllocating) {

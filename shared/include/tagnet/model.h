@@ -57,6 +57,11 @@ class Model {
   Layer& add(std::unique_ptr<Layer> layer);
   // Removes layers [n, end): cutting a model to reuse its base. Makes it unbuilt.
   void truncate(size_t n);
+  // The most floats the layers' outputs for one picture may take, the input included (1 GB; a
+  // SmallerVGGNet at 1024 x 1024 takes 0.73 GB): a model file of a few hundred bytes could
+  // otherwise ask inference for any amount. Larger models are refused when built or loaded.
+  static constexpr uint64_t kMaxPictureFloats = uint64_t(1) << 28;
+
   // Sizes every layer, allocates the arena and initialises it (Glorot uniform, seeded).
   // Layers that were already built keep their parameter values (head replacement).
   void build(uint64_t seed = 0);

@@ -103,11 +103,17 @@ void Model::build(uint64_t seed) {
 void Model::setup_layers() {
   if (layers_.empty()) throw std::invalid_argument("model has no layers");
   Shape s = input_shape_;
+  uint64_t floats = s.numel();
   for (auto& l : layers_) {
     l->input_shape = s;
     l->params().clear();
     s = l->setup(s);
     l->output_shape = s;
+    floats += s.numel();
+    if (floats > kMaxPictureFloats)
+      throw std::invalid_argument("one " + input_shape_.str() + " picture would take more than " +
+                                  std::to_string(kMaxPictureFloats * sizeof(float) >> 20) +
+                                  " MB of layer outputs (at " + l->name + ")");
   }
 }
 
