@@ -102,6 +102,9 @@ void add_augment_options(CLI::App* cmd, AugmentArgs& a) {
 
 void require_writable(const std::string& path) {
   if (path.empty()) throw std::invalid_argument("an output file name is empty");
+  // `--plot= --history=`: an option given an empty value takes the next argument as its value.
+  if (path[0] == '-')
+    throw std::invalid_argument("'" + path + "' is not an output file name (an option before it left empty?)");
   const fs::path dir = fs::path(path).parent_path();
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": cannot write (it is a folder)");

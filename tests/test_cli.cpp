@@ -186,6 +186,12 @@ TEST(Cli, BadInputGivesOneLineErrors) {
               "/nofolder/m.tagnet --plot '' --history ''");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.out, "tagnet: error: " + d + "/nofolder/m.tagnet: cannot write (no folder " + d + "/nofolder)\n");
+  // An option left empty takes the next argument: no file named after an option is written.
+  r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model " + d +
+              "/m.tagnet --plot= --history=");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "tagnet: error: '--history=' is not an output file name (an option before it left empty?)\n");
+  EXPECT_FALSE(fs::exists("--history="));
   // A folder where no file can be made, even by root.
   r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model /proc/m.tagnet --plot '' "
               "--history ''");
