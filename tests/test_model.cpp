@@ -640,6 +640,24 @@ TEST(Trainer, EpochsEndWithPopulationStatistics) {
     if (examples > 0) EXPECT_LT(worst, 1e-4);
     else EXPECT_GT(worst, 0.1) << "10 steps of moving averages from (0, 1) cannot have reached the statistics";
   }
+  // Stopped within an epoch (Ctrl-C), the model handed back has the statistics of its weights.
+  Model m = batchnorm_model();
+  Adam adam(1e-2f);
+  std::atomic<bool> stop{false};
+  FitOptions fo;
+  fo.epochs = 2;
+  fo.batch_size = 8;
+  fo.seed = 5;
+  fo.stop = &stop;
+  size_t steps = 0;
+  fit(m, train, nullptr, adam, LossKind::kCategoricalCrossentropy, fo, ctx, [&](const Progress& p) {
+    if (++steps == 7) stop = true;   // two batches into the second epoch
+  });
+  EXPECT_EQ(adam.iterations, 7);
+  std::vector<double> mean, var;
+  column_statistics(m, 0, all, ctx, mean, var);
+  const Param& mm = std::as_const(m).layer(1).params()[2];
+  for (size_t c = 0; c < 5; ++c) EXPECT_NEAR(mm.value.at(c), mean[c], 1e-4 * std::sqrt(var[c] + 1e-3)) << c;
 }
 
 // The gradient hook sees every batch's gradients before the optimizer does: zeroing them

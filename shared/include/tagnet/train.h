@@ -131,7 +131,8 @@ class Trainer {
     std::function<void(const Progress&)> on_checkpoint;   // the model is worth saving now
     const std::atomic<bool>* stop = nullptr;             // set: end after the current batch
   };
-  // step() until done() or *stop. Returns history().
+  // step() until done() or *stop. Returns history(). Stopped within an epoch, the model gets
+  // population statistics for its weights too (TrainOptions::batchnorm_examples).
   const std::vector<Progress>& run(const Callbacks& callbacks);
   // Whether run() handed over a best checkpoint: the best model is the saved one, not the last.
   bool saved_best() const { return saved_best_; }
@@ -164,8 +165,9 @@ class Trainer {
   float step_together(size_t global_examples);
   Metrics evaluate_together();
   void average_moving_statistics();
-  // TrainOptions::batchnorm_examples: population statistics for the model as it is now.
-  void set_population_statistics();
+  // TrainOptions::batchnorm_examples: population statistics for the model as it is now;
+  // false when there are none to set (0 examples, no trainable BatchNorm).
+  bool set_population_statistics();
   // Throws unless every process holds the same parameters and optimizer state (before saves).
   void check_replicas();
   int epoch_ = 1;

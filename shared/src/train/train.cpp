@@ -151,8 +151,8 @@ const Progress& Trainer::step() {
   last_.accuracy = total_ ? correct_ / total_ : 0;
   if (step_ == steps) {
     last_.epoch_end = true;
-    set_population_statistics();
-    if (collective_) average_moving_statistics();
+    // Population statistics are the same on every process; moving averages are not.
+    if (!set_population_statistics() && collective_) average_moving_statistics();
     if (val_ && val_->size()) {
       last_.val = collective_ ? evaluate_together()
                               : evaluate(model_, *val_, loss_, val_batch_ > 0 ? val_batch_ : options_.batch_size, ctx_);
@@ -223,10 +223,10 @@ Metrics Trainer::evaluate_together() {
   return all;
 }
 
-void Trainer::set_population_statistics() {
+bool Trainer::set_population_statistics() {
   const size_t n = std::min(order_.size(), size_t(std::max(0, options_.batchnorm_examples)));
   const size_t size = model_.batchnorm_sums_size();
-  if (n == 0 || size == 0) return;
+  if (n == 0 || size == 0) return false;
   const size_t B = static_cast<size_t>(options_.batch_size);
   const size_t N = collective_ ? static_cast<size_t>(collective_->size()) : 1;
   const size_t r = collective_ ? static_cast<size_t>(collective_->rank()) : 0;
@@ -240,6 +240,7 @@ void Trainer::set_population_statistics() {
   }
   if (collective_) collective_->sum(sums.data(), sums.size());
   model_.set_batchnorm_statistics(sums);
+  return true;
 }
 
 void Trainer::check_replicas() {
@@ -285,8 +286,10 @@ const std::vector<Progress>& Trainer::run(const Callbacks& cb) {
       cb.on_checkpoint(p);
     }
   }
+  // Stopped within an epoch: the model handed back gets the statistics of its weights too.
+  const bool population = step_ > 0 && set_population_statistics();
   if (collective_) {
-    average_moving_statistics();
+    if (!population) average_moving_statistics();
     check_replicas();
   }
   return history_;
