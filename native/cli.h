@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "folder_dataset.h"
-#include "tagnet/engine.h"
-#include "tagnet/finetune.h"
-#include "tagnet/image.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/io/image.h"
 
 namespace CLI {
 class App;

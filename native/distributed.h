@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <string>
 
-#include "tagnet/train.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet::native {
 

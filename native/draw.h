@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/image.h"
+#include "tagnet/io/image.h"
 
 namespace tagnet::native {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/composites.h"
-#include "tagnet/train.h"
+#include "tagnet/data/composites.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet::native {
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet::native {
 

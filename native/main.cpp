@@ -11,7 +11,7 @@
 #include "cli.h"
 #include "cmd/commands.h"
 #include "distributed.h"
-#include "tagnet/engine.h"
+#include "tagnet/kernels/engine.h"
 
 namespace nat = tagnet::native;
 

@@ -11,8 +11,8 @@
 #include <system_error>
 
 #include "fashion_mnist.h"
-#include "tagnet/engine.h"
-#include "tagnet/image.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/io/image.h"
 
 namespace tagnet::native {
 

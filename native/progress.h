@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-#include "tagnet/train.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet::native {
 

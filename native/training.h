@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tagnet/model.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet::native {
 

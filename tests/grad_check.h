@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/model.h"
+#include "tagnet/nn/model.h"
 
 namespace tagnet::testing {
 

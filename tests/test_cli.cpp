@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "cli_run.h"
-#include "tagnet/features.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
+#include "tagnet/train/features.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
 
 namespace fs = std::filesystem;
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "tagnet/model.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet {
 namespace {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "cli_run.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/model.h"
 
 namespace fs = std::filesystem;
 

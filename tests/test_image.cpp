@@ -12,7 +12,7 @@
 
 #include <unistd.h>
 
-#include "tagnet/image.h"
+#include "tagnet/io/image.h"
 
 // A private encoder copy for the formats and channel counts the library never writes.
 #define STB_IMAGE_WRITE_STATIC

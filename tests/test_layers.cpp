@@ -2,9 +2,9 @@
 #include <gtest/gtest.h>
 
 #include "grad_check.h"
-#include "tagnet/architectures.h"
-#include "tagnet/layers.h"
-#include "tagnet/loss.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/nn/layers.h"
+#include "tagnet/nn/loss.h"
 
 namespace tagnet {
 namespace {

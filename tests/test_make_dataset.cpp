@@ -14,7 +14,7 @@
 
 #include "fashion_mnist.h"
 #include "make_dataset.h"
-#include "tagnet/image.h"
+#include "tagnet/io/image.h"
 
 namespace fs = std::filesystem;
 using tagnet::native::make_fashion_color;

@@ -3,7 +3,7 @@
 
 #include <stdexcept>
 
-#include "tagnet/metrics.h"
+#include "tagnet/train/metrics.h"
 
 namespace tagnet {
 namespace {

@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "tagnet/architectures.h"
-#include "tagnet/loss.h"
-#include "tagnet/model.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/nn/loss.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/train.h"
 
 #include "container_edit.h"
 

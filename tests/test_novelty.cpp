@@ -1,13 +1,13 @@
-// Novelty (tagnet/novelty.h): training pictures score below 1, pictures unlike them above.
+// Novelty (tagnet/train/novelty.h): training pictures score below 1, pictures unlike them above.
 #include <gtest/gtest.h>
 
 #include <memory>
 
-#include "tagnet/dataset.h"
-#include "tagnet/layers.h"
-#include "tagnet/model.h"
-#include "tagnet/novelty.h"
-#include "tagnet/teach.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/nn/layers.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/novelty.h"
+#include "tagnet/train/teach.h"
 
 namespace tagnet {
 namespace {

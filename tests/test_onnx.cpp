@@ -8,8 +8,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "tagnet/architectures.h"
-#include "tagnet/onnx.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/io/onnx.h"
 
 #include "onnx_proto.h"
 

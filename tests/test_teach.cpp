@@ -1,15 +1,15 @@
-// Teaching new labels (tagnet/teach.h): the old outputs do not move, the new ones learn from a
+// Teaching new labels (tagnet/train/teach.h): the old outputs do not move, the new ones learn from a
 // few pictures, the held-out score and the warnings say how well.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <memory>
 
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/layers.h"
-#include "tagnet/model.h"
-#include "tagnet/teach.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/nn/layers.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/teach.h"
 
 namespace tagnet {
 namespace {

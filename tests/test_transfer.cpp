@@ -9,12 +9,12 @@
 #include <functional>
 #include <set>
 
-#include "tagnet/architectures.h"
-#include "tagnet/composites.h"
-#include "tagnet/features.h"
-#include "tagnet/finetune.h"
-#include "tagnet/model.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/composites.h"
+#include "tagnet/train/features.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/train.h"
 
 #include "container_edit.h"
 

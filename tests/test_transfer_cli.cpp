@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "cli_run.h"
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/features.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/train/features.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
 
 namespace fs = std::filesystem;
 

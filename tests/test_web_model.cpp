@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "cli_run.h"
-#include "tagnet/engine.h"
-#include "tagnet/image.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/io/image.h"
 
 namespace fs = std::filesystem;
 

@@ -25,14 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/engine.h"
-#include "tagnet/finetune.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
-#include "tagnet/onnx.h"
-#include "tagnet/optim.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/io/onnx.h"
+#include "tagnet/nn/optim.h"
 
 namespace {
 

@@ -20,17 +20,17 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/engine.h"
-#include "tagnet/finetune.h"
-#include "tagnet/novelty.h"
-#include "tagnet/teach.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
-#include "tagnet/onnx.h"
-#include "tagnet/optim.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/train/novelty.h"
+#include "tagnet/train/teach.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/io/onnx.h"
+#include "tagnet/nn/optim.h"
+#include "tagnet/train/train.h"
 
 namespace {
 
@@ -173,7 +173,7 @@ class WasmModel {
     return guarded([&] { adopt(Model::load_bytes(heap_bytes_at(data), size, "model bytes"), "model bytes"); });
   }
 
-  // An ONNX network (tagnet/onnx.h). `options_json`: {name, labels, inputSize, head}; errors
+  // An ONNX network (tagnet/io/onnx.h). `options_json`: {name, labels, inputSize, head}; errors
   // name `name` (the file's name on the page), else "ONNX bytes".
   bool import_onnx(uintptr_t data, size_t size, const std::string& options_json) {
     return guarded([&] {
@@ -301,7 +301,7 @@ class WasmModel {
   }
 
   // The first layer that trains for `part` ("head", "last-block", "all" or a layer index or
-  // name), by tagnet's fine-tuning policy (tagnet/finetune.h); -1 on error.
+  // name), by tagnet's fine-tuning policy (tagnet/train/finetune.h); -1 on error.
   int trainable_from(const std::string& part) const {
     int from = -1;
     guarded([&] { from = int(tagnet::trainable_from(model(), part)); });

@@ -1,5 +1,5 @@
 // `tagnet bench`: training and inference speed of the tutorial networks, GEMM GFLOP/s and a
-// per-layer table (tagnet/bench.h).
+// per-layer table (tagnet/train/bench.h).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "tagnet/bench.h"
+#include "tagnet/train/bench.h"
 
 namespace tagnet::native {
 

@@ -12,10 +12,10 @@
 #include "commands.h"
 #include "draw.h"
 #include "folder_dataset.h"
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/model.h"
-#include "tagnet/novelty.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/novelty.h"
 
 namespace fs = std::filesystem;
 

@@ -7,9 +7,9 @@
 #include "commands.h"
 #include "fashion_mnist.h"
 #include "folder_dataset.h"
-#include "tagnet/architectures.h"
-#include "tagnet/model.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet::native {
 

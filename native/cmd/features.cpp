@@ -1,5 +1,5 @@
 // `tagnet features`: run a trained network's convolutional base over pictures once and cache
-// its outputs with the labels ("bottleneck features", tagnet/features.h).
+// its outputs with the labels ("bottleneck features", tagnet/train/features.h).
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -10,8 +10,8 @@
 #include "commands.h"
 #include "fashion_mnist.h"
 #include "folder_dataset.h"
-#include "tagnet/features.h"
-#include "tagnet/finetune.h"
+#include "tagnet/train/features.h"
+#include "tagnet/train/finetune.h"
 
 namespace fs = std::filesystem;
 

@@ -7,8 +7,8 @@
 
 #include "commands.h"
 #include "folder_dataset.h"
-#include "tagnet/features.h"
-#include "tagnet/finetune.h"
+#include "tagnet/train/features.h"
+#include "tagnet/train/finetune.h"
 #include "distributed.h"
 #include "training.h"
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "tagnet/onnx.h"
+#include "tagnet/io/onnx.h"
 
 namespace tagnet::native {
 

@@ -6,8 +6,8 @@
 #include <filesystem>
 
 #include "commands.h"
-#include "tagnet/finetune.h"
-#include "tagnet/model.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/nn/model.h"
 
 namespace fs = std::filesystem;
 

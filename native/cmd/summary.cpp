@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include "commands.h"
-#include "tagnet/architectures.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/nn/model.h"
 
 namespace tagnet::native {
 

@@ -1,5 +1,5 @@
 // `tagnet teach`: the page's Teach on the command line. A trained model learns the labels of a
-// folder's subfolders from a few pictures each (tagnet/teach.h: cached features of the frozen
+// folder's subfolders from a few pictures each (tagnet/train/teach.h: cached features of the frozen
 // base, the new outputs trained on them), keeps its own labels, and reports held-out accuracy.
 #include <CLI/CLI.hpp>
 
@@ -9,10 +9,10 @@
 
 #include "commands.h"
 #include "folder_dataset.h"
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/model.h"
-#include "tagnet/teach.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/teach.h"
 
 namespace tagnet::native {
 

@@ -15,10 +15,10 @@
 #include "draw.h"
 #include "fashion_mnist.h"
 #include "folder_dataset.h"
-#include "tagnet/architectures.h"
-#include "tagnet/finetune.h"
-#include "tagnet/model.h"
-#include "tagnet/novelty.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/novelty.h"
 #include "training.h"
 
 namespace fs = std::filesystem;

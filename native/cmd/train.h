@@ -33,7 +33,7 @@ struct TrainArgs {
   bool no_optimizer_state = false; // save the model without the optimizer's state
   // Start from a trained model (empty: a new network).
   std::string base;
-  std::string trainable;           // head, last-block, all, as-saved or a layer (tagnet/finetune.h)
+  std::string trainable;           // head, last-block, all, as-saved or a layer (tagnet/train/finetune.h)
   std::string cut;                 // layer index or name where a new head goes
   size_t epoch_size = 60000;       // fashion-mnist-2x2: fresh pictures per epoch
   size_t test_size = 10000;        // fashion-mnist-2x2: the fixed, seeded test set

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "draw.h"
-#include "tagnet/features.h"
+#include "tagnet/train/features.h"
 #include "train.h"
 #include "distributed.h"
 #include "training.h"

@@ -1,7 +1,7 @@
 // The feature file reader, tagnet::FeatureSet::load_bytes: every input either loads into a
 // consistent feature set that can be saved and read back, or is refused with a one-line
 // FeatureFileError naming the file.
-#include "tagnet/features.h"
+#include "tagnet/train/features.h"
 
 #include "container_input.h"
 #include "fuzz_check.h"

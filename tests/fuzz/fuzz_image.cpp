@@ -2,7 +2,7 @@
 // WebAssembly module call) over every format tagnet accepts: JPEG, PNG, BMP and GIF. Every
 // input either decodes to a consistent RGB picture within the size limits, or is refused with
 // a one-line ImageError naming the input.
-#include "tagnet/image.h"
+#include "tagnet/io/image.h"
 
 #include "fuzz_check.h"
 

@@ -1,7 +1,7 @@
 // The model file reader, tagnet::Model::load_bytes: every input either loads into a model that
 // can be saved and read back, or is refused with a one-line ModelFileError naming the file.
-#include "tagnet/architectures.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/nn/model.h"
 
 #include "container_input.h"
 #include "fuzz_check.h"

@@ -1,6 +1,6 @@
 // The ONNX reader, tagnet::import_onnx: every input either imports into a model that exports
 // and imports again, or is refused with a one-line OnnxError naming the file.
-#include "tagnet/onnx.h"
+#include "tagnet/io/onnx.h"
 
 #include "fuzz_check.h"
 

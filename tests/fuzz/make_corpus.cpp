@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/features.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
-#include "tagnet/onnx.h"
+#include "tagnet/train/features.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/io/onnx.h"
 
 // Channel counts and formats the library never writes (grey + alpha PNG, BMP). The JPEGs come
 // from cjpeg and jpegtran (make-corpus.sh): stb's JPEG writer shifts negative numbers left,

@@ -1,5 +1,5 @@
 // Reading and rewriting the JSON header of a .tagnet file (layout in
-// shared/include/tagnet/model.h): the WebAssembly API saves a model's metadata as the core
+// shared/include/tagnet/nn/model.h): the WebAssembly API saves a model's metadata as the core
 // keeps it, and the page adds what only it knows (the label combinations of its examples, how
 // the model was fine-tuned) by rewriting the header around the untouched tensor data.
 //

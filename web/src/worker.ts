@@ -193,7 +193,7 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
            trainableParams };
 }
 
-// The few-picture recipe of the core (tagnet/teach.h); 'stop' ends it between pieces of work
+// The few-picture recipe of the core (tagnet/train/teach.h); 'stop' ends it between pieces of work
 // and keeps the model as it was.
 async function teach(r: TeachRequest, progress: (p: TeachProgress) => void): Promise<TeachResult> {
   const m = need(model, 'a model');

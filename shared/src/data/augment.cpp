@@ -5,7 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "tagnet/image.h"
+#include "tagnet/io/image.h"
 
 // The same seed must give the same pixels natively and in WASM, which has no fused
 // multiply-add: keep GCC from fusing under -march=haswell.

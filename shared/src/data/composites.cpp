@@ -1,4 +1,4 @@
-#include "tagnet/composites.h"
+#include "tagnet/data/composites.h"
 
 #include <algorithm>
 #include <numeric>

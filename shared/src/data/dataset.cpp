@@ -1,4 +1,4 @@
-#include "tagnet/dataset.h"
+#include "tagnet/data/dataset.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "tagnet/image.h"
+#include "tagnet/io/image.h"
 
 #include <algorithm>
 #include <cerrno>

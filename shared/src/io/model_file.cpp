@@ -1,4 +1,4 @@
-// The model file: see the format in tagnet/model.h.
+// The model file: see the format in tagnet/nn/model.h.
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
@@ -10,8 +10,8 @@
 #include <utility>
 #include <unistd.h>
 
-#include "tagnet/architectures.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/nn/model.h"
 
 #include "file_io.h"
 #include "json_number.h"

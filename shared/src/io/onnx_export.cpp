@@ -1,8 +1,8 @@
-// tagnet model -> ONNX graph (NCHW, dynamic batch): see tagnet/onnx.h and docs/onnx.md.
+// tagnet model -> ONNX graph (NCHW, dynamic batch): see tagnet/io/onnx.h and docs/onnx.md.
 #include <algorithm>
 
-#include "tagnet/architectures.h"
-#include "tagnet/onnx.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/io/onnx.h"
 
 #include "file_io.h"
 #include "onnx_proto.h"

@@ -1,4 +1,4 @@
-// ONNX graph -> tagnet Sequential model: see tagnet/onnx.h and docs/onnx.md.
+// ONNX graph -> tagnet Sequential model: see tagnet/io/onnx.h and docs/onnx.md.
 //
 // The nodes are walked in their (topological) order as one chain from the graph input to its
 // output. `Value` is what the chain carries, in tagnet's terms: a per-sample shape, which tagnet
@@ -13,8 +13,8 @@
 #include <map>
 #include <numeric>
 
-#include "tagnet/architectures.h"
-#include "tagnet/onnx.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/io/onnx.h"
 
 #include "file_io.h"
 #include "onnx_proto.h"

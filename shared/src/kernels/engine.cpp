@@ -1,4 +1,4 @@
-#include "tagnet/engine.h"
+#include "tagnet/kernels/engine.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "tagnet/tensor.h"
+#include "tagnet/kernels/tensor.h"
 
 #include <algorithm>
 #include <stdexcept>

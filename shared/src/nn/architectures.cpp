@@ -1,4 +1,4 @@
-#include "tagnet/architectures.h"
+#include "tagnet/nn/architectures.h"
 
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-#include "tagnet/layers.h"
+#include "tagnet/nn/layers.h"
 
 #include <algorithm>
 #include <cmath>

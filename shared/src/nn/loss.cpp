@@ -1,4 +1,4 @@
-#include "tagnet/loss.h"
+#include "tagnet/nn/loss.h"
 
 #include <algorithm>
 #include <cmath>

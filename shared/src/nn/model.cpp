@@ -1,4 +1,4 @@
-#include "tagnet/model.h"
+#include "tagnet/nn/model.h"
 
 #include <algorithm>
 #include <cmath>

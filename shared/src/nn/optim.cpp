@@ -1,4 +1,4 @@
-#include "tagnet/optim.h"
+#include "tagnet/nn/optim.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "tagnet/engine.h"
-#include "tagnet/model.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/nn/model.h"
 
 #include "thread_pool.h"
 

@@ -1,11 +1,11 @@
-#include "tagnet/bench.h"
+#include "tagnet/train/bench.h"
 
 #include <algorithm>
 #include <chrono>
 #include <vector>
 
 #include "kernels.h"
-#include "tagnet/architectures.h"
+#include "tagnet/nn/architectures.h"
 
 namespace tagnet {
 

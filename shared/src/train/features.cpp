@@ -1,5 +1,5 @@
-// Transfer learning pieces and the feature file: see tagnet/features.h.
-#include "tagnet/features.h"
+// Transfer learning pieces and the feature file: see tagnet/train/features.h.
+#include "tagnet/train/features.h"
 
 #include <algorithm>
 #include <cerrno>

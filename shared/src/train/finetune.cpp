@@ -1,5 +1,5 @@
-// The fine-tuning policy: see tagnet/finetune.h.
-#include "tagnet/finetune.h"
+// The fine-tuning policy: see tagnet/train/finetune.h.
+#include "tagnet/train/finetune.h"
 
 #include <algorithm>
 #include <set>

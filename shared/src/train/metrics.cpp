@@ -1,4 +1,4 @@
-#include "tagnet/metrics.h"
+#include "tagnet/train/metrics.h"
 
 #include <algorithm>
 #include <cmath>

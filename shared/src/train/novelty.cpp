@@ -1,10 +1,10 @@
-#include "tagnet/novelty.h"
+#include "tagnet/train/novelty.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include "tagnet/finetune.h"
+#include "tagnet/train/finetune.h"
 
 namespace tagnet {
 

@@ -1,4 +1,4 @@
-#include "tagnet/teach.h"
+#include "tagnet/train/teach.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,10 +8,10 @@
 #include <set>
 #include <stdexcept>
 
-#include "tagnet/architectures.h"
-#include "tagnet/features.h"
-#include "tagnet/novelty.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/train/features.h"
+#include "tagnet/train/novelty.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet {
 

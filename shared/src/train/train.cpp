@@ -1,4 +1,4 @@
-#include "tagnet/train.h"
+#include "tagnet/train/train.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "tagnet/metrics.h"
+#include "tagnet/train/metrics.h"
 
 namespace tagnet {
 

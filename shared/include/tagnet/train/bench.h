@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tagnet/engine.h"
+#include "tagnet/kernels/engine.h"
 
 namespace tagnet {
 

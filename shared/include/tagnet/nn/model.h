@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/layers.h"
-#include "tagnet/loss.h"
-#include "tagnet/optim.h"
-#include "tagnet/tensor.h"
+#include "tagnet/nn/layers.h"
+#include "tagnet/nn/loss.h"
+#include "tagnet/nn/optim.h"
+#include "tagnet/kernels/tensor.h"
 
 namespace tagnet {
 

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/finetune.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
 
 namespace tagnet {
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/engine.h"
+#include "tagnet/kernels/engine.h"
 
 namespace tagnet {
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/architectures.h"
-#include "tagnet/image.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/io/image.h"
+#include "tagnet/nn/model.h"
 
 namespace tagnet {
 

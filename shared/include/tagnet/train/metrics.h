@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/tensor.h"
+#include "tagnet/kernels/tensor.h"
 
 namespace tagnet {
 

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "tagnet/tensor.h"
+#include "tagnet/kernels/tensor.h"
 
 namespace tagnet {
 

@@ -29,10 +29,10 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/architectures.h"
-#include "tagnet/finetune.h"
-#include "tagnet/model.h"
-#include "tagnet/train.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/train/finetune.h"
+#include "tagnet/nn/model.h"
+#include "tagnet/train/train.h"
 
 namespace tagnet {
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "tagnet/dataset.h"
+#include "tagnet/data/dataset.h"
 
 namespace tagnet {
 

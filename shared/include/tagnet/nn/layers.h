@@ -22,8 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "tagnet/engine.h"
-#include "tagnet/tensor.h"
+#include "tagnet/kernels/engine.h"
+#include "tagnet/kernels/tensor.h"
+#include "tagnet/nn/context.h"
 
 namespace tagnet {
 

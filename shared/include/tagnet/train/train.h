@@ -19,9 +19,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tagnet/architectures.h"
-#include "tagnet/dataset.h"
-#include "tagnet/model.h"
+#include "tagnet/nn/architectures.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/nn/model.h"
 
 namespace tagnet {
 

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "tagnet/dataset.h"
-#include "tagnet/model.h"
+#include "tagnet/data/dataset.h"
+#include "tagnet/nn/model.h"
 
 namespace tagnet {
 
