@@ -11,13 +11,6 @@ namespace fs = std::filesystem;
 
 namespace tagnet::native {
 
-LabelMode label_mode_from_name(const std::string& s) {
-  if (s == "multi") return LabelMode::kMulti;
-  if (s == "single") return LabelMode::kSingle;
-  throw std::invalid_argument("--labels must be multi or single, not '" + s + "'");
-}
-
-std::string label_mode_name(LabelMode m) { return m == LabelMode::kMulti ? "multi" : "single"; }
 
 std::vector<std::string> folder_labels(const std::string& folder, LabelMode mode) {
   if (mode == LabelMode::kSingle) return {folder};

@@ -14,10 +14,6 @@
 
 namespace tagnet::native {
 
-enum class LabelMode { kMulti, kSingle };
-LabelMode label_mode_from_name(const std::string& s);   // "multi" / "single"
-std::string label_mode_name(LabelMode m);
-
 // The labels a folder name stands for.
 std::vector<std::string> folder_labels(const std::string& folder, LabelMode mode);
 

@@ -35,7 +35,7 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
   auto record = [&] {
     r.history = trainer.history();
     r.history_json = continued_history(o.earlier, history_json(r.history));
-    model.metadata()["history"] = r.history_json;
+    model.card().history = r.history_json;
   };
   Trainer::Callbacks cb;
   cb.checkpoint = o.model_out.empty() ? Checkpoint::kNone : o.checkpoint;
@@ -106,12 +106,12 @@ RunResult run_training(Trainer& trainer, Model& model, Head head, const RunOptio
 void write_history(const std::string& path, const std::string& title, const Model& model,
                    const nlohmann::json& extra) {
   if (path.empty()) return;
-  const auto& md = model.metadata();
+  const ModelCard& card = model.card();
   nlohmann::json h = {{"title", title},
-                      {"history", md.value("history", nlohmann::json::array())},
-                      {"metrics", md.value("metrics", nlohmann::json())},
-                      {"training", md.value("training", nlohmann::json::object())},
-                      {"labels", md.value("labels", nlohmann::json::array())}};
+                      {"history", card.history.is_null() ? nlohmann::json::array() : card.history},
+                      {"metrics", card.metrics},
+                      {"training", card.provenance.training.is_null() ? nlohmann::json::object() : card.provenance.training},
+                      {"labels", card.labels}};
   h.update(extra);
   write_text(path, h.dump(2) + "\n");
 }

@@ -52,7 +52,7 @@ TEST(Cli, FolderPipelineEndToEnd) {
   const std::regex kept_line("validation metrics \\(epoch ([0-9]+) of 20, the lowest val_loss ");
   std::smatch kept;
   ASSERT_TRUE(std::regex_search(r.out, kept, kept_line)) << r.out;
-  EXPECT_EQ(tagnet::Model::load(model).metadata()["training"]["kept_epoch"], std::stoi(kept[1].str()));
+  EXPECT_EQ(tagnet::Model::load(model).card().provenance.training["kept_epoch"], std::stoi(kept[1].str()));
   EXPECT_NE(r.out.find("val_binary_accuracy"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("exact"), std::string::npos) << r.out;
   ASSERT_TRUE(fs::exists(model));
@@ -113,7 +113,7 @@ TEST(Cli, FashionMnistTrainsAndEvaluates) {
               d + "/f2.tagnet --plot '' --history ''");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("Adam state (100 steps)"), std::string::npos) << r.out;   // 3200 pictures, batch 32
-  const nlohmann::json history = tagnet::Model::load(d + "/f2.tagnet").metadata()["history"];
+  const nlohmann::json history = tagnet::Model::load(d + "/f2.tagnet").card().history;
   ASSERT_EQ(history.size(), 2u);
   EXPECT_EQ(history[0]["epoch"], 1);
   EXPECT_EQ(history[1]["epoch"], 2);

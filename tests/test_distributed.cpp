@@ -185,7 +185,7 @@ TEST(Distributed, GoesOnWithAnotherProcessCount) {
   r = cli::run_cli(args + " --base " + d + "/m.tagnet --model " + d + "/m.tagnet");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("Adam state (20 steps)"), std::string::npos) << r.out;
-  EXPECT_EQ(Model::load(d + "/m.tagnet").metadata()["history"].size(), 3u);
+  EXPECT_EQ(Model::load(d + "/m.tagnet").card().history.size(), 3u);
 }
 
 // mpirun in the background, its output in `log`; processes of its rank `rank` found by their

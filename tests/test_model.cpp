@@ -101,7 +101,7 @@ Model small_vgg_like() {
   m.add(std::make_unique<Dense>(5));
   m.add(std::make_unique<Sigmoid>());
   m.build(9);
-  m.metadata()["labels"] = {"a", "b", "c", "d", "e"};
+  m.card().labels = {"a", "b", "c", "d", "e"};
   return m;
 }
 
@@ -122,7 +122,7 @@ TEST(ModelFile, RoundTripIsBitExactWithOptimizerState) {
   Model back = Model::load(path, &opt);
   ASSERT_EQ(back.arena_size(), m.arena_size());
   EXPECT_EQ(0, std::memcmp(back.param_arena(), m.param_arena(), m.arena_size() * sizeof(float)));
-  EXPECT_EQ(back.metadata()["labels"], m.metadata()["labels"]);
+  EXPECT_EQ(back.card().labels, m.card().labels);
   EXPECT_FALSE(back.layer(0).trainable);
   EXPECT_EQ(back.layer(2).name, "batch_normalization");
   ASSERT_TRUE(opt);
@@ -247,7 +247,67 @@ TEST(ModelFile, DeeplyNestedHeaderIsRefused) {
   const std::vector<uint8_t> deepest = with_metadata(62);
   EXPECT_EQ(load_error(deepest), "");
   Model back = Model::load_bytes(deepest.data(), deepest.size(), "test.tagnet");
-  EXPECT_EQ(back.metadata()["deep"].dump(), nested_arrays(62));
+  EXPECT_EQ(back.card().other["deep"].dump(), nested_arrays(62));
+}
+
+// The card reads every key tagnet writes into its field and writes it back unchanged; keys it
+// does not know are kept, and a file with only some keys (an older one) reads.
+TEST(ModelCard, EveryKeyRoundTripsAndUnknownKeysAreKept) {
+  const nlohmann::json md = {
+      {"labels", {"black", "dress", "red"}},
+      {"label_mode", "multi"},
+      {"head", "sigmoid"},
+      {"architecture", "smallervggnet"},
+      {"description", "clothing colours and kinds"},
+      {"input", "features"},
+      {"preprocessing", {{"color", "rgb"}, {"scale", 1.0 / 255}, {"resize", "area"}, {"mean", {0.485, 0.456, 0.406}},
+                         {"std", {0.229, 0.224, 0.225}}, {"crop", "centre"}}},
+      {"combinations", nlohmann::json::array({{"black", "dress"}, {"dress", "red"}})},
+      {"threshold", 0.5},
+      {"thresholds", {0.4, 0.5, 0.6}},
+      {"novelty", {{"means", {{1.0}}}, {"spread", {1.0}}, {"threshold", 2.0}}},
+      {"training", {{"epochs", 75}, {"seed", 42}}},
+      {"data", {{"dataset", "fashion-color/dataset"}}},
+      {"imported", {{"format", "onnx"}}},
+      {"replaced_head", {{"cut", 20}}},
+      {"fine_tuned", {{"recipe", "teach"}, {"date", "2026-12-07T10:00:00Z"}}},
+      {"base", {{"layers", 21}}},
+      {"metrics", {{"exact_match", 0.97}}},
+      {"metrics_before_finetuning", {{"exact_match", 0.9}}},
+      {"history", {{{"loss", 0.5}}}},
+      {"from_a_newer_tagnet", {{"anything", {1, 2, 3}}}},
+  };
+  const ModelCard card = ModelCard::from_json(md);
+  EXPECT_EQ(card.labels, (std::vector<std::string>{"black", "dress", "red"}));
+  EXPECT_EQ(card.mode(Head::kSoftmax), LabelMode::kMulti);
+  EXPECT_EQ(card.head, Head::kSigmoid);
+  ASSERT_TRUE(card.preprocessing);
+  EXPECT_EQ(card.preprocessing->stddev, (std::vector<double>{0.229, 0.224, 0.225}));
+  EXPECT_EQ(card.preprocessing->other["crop"], "centre");
+  EXPECT_EQ(card.threshold_for(2), 0.6);
+  EXPECT_EQ(card.provenance.fine_tuned["recipe"], "teach");
+  EXPECT_EQ(card.other["from_a_newer_tagnet"]["anything"][2], 3);
+  EXPECT_EQ(card.to_json(), md);
+
+  const ModelCard old = ModelCard::from_json({{"labels", {"cat", "dog"}}});
+  EXPECT_EQ(old.mode(Head::kSigmoid), LabelMode::kMulti);   // no label_mode: the head's
+  EXPECT_EQ(old.mode(Head::kLogit), LabelMode::kSingle);
+  EXPECT_EQ(old.threshold_for(0), 0.5);
+  EXPECT_EQ(old.to_json(), nlohmann::json({{"labels", {"cat", "dog"}}}));
+
+  // Through a model file, with the unknown key.
+  Model m = small_vgg_like();
+  m.card() = ModelCard::from_json(md);
+  m.card().labels = {"a", "b", "c", "d", "e"};
+  m.card().thresholds = {0.5, 0.5, 0.5, 0.5, 0.5};
+  const std::vector<uint8_t> bytes = m.save_bytes();
+  EXPECT_EQ(Model::load_bytes(bytes.data(), bytes.size(), "card.tagnet").card().to_json(), m.card().to_json());
+
+  ModelCard relabelled = ModelCard::from_json(md);
+  relabelled.forget_training_results();
+  for (const char* gone : {"combinations", "thresholds", "description", "metrics", "history"})
+    EXPECT_FALSE(relabelled.to_json().contains(gone)) << gone;
+  EXPECT_TRUE(relabelled.to_json().contains("novelty"));
 }
 
 // `tagnet classify` reads a probability per label name: a one-logit head gives two.
@@ -255,28 +315,37 @@ TEST(ModelFile, NoMoreLabelNamesThanProbabilities) {
   Model logit({3});
   logit.add(std::make_unique<Dense>(1));
   logit.build(0);
-  logit.metadata()["labels"] = {"cat", "dog"};
+  logit.card().labels = {"cat", "dog"};
   EXPECT_EQ(load_error(logit.save_bytes()), "");
-  logit.metadata()["labels"] = {"cat", "dog", "fox"};
+  logit.card().labels = {"cat", "dog", "fox"};
   EXPECT_EQ(load_error(logit.save_bytes()), "test.tagnet: 3 label names for 1 model outputs");
 
   Model m = small_vgg_like();  // 5 sigmoid outputs
-  m.metadata()["labels"] = {"a", "b", "c", "d", "e", "f"};
+  m.card().labels = {"a", "b", "c", "d", "e", "f"};
   EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: 6 label names for 5 model outputs");
-  m.metadata()["labels"] = {"a", 7};
-  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata labels must be a list of names");
   // A base cut from a classifier keeps the classifier's labels; fewer names than outputs is fine.
-  m.metadata()["labels"] = {"a", "b"};
-  EXPECT_EQ(load_error(m.save_bytes()), "");
-  // Metadata that tagnet reads as one JSON type is refused, with the file's name, in another.
-  m.metadata()["preprocessing"] = {1, 2};
-  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata preprocessing must be a JSON object, not array");
-  m.metadata().erase("preprocessing");
-  m.metadata()["label_mode"] = 3;
-  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata label_mode must be text, not number");
-  m.metadata().erase("label_mode");
-  m.metadata()["combinations"] = "red";
-  EXPECT_EQ(load_error(m.save_bytes()), "test.tagnet: metadata combinations must be a list, not string");
+  m.card().labels = {"a", "b"};
+  const std::vector<uint8_t> good = m.save_bytes();
+  EXPECT_EQ(load_error(good), "");
+  // Metadata that tagnet reads as one JSON type is refused, with the file's name, in another,
+  // and so are values it cannot read.
+  const std::pair<nlohmann::json, std::string> refused[] = {
+      {{{"labels", {"a", 7}}}, "metadata labels must be a list of names"},
+      {{{"preprocessing", {1, 2}}}, "metadata preprocessing must be a JSON object, not array"},
+      {{{"preprocessing", {{"mean", "x"}}}}, "metadata preprocessing.mean must be a list of numbers, one per channel"},
+      {{{"label_mode", 3}}, "metadata label_mode must be text, not number"},
+      {{{"label_mode", "many"}}, "metadata label_mode cannot be read: unknown label mode 'many' (multi, single)"},
+      {{{"head", "tanh"}}, "metadata head cannot be read: unknown head 'tanh' (softmax, sigmoid, logit)"},
+      {{{"combinations", "red"}}, "metadata combinations must be a list, not string"},
+      {{{"combinations", {"red"}}}, "metadata combinations must be a list of label lists"},
+      {{{"threshold", 2}}, "metadata threshold must be a number from 0 to 1"},
+      {{{"thresholds", {0.5, "x"}}}, "metadata thresholds must be a list of numbers"},
+      {{{"training", 1}}, "metadata training must be a JSON object, not number"},
+  };
+  for (const auto& [md, error] : refused) {
+    const auto bad = with_header(good, [&](nlohmann::json& h) { h["metadata"].update(md); });
+    EXPECT_EQ(load_error(bad), "test.tagnet: " + error) << md.dump();
+  }
   const auto listed = with_header(m.save_bytes(), [](nlohmann::json& h) { h["metadata"] = {1, 2}; });
   EXPECT_EQ(load_error(listed), "test.tagnet: metadata must be a JSON object");
 }

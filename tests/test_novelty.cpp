@@ -82,7 +82,7 @@ TEST(Novelty, StoredByTrainingUsedByClassifyExtendedByTeaching) {
   m.add(std::make_unique<Dense>(2));
   m.add(std::make_unique<Sigmoid>());
   m.build(5);
-  m.metadata()["labels"] = std::vector<std::string>{"red", "blue"};
+  m.card().labels = {"red", "blue"};
   const Context ctx{&engine(), false, nullptr};
   std::vector<float> novelty;
   classify_images(m, {plain(200, 10, 10)}, ctx, &novelty);
@@ -90,7 +90,7 @@ TEST(Novelty, StoredByTrainingUsedByClassifyExtendedByTeaching) {
 
   ColourSource source;
   learn_novelty(m, source, ctx);
-  ASSERT_TRUE(m.metadata().contains("novelty"));
+  ASSERT_TRUE(m.card().novelty.is_object());
   classify_images(m, {plain(220, 10, 10), plain(10, 10, 220), plain(10, 230, 10), plain(255, 255, 255)}, ctx,
                   &novelty);
   EXPECT_LT(novelty[0], 1.5f);   // like the red training pictures

@@ -29,7 +29,7 @@ Model random_model(const std::string& arch, const ArchOptions& o, uint64_t seed)
           p.value.at(k) = p.name == "moving_variance" || p.name == "gamma" ? rng.uniform(0.5f, 1.5f) : rng.uniform(-0.3f, 0.3f);
   std::vector<std::string> labels;
   for (int i = 0; i < o.outputs; ++i) labels.push_back("label" + std::to_string(i));
-  m.metadata()["labels"] = labels;
+  m.card().labels = labels;
   return m;
 }
 
@@ -68,9 +68,9 @@ TEST(Onnx, RoundTripGivesTheSameOutputs) {
     size_t fused = 0;   // a Conv or Dense with a fused ReLU comes back as two layers
     for (size_t i = 0; i < m.num_layers(); ++i) fused += m.layer(i).config().value("activation", "") == "relu";
     ASSERT_EQ(back.num_layers(), m.num_layers() + fused) << a.name;
-    EXPECT_EQ(back.metadata()["labels"], m.metadata()["labels"]);
-    EXPECT_EQ(back.metadata()["head"], head_name(a.options.head));
-    EXPECT_EQ(back.metadata()["architecture"], a.name);
+    EXPECT_EQ(back.card().labels, m.card().labels);
+    EXPECT_EQ(back.card().head, a.options.head);
+    EXPECT_EQ(back.card().architecture, a.name);
     EXPECT_EQ(back.param_count(), m.param_count());
     const Tensor x = random_input(m.input_shape(), 3, 11);
     const Tensor y = m.forward(x, ctx);
@@ -319,7 +319,7 @@ TEST(OnnxProto, LibonnxReadsWhatTagnetWrites) {
     EXPECT_EQ(in.dim(0).dim_param(), "N");
     EXPECT_EQ(in.dim(1).dim_value(), 3);
     bool labels = false;
-    for (auto& p : proto.metadata_props()) labels |= p.key() == "labels" && p.value() == m.metadata()["labels"].dump();
+    for (auto& p : proto.metadata_props()) labels |= p.key() == "labels" && p.value() == nlohmann::json(m.card().labels).dump();
     EXPECT_TRUE(labels);
   }
 }
@@ -419,7 +419,7 @@ TEST(OnnxProto, TagnetReadsWhatLibonnxWrites) {
   Model m = import_onnx(data, bytes.size(), "model bytes", {});
   ASSERT_EQ(m.num_layers(), 5u);
   EXPECT_EQ(m.layer(0).config()["padding"], "same");
-  EXPECT_EQ(m.metadata()["labels"], nlohmann::json({"a", "b"}));
+  EXPECT_EQ(m.card().labels, (std::vector<std::string>{"a", "b"}));
   EXPECT_FLOAT_EQ(m.layer(0).params()[1].value.at(1), -0.5f);
   // Gemm weight (F=32, O=2) -> tagnet (O, F) in (H, W, C) order, times alpha: feature f = c*16 + h*4 + w
   // of the NCHW flatten is tagnet feature (h*4 + w)*2 + c.

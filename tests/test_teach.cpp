@@ -27,8 +27,8 @@ Model small_classifier(Head head = Head::kSigmoid, int outputs = 3) {
   if (head == Head::kSigmoid) m.add(std::make_unique<Sigmoid>());
   if (head == Head::kSoftmax) m.add(std::make_unique<Softmax>());
   m.build(3);
-  m.metadata()["labels"] = std::vector<std::string>{"red", "green", "blue"};
-  m.metadata()["combinations"] = std::vector<std::vector<std::string>>{{"red"}, {"blue", "green"}};
+  m.card().labels = {"red", "green", "blue"};
+  m.card().combinations = std::set<std::vector<std::string>>{{"red"}, {"blue", "green"}};
   return m;
 }
 
@@ -81,7 +81,7 @@ TEST(Teach, NewLabelsLearnAndOldOutputsStayBitForBit) {
   Teacher t(m, {"top", "bottom"}, /*one_per_picture=*/true, o, ctx());
   Model taught = teach_top_bottom(m, t, 15);
 
-  const auto labels = taught.metadata()["labels"].get<std::vector<std::string>>();
+  const auto labels = taught.card().labels;
   EXPECT_EQ(labels, (std::vector<std::string>{"red", "green", "blue", "top", "bottom"}));
   EXPECT_EQ(model_head(taught), Head::kSigmoid);
 
@@ -111,7 +111,8 @@ TEST(Teach, NewLabelsLearnAndOldOutputsStayBitForBit) {
   EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
   // Only the head trains in the result; the combinations gain the taught pictures' sets.
   EXPECT_EQ(taught.trainable_param_count(), 5u * 33u);
-  EXPECT_GT(taught.metadata()["combinations"].size(), 2u);
+  ASSERT_TRUE(taught.card().combinations);
+  EXPECT_GT(taught.card().combinations->size(), 2u);
 }
 
 TEST(Teach, SameInputsGiveTheSameModel) {
@@ -132,7 +133,7 @@ TEST(Teach, AnOldLabelWithPicturesTrainsAndTheOthersDoNot) {
   while (t.step()) {
   }
   Model taught = t.result();
-  EXPECT_EQ(taught.metadata()["labels"].get<std::vector<std::string>>(),
+  EXPECT_EQ(taught.card().labels,
             (std::vector<std::string>{"red", "green", "blue", "top"}));
   std::vector<Image> unseen{square_picture(true, 5), square_picture(false, 6)};
   const auto before = outputs(m, unseen), after = outputs(taught, unseen);
@@ -153,9 +154,9 @@ TEST(Teach, ReplacingTheLabels) {
   o.keep_labels = false;
   Teacher t(m, {"top", "bottom"}, true, o, ctx());
   Model taught = teach_top_bottom(m, t, 6);
-  EXPECT_EQ(taught.metadata()["labels"].get<std::vector<std::string>>(), (std::vector<std::string>{"top", "bottom"}));
+  EXPECT_EQ(taught.card().labels, (std::vector<std::string>{"top", "bottom"}));
   EXPECT_EQ(model_head(taught), Head::kSoftmax);
-  EXPECT_EQ(taught.metadata()["label_mode"], "single");
+  EXPECT_EQ(taught.card().label_mode, LabelMode::kSingle);
 }
 
 TEST(Teach, FewPicturesAndChanceAreSaidPlainly) {

@@ -81,7 +81,7 @@ ImageSet load_pictures(const std::string& dir) {
 std::string write_backbone(const std::string& dir) {
   Model m = make_architecture("fashionnet", {10, Head::kSoftmax, {}, -1});
   m.build(11);
-  m.metadata()["labels"] = {"tshirt", "trouser", "pullover", "dress", "coat",
+  m.card().labels = {"tshirt", "trouser", "pullover", "dress", "coat",
                             "sandal", "shirt",   "sneaker",  "bag",   "boot"};
   const std::string path = dir + "/backbone.tagnet";
   m.save(path);
@@ -238,7 +238,7 @@ TEST(TransferCli, ReplacedHeadTrainsOnTwoByTwoPicturesOverAFrozenBase) {
   Model cut = Model::load(d + "/cut.tagnet");
   EXPECT_EQ(cut.layer(4).type(), "Flatten");
   EXPECT_EQ(cut.output_shape(), Shape({3}));
-  EXPECT_EQ(cut.metadata()["labels"], nlohmann::json({"a", "b", "c"}));
+  EXPECT_EQ(cut.card().labels, (std::vector<std::string>{"a", "b", "c"}));
   fs::remove_all(d);
 }
 
@@ -290,7 +290,7 @@ TEST(TransferCli, FolderRunFromABaseGetsANewHeadThenGoesOn) {
   while (head > 0 && headed.layer(--head).type() != "Dense") {
   }
   EXPECT_EQ(model_head(headed), Head::kLogit);
-  EXPECT_EQ(headed.metadata()["labels"], kClasses);
+  EXPECT_EQ(headed.card().labels, kClasses);
   EXPECT_TRUE(same_bits(params_of(backbone, 0, head), params_of(headed, 0, head)));
   const nlohmann::json ev = run_cli_json("evaluate --model " + d + "/head.tagnet --dataset " + d + "/val --json");
   EXPECT_GT(ev["accuracy"].get<double>(), 0.9) << ev.dump();

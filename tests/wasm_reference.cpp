@@ -128,7 +128,7 @@ nlohmann::json onnx_reference(const std::string& dir, const std::string& name, M
     outputs.push_back(std::vector<float>(y.data() + b * F, y.data() + (b + 1) * F));
   }
   return {{"name", name}, {"onnx", "onnx-" + name + ".onnx"}, {"input", "onnx-" + name + ".f32"},
-          {"inputShape", in.dims()}, {"labels", m.metadata()["labels"]}, {"pictures", pictures}, {"outputs", outputs}};
+          {"inputShape", in.dims()}, {"labels", m.card().labels}, {"pictures", pictures}, {"outputs", outputs}};
 }
 
 // ONNX files of two networks: fashionnet after a few Adam steps on the pictures (a trained
@@ -140,7 +140,7 @@ nlohmann::json onnx_references(const std::string& dir, const std::vector<tagnet:
   Model trained = tagnet::make_architecture("fashionnet", {4, Head::kSoftmax, {}, -1.f});
   trained.build(3);
   perturb(trained, 5);
-  trained.metadata()["labels"] = {"shirt", "dress", "bag", "boot"};
+  trained.card().labels = {"shirt", "dress", "bag", "boot"};
   const tagnet::Shape& in = trained.input_shape();
   const int B = static_cast<int>(images.size());
   tagnet::Tensor x(in.batched(B)), t({B, 4});
@@ -158,7 +158,7 @@ nlohmann::json onnx_references(const std::string& dir, const std::vector<tagnet:
   Model vgg = tagnet::make_architecture("smallervggnet", {6, Head::kSigmoid, {}, -1.f});
   vgg.build(7);
   perturb(vgg, 11);
-  vgg.metadata()["labels"] = {"red", "blue", "black", "dress", "jeans", "shirt"};
+  vgg.card().labels = {"red", "blue", "black", "dress", "jeans", "shirt"};
   out.push_back(onnx_reference(dir, "smallervggnet", vgg, images, engine));
   return out;
 }
@@ -183,8 +183,8 @@ int make(const std::string& dir, const tagnet::Engine& engine) {
     perturb(m, 11);
     std::vector<std::string> labels;
     for (int i = 0; i < n.outputs; ++i) labels.push_back(std::string("label") + char('a' + i));
-    m.metadata()["labels"] = labels;
-    m.metadata()["label_mode"] = n.head == Head::kSigmoid ? "multi" : "single";
+    m.card().labels = labels;
+    m.card().label_mode = label_mode_of(n.head);
     const std::string file = std::string(n.name) + ".tagnet";
     m.save(dir + "/" + file);
     nlohmann::json outputs = nlohmann::json::object();

@@ -213,10 +213,9 @@ class WasmModel {
       nlohmann::json j;
       j["labels"] = labels();
       j["inputShape"] = m.input_shape().dims();
-      j["architecture"] = m.metadata().value("architecture", std::string());
+      j["architecture"] = m.card().architecture;
       j["head"] = tagnet::head_name(tagnet::model_head(m));
-      j["labelMode"] = m.metadata().value(
-          "label_mode", std::string(tagnet::model_head(m) == tagnet::Head::kSigmoid ? "multi" : "single"));
+      j["labelMode"] = tagnet::label_mode_name(m.card().mode(tagnet::model_head(m)));
       j["params"] = m.param_count();
       j["trainableParams"] = m.trainable_param_count();
       nlohmann::json layers = nlohmann::json::array();
@@ -229,7 +228,7 @@ class WasmModel {
                           {"outputShape", l.output_shape.dims()}});
       }
       j["layers"] = std::move(layers);
-      j["metadata"] = m.metadata();
+      j["metadata"] = m.card().to_json();
       out = j.dump();
     });
     return out;
@@ -285,8 +284,8 @@ class WasmModel {
                                     " labels, got " + std::to_string(names.size()));
       const auto head = multi_label ? tagnet::Head::kSigmoid : tagnet::Head::kSoftmax;
       tagnet::replace_head(m, static_cast<int>(names.size()), head, static_cast<uint64_t>(seed));
-      m.metadata()["labels"] = names;
-      m.metadata()["label_mode"] = multi_label ? "multi" : "single";
+      m.card().labels = names;
+      m.card().label_mode = tagnet::label_mode_of(head);
     });
   }
 
@@ -328,8 +327,8 @@ class WasmModel {
       auto m = std::make_shared<Model>(tagnet::make_architecture(
           architecture, {static_cast<int>(names.size()), h, {}, -1.f}));
       m->build(static_cast<uint64_t>(seed));
-      m->metadata()["labels"] = names;
-      m->metadata()["label_mode"] = h == tagnet::Head::kSigmoid ? "multi" : "single";
+      m->card().labels = names;
+      m->card().label_mode = tagnet::label_mode_of(h);
       model_ = std::move(m);
     });
   }
@@ -345,16 +344,7 @@ class WasmModel {
   std::vector<std::string> labels() const {
     const Model& m = model();
     const int count = m.output_shape().numel() == 1 ? 2 : int(m.output_shape().numel());
-    auto it = m.metadata().find("labels");
-    if (it != m.metadata().end() && it->is_array() && int(it->size()) == count) {
-      std::vector<std::string> names;
-      bool strings = true;
-      for (const auto& l : *it) {
-        if (!l.is_string()) { strings = false; break; }
-        names.push_back(l.get<std::string>());
-      }
-      if (strings) return names;
-    }
+    if (int(m.card().labels.size()) == count) return m.card().labels;
     std::vector<std::string> names;
     for (int i = 0; i < count; ++i) names.push_back(std::to_string(i));
     return names;

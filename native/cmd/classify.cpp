@@ -43,12 +43,10 @@ int classify_command(const ClassifyArgs& a) {
   const auto engine = make_engine(a.engine);
   const Context ctx{engine.get(), false, nullptr, 0};
   Model model = Model::load(a.model);
-  const auto& md = model.metadata();
-  const std::vector<std::string> labels = md.value("labels", std::vector<std::string>{});
+  const std::vector<std::string> labels = model.card().labels;
   if (labels.empty()) throw std::runtime_error(a.model + ": the model file has no label names");
   const Head head = model_head(model);
-  std::set<std::vector<std::string>> seen;
-  if (md.contains("combinations")) seen = md["combinations"].get<std::set<std::vector<std::string>>>();
+  const std::set<std::vector<std::string>> seen = model.card().combinations.value_or(std::set<std::vector<std::string>>{});
 
   std::vector<std::string> files;
   for (auto& p : a.images) {

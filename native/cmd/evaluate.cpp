@@ -26,9 +26,9 @@ int evaluate_command(const EvaluateArgs& a) {
   const auto engine = make_engine(a.engine);
   const Context ctx{engine.get(), false, nullptr, 0};
   Model model = Model::load(a.model);
-  const auto& md = model.metadata();
+  const ModelCard& card = model.card();
   const Head head = model_head(model);
-  std::vector<std::string> labels = md.value("labels", std::vector<std::string>{});
+  std::vector<std::string> labels = card.labels;
   std::unique_ptr<BatchSource> data;
   if (a.dataset == "fashion-mnist") {
     if (model.input_shape() != Shape{56, 56, 1})
@@ -38,7 +38,7 @@ int evaluate_command(const EvaluateArgs& a) {
     if (labels.empty()) labels = kFashionMnistClasses;
   } else {
     if (labels.empty()) throw std::runtime_error(a.model + ": the model file has no label names");
-    FolderOptions fo = folder_options(label_mode_from_name(md.value("label_mode", std::string("multi"))),
+    FolderOptions fo = folder_options(card.mode(head),
                                       model.input_shape(), a.engine.threads);
     fo.fixed_labels = &labels;
     fo.fixed_head = head;

@@ -88,7 +88,7 @@ int features_command(const FeaturesArgs& a) {
   f.base["source"] = fs::absolute(a.model).string();
   f.metadata = info;
   f.metadata["label_mode"] = mode;
-  if (trained.metadata().contains("preprocessing")) f.metadata["preprocessing"] = trained.metadata()["preprocessing"];
+  if (trained.card().preprocessing) f.metadata["preprocessing"] = trained.card().preprocessing->to_json();
   f.save(a.out);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("wrote %s: %zu examples, features %s, %zu labels (%s), base %s in %.1f s\n", a.out.c_str(), f.size(),
@@ -108,6 +108,7 @@ Command add_features(CLI::App& app) {
       ->required();
   c->add_option("--out", a->out, "Feature file to write")->required();
   c->add_option("--labels", a->labels, "Folder names: single (one class each) or multi (red_dress -> red, dress)")
+      ->check(CLI::IsMember({"single", "multi"}))
       ->capture_default_str();
   c->add_option("--layer", a->layer, "The base's last layer, by index or name (default: before Flatten)");
   c->add_option("--data-dir", a->data_dir, "Where the Fashion-MNIST IDX files are")->capture_default_str();

@@ -36,10 +36,10 @@ int finetune_command(const FinetuneArgs& a) {
   if (a.epochs < 0) throw std::invalid_argument("--epochs must not be negative");
   Model backbone = Model::load(a.base);
   Model top = Model::load(a.top);
-  const auto& tmd = top.metadata();
-  const std::vector<std::string> labels = tmd.value("labels", std::vector<std::string>{});
+  const ModelCard& tcard = top.card();
+  const std::vector<std::string> labels = tcard.labels;
   if (labels.empty()) throw std::runtime_error(a.top + ": the top model has no label names");
-  const nlohmann::json want = tmd.value("base", nlohmann::json::object());
+  const nlohmann::json want = tcard.provenance.base.is_object() ? tcard.provenance.base : nlohmann::json::object();
   const size_t n = want.contains("layers") ? want["layers"].get<size_t>() : base_end(backbone);
   if (n == 0 || n > backbone.num_layers())
     throw std::invalid_argument(a.top + " was trained on the first " + std::to_string(n) + " layers of a base; " +
@@ -56,12 +56,10 @@ int finetune_command(const FinetuneArgs& a) {
                                 " (a top model comes from `tagnet train --features`)");
   Model model = join_models(base, top);
   const Head head = model_head(model);
-  const LabelMode lm = label_mode_from_name(tmd.value("label_mode", head == Head::kSigmoid ? "multi" : "single"));
-  auto& md = model.metadata();
-  md.erase("input");
-  md["preprocessing"] = backbone.metadata().value(
-      "preprocessing", nlohmann::json{{"color", backbone.input_shape()[2] == 1 ? "grayscale" : "rgb"},
-                                      {"scale", 1.0 / 255}, {"resize", "area"}});
+  const LabelMode lm = tcard.mode(head);
+  ModelCard& card = model.card();
+  card.input.clear();
+  card.preprocessing = backbone.card().preprocessing.value_or(Preprocessing::for_channels(int(backbone.input_shape()[2])));
 
   // Checked before the pictures are loaded, so a typo fails fast.
   const size_t from = set_trainable(model, a.unfreeze, n, "--unfreeze");
@@ -100,11 +98,12 @@ int finetune_command(const FinetuneArgs& a) {
   to.augment = !a.augment.off;
   to.sync_batchnorm = a.sync_batchnorm;
   to.batchnorm_examples = batchnorm_examples_from_name(a.bn_statistics);
-  md["training"] = {{"epochs", a.epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
-                    {"momentum", a.momentum}, {"seed", a.seed}, {"augment", to.augment},
-                    {"unfreeze", a.unfreeze}, {"first_trainable_layer", from}, {"bn_statistics", a.bn_statistics},
-                    {"base", fs::absolute(a.base).string()}, {"top", fs::absolute(a.top).string()}};
-  md["data"] = {{"dataset", fs::absolute(a.dataset).string()}, {"label_mode", label_mode_name(lm)}};
+  card.provenance.training = {{"epochs", a.epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
+                              {"momentum", a.momentum}, {"seed", a.seed}, {"augment", to.augment},
+                              {"unfreeze", a.unfreeze}, {"first_trainable_layer", from},
+                              {"bn_statistics", a.bn_statistics}, {"base", fs::absolute(a.base).string()},
+                              {"top", fs::absolute(a.top).string()}};
+  card.provenance.data = {{"dataset", fs::absolute(a.dataset).string()}, {"label_mode", label_mode_name(lm)}};
   Trainer trainer(model, *train, sgd, loss_for(head), to, ctx);
   trainer.set_validation(val.get());
   RunOptions ro;
@@ -112,9 +111,9 @@ int finetune_command(const FinetuneArgs& a) {
   const RunResult run = run_training(trainer, model, head, ro);
   if (!leads()) return 0;   // rank 0 reports and writes the files
   const Scores after = score(model, *val, head, labels, ctx);
-  md["history"] = run.history_json;
-  md["metrics"] = after.json;
-  md["metrics_before_finetuning"] = before.json;
+  card.history = run.history_json;
+  card.metrics = after.json;
+  card.metrics_before_finetuning = before.json;
   model.save(a.model_out);
   write_history(a.history, "Fine-tuned " + a.unfreeze + " of " + fs::path(a.base).filename().string(), model,
                 {{"metrics_before_finetuning", before.json}});

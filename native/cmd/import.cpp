@@ -26,9 +26,9 @@ int import_command(const ImportArgs& a) {
   Model m = import_onnx_file(a.onnx, o);
   m.save(a.out);
   std::printf("%s", m.summary().c_str());
-  const auto labels = m.metadata().value("labels", std::vector<std::string>{});
+  const auto& labels = m.card().labels;
   std::printf("imported %s (%zu layers, %s head%s); saved %s\n", a.onnx.c_str(), m.num_layers(),
-              m.metadata()["head"].get<std::string>().c_str(),
+              head_name(model_head(m)).c_str(),
               labels.empty() ? ", no label names: give --labels to classify with it" : "", a.out.c_str());
   return 0;
 }

@@ -71,7 +71,9 @@ Command add_preview(CLI::App& app) {
   auto* c = app.add_subcommand("preview", "A montage of dataset pictures and augmented versions of one");
   c->add_option("--dataset", a->dataset, "Folder dataset")->required();
   c->add_option("--out", a->out)->capture_default_str();
-  c->add_option("--labels", a->labels)->capture_default_str();
+  c->add_option("--labels", a->labels, "Folder names: multi or single")
+      ->check(CLI::IsMember({"multi", "single"}))
+      ->capture_default_str();
   c->add_option("--count", a->count, "Dataset pictures shown")->capture_default_str();
   c->add_option("--augmented", a->augmented, "Augmented versions shown")->capture_default_str();
   c->add_option("--size", a->size)->capture_default_str();

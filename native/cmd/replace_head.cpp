@@ -35,14 +35,11 @@ int replace_head_command(const ReplaceHeadArgs& a) {
   if (outputs < 1) throw std::invalid_argument("give the new labels (--labels a,b,c) or --outputs N");
   const size_t cut = a.cut.empty() ? head_start(m) : find_layer(m, a.cut, "--cut") + 1;
   const size_t dense = cut_and_add_head(m, cut, outputs, head, a.seed, !a.no_freeze);
-  auto& md = m.metadata();
-  if (!labels.empty()) md["labels"] = labels;
-  else md.erase("labels");
-  md["label_mode"] = head == Head::kSigmoid ? "multi" : "single";
-  md.erase("combinations");
-  md.erase("metrics");
-  md.erase("history");
-  md["replaced_head"] = {{"from", fs::absolute(a.model).string()}, {"cut", cut}, {"frozen_below", a.no_freeze ? 0 : dense}};
+  ModelCard& card = m.card();
+  card.labels = labels;
+  card.label_mode = label_mode_of(head);
+  card.forget_training_results();
+  card.provenance.replaced_head = {{"from", fs::absolute(a.model).string()}, {"cut", cut}, {"frozen_below", a.no_freeze ? 0 : dense}};
   m.save(a.out);
   std::printf("%s", m.summary().c_str());
   std::printf("kept layers 0-%zu of %s, added a %s head with %d outputs%s; saved %s\n", cut - 1, a.model.c_str(),

@@ -81,7 +81,7 @@ int teach_command(const TeachArgs& a) {
   // The test folder's pictures through the taught model: the taught label scored highest
   // (one per picture), or each taught label's probability against 0.5.
   if (!a.test.empty()) {
-    const auto& labels = taught_model.metadata()["labels"];
+    const auto& labels = taught_model.card().labels;
     std::vector<int> column;
     for (const auto& l : taught)
       column.push_back(int(std::find(labels.begin(), labels.end(), l) - labels.begin()));
@@ -137,7 +137,7 @@ int teach_command(const TeachArgs& a) {
     std::printf("test accuracy %s\n", fraction(t["right"], t["total"]).c_str());
   }
   std::printf("wrote %s (labels: %s)\n", a.out.c_str(),
-              join(taught_model.metadata()["labels"].get<std::vector<std::string>>()).c_str());
+              join(taught_model.card().labels).c_str());
   return 0;
 }
 

@@ -56,7 +56,7 @@ BaseStart start_from_base(const TrainArgs& a, const std::vector<std::string>& la
   Model base = Model::load(a.base, &saved);
   BaseStart s{std::move(base), std::move(saved), head, false, "", 0};
   Model& model = s.model;
-  const bool same_labels = model.metadata().value("labels", std::vector<std::string>{}) == labels;
+  const bool same_labels = model.card().labels == labels;
   // Two classes: a softmax head made for them (replace-head, the bottleneck top model) stays.
   if (head == Head::kLogit && model_head(model) == Head::kSoftmax && same_labels) s.head = Head::kSoftmax;
   const int outputs = s.head == Head::kLogit ? 1 : static_cast<int>(labels.size());
@@ -258,7 +258,8 @@ int train_network(const TrainArgs& a) {
       throw std::invalid_argument(a.base + ": expects " + std::to_string(base_input[1]) + "x" +
                                   std::to_string(base_input[0]) + " pictures, not --size " + std::to_string(a.size));
     input = base_input;
-    arch = start->model.metadata().value("training", nlohmann::json::object()).value("arch", "model");
+    const nlohmann::json& trained = start->model.card().provenance.training;
+    arch = trained.is_object() ? trained.value("arch", "model") : "model";
   }
   Data data = src == Source::kFolder ? load_folder(a, labels, head, input, from_base) : load_fashion_mnist(a, src);
 
@@ -270,18 +271,18 @@ int train_network(const TrainArgs& a) {
   else model.build(a.seed);
   const std::string trainable = start ? start->trainable : "all";
 
-  auto& md = model.metadata();
+  ModelCard& card = model.card();
   // Going on with the base's own head continues its history.
   const nlohmann::json earlier =
-      start && start->kept_head ? md.value("history", nlohmann::json::array()) : nlohmann::json::array();
-  md["labels"] = labels;
-  md["label_mode"] = src == Source::kFolder ? a.labels : src == Source::kGrid ? "multi" : "single";
-  md["threshold"] = 0.5;
-  md["head"] = head_name(head);
-  md["preprocessing"] = {{"color", input[2] == 1 ? "grayscale" : "rgb"}, {"scale", 1.0 / 255}, {"resize", "area"}};
-  md["data"] = data.info;
-  if (!data.combinations.empty()) md["combinations"] = data.combinations;
-  else md.erase("combinations");
+      start && start->kept_head && card.history.is_array() ? card.history : nlohmann::json::array();
+  card.labels = labels;
+  card.label_mode = src == Source::kFolder ? label_mode_from_name(a.labels) : label_mode_of(head);
+  card.threshold = 0.5;
+  card.head = head;
+  card.preprocessing = Preprocessing::for_channels(int(input[2]));
+  card.provenance.data = data.info;
+  if (!data.combinations.empty()) card.combinations = data.combinations;
+  else card.combinations.reset();
 
   const float decay = a.decay >= 0 ? a.decay : src == Source::kFolder ? a.lr / epochs : 0.f;
   const std::unique_ptr<Optimizer> opt = make_optimizer(a, start ? std::move(start->opt) : nullptr, decay);
@@ -293,11 +294,12 @@ int train_network(const TrainArgs& a) {
   to.augment = !a.augment.off;   // Fashion-MNIST: a fresh quadrant per picture and epoch
   to.sync_batchnorm = a.sync_batchnorm;
   to.batchnorm_examples = batchnorm_examples_from_name(a.bn_statistics);
-  md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", opt->type()}, {"lr", opt->lr},
-                    {"decay", opt->decay}, {"seed", a.seed}, {"augment", to.augment}, {"arch", arch},
-                    {"trainable", trainable}, {"first_trainable_layer", start ? start->first_trainable : 0},
-                    {"bn_statistics", a.bn_statistics}};
-  if (start) md["training"]["base"] = fs::absolute(a.base).string();
+  card.provenance.training = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", opt->type()},
+                              {"lr", opt->lr}, {"decay", opt->decay}, {"seed", a.seed}, {"augment", to.augment},
+                              {"arch", arch}, {"trainable", trainable},
+                              {"first_trainable_layer", start ? start->first_trainable : 0},
+                              {"bn_statistics", a.bn_statistics}};
+  if (start) card.provenance.training["base"] = fs::absolute(a.base).string();
 
   const std::string title = a.title.empty() ? describe(a, src, start ? fs::path(a.base).filename().string() + " (" +
                                                                     trainable + " trainable)" : arch)
@@ -315,16 +317,16 @@ int train_network(const TrainArgs& a) {
   std::unique_ptr<Optimizer> kept_opt;
   if (run.best_saved) {
     model = Model::load(a.model_out, &kept_opt);
-    md["training"]["kept_epoch"] = run.saved_epoch;
+    card.provenance.training["kept_epoch"] = run.saved_epoch;
   }
 
   const Scores s = score(model, *data.val, head, labels, ctx);
-  md["metrics"] = s.json;
+  card.metrics = s.json;
   if (src == Source::kFolder) learn_novelty(model, *data.train, ctx);
-  md["history"] = run.history_json;
+  card.history = run.history_json;
   model.save(a.model_out, a.no_optimizer_state ? nullptr : run.best_saved ? kept_opt.get() : opt.get());
   write_history(a.history, title, model);
-  if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, md["history"], title);
+  if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, card.history, title);
   print_report(a, src == Source::kFolder ? "validation" : "test", head, s, run, data.val->size(), trainable);
   return 0;
 }
@@ -336,7 +338,9 @@ Command add_train(CLI::App& app) {
   c->add_option("--dataset", a->dataset, "fashion-mnist, fashion-mnist-2x2, or a folder with one subfolder per "
                                          "example group")->capture_default_str();
   c->add_option("--data-dir", a->data_dir, "Where the Fashion-MNIST IDX files are")->capture_default_str();
-  c->add_option("--labels", a->labels, "Folder names: multi (red_dress -> red, dress) or single")->capture_default_str();
+  c->add_option("--labels", a->labels, "Folder names: multi (red_dress -> red, dress) or single")
+      ->check(CLI::IsMember({"multi", "single"}))
+      ->capture_default_str();
   c->add_option("--arch", a->arch,
                 "fashionnet, smallervggnet, smallervggnet-gap, smallervggnet-gap-linear, catsdogs (default: by dataset)");
   c->add_option("--size", a->size, "Input height and width (default: the architecture's)");

@@ -51,18 +51,18 @@ int train_top_model(const TrainArgs& a) {
   const float decay = a.decay >= 0 ? a.decay : 0.f;
   const int epochs = a.epochs > 0 ? a.epochs : 50;
   SGD sgd(a.lr, a.momentum, false, decay);
-  auto& md = top.metadata();
-  md["labels"] = train.labels;
-  md["label_mode"] = train.metadata.value("label_mode", head == Head::kSigmoid ? "multi" : "single");
-  md["threshold"] = 0.5;
-  md["input"] = "features";
-  md["base"] = train.base;
-  if (train.metadata.contains("preprocessing")) md["preprocessing"] = train.metadata["preprocessing"];
-  md["data"] = {{"features", fs::absolute(a.features).string()},
+  ModelCard& card = top.card();
+  card.labels = train.labels;
+  card.label_mode = label_mode_from_name(train.metadata.value("label_mode", label_mode_name(label_mode_of(head))));
+  card.threshold = 0.5;
+  card.input = "features";
+  card.provenance.base = train.base;
+  if (train.metadata.contains("preprocessing")) card.preprocessing = Preprocessing::from_json(train.metadata["preprocessing"]);
+  card.provenance.data = {{"features", fs::absolute(a.features).string()},
                 {"val_features", a.val_features.empty() ? "" : fs::absolute(a.val_features).string()}};
-  md["training"] = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
-                    {"momentum", a.momentum}, {"decay", decay}, {"seed", a.seed},
-                    {"hidden", a.hidden}, {"dropout", a.top_dropout}};
+  card.provenance.training = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
+                              {"momentum", a.momentum}, {"decay", decay}, {"seed", a.seed},
+                              {"hidden", a.hidden}, {"dropout", a.top_dropout}};
   std::printf("%s", top.summary().c_str());
 
   FeatureSource tsrc(train), vsrc(val);
@@ -80,13 +80,13 @@ int train_top_model(const TrainArgs& a) {
   Scores s;
   if (val.size()) {
     s = score(top, vsrc, head, train.labels, ctx);
-    md["metrics"] = s.json;
+    card.metrics = s.json;
     std::printf("\nvalidation metrics (%zu examples):\n%s", val.size(), s.table.c_str());
   }
   top.save(a.model_out);
   const std::string title = a.title.empty() ? "Top model on cached features" : a.title;
   write_history(a.history, title, top);
-  if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, md["history"], title);
+  if (!a.plot.empty() && !run.history.empty()) save_history_plot(a.plot, card.history, title);
   if (val.size())
     std::printf("top model: validation %s %.4f after %zu epochs in %.1f s\n",
                 head == Head::kSigmoid ? "exact match" : "accuracy", s.headline, run.history.size(), run.seconds);

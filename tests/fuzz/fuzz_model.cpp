@@ -17,10 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::expect(m.built() && m.num_layers() > 0, "a loaded model is built and has layers");
     // What `tagnet classify` and the module rely on: no more label names than probabilities.
     const size_t outputs = m.output_shape().numel();
-    const auto labels = m.metadata().find("labels");
-    if (labels != m.metadata().end())
-      fuzz::expect(labels->size() <= outputs || (model_head(m) == Head::kLogit && labels->size() == 2),
-                   "no more label names than probabilities");
+    const size_t labels = m.card().labels.size();
+    fuzz::expect(labels <= outputs || (model_head(m) == Head::kLogit && labels == 2),
+                 "no more label names than probabilities");
     const std::vector<uint8_t> again = m.save_bytes(opt.get());
     Model::load_bytes(again.data(), again.size(), "saved again", nullptr);
   } catch (const ModelFileError& e) {

@@ -50,7 +50,7 @@ void models(const std::string& dir) {
   dense.add(std::make_unique<Dense>(2));
   dense.add(std::make_unique<Softmax>());
   dense.build(1);
-  dense.metadata()["labels"] = {"cat", "dog"};
+  dense.card().labels = {"cat", "dog"};
   Engine engine(Engine::Options{1, "auto"});
   Rng rng(1);
   Tensor x({2, 3}), y({2, 2});
@@ -68,8 +68,8 @@ void models(const std::string& dir) {
   conv.add(std::make_unique<Flatten>());
   conv.add(std::make_unique<Dense>(1));
   conv.build(2);
-  conv.metadata()["labels"] = {"no", "yes"};
-  conv.metadata()["preprocessing"] = {{"rescale", 1.0 / 255}, {"size", {4, 4}}};
+  conv.card().labels = {"no", "yes"};
+  conv.card().preprocessing = Preprocessing::from_json({{"rescale", 1.0 / 255}, {"size", {4, 4}}});
   const std::vector<uint8_t> conv_bytes = conv.save_bytes();
   write(dir + "/conv_logit.tagnet", conv_bytes);
   write(dir + "/conv_logit.json", json_form(conv_bytes));
@@ -84,8 +84,8 @@ void models(const std::string& dir) {
   multi.add(std::make_unique<Sigmoid>());
   multi.build(3);
   multi.layer(0).trainable = false;
-  multi.metadata()["labels"] = {"red", "dress", "shirt"};
-  multi.metadata()["combinations"] = {{"dress", "red"}, {"shirt"}};
+  multi.card().labels = {"red", "dress", "shirt"};
+  multi.card().combinations = std::set<std::vector<std::string>>{{"dress", "red"}, {"shirt"}};
   write(dir + "/multi_sigmoid.tagnet", multi.save_bytes());
 }
 
@@ -156,7 +156,7 @@ void onnx_models(const std::string& dir) {
   conv.add(std::make_unique<Dense>(3));
   conv.add(std::make_unique<Softmax>());
   conv.build(1);
-  conv.metadata()["labels"] = {"a", "b", "c"};
+  conv.card().labels = {"a", "b", "c"};
   write(dir + "/conv_softmax.onnx", export_onnx(conv));
   Model gap({5, 5, 3});
   gap.add(std::make_unique<Conv2D>(2, 3, 2, Padding::kValid));

@@ -24,42 +24,17 @@ constexpr char kMagic[8] = {'T', 'A', 'G', 'N', 'E', 'T', '\0', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kAlign = kContainerAlign;
 
-
-
-
-// The metadata keys that tagnet reads, each of the one JSON type it reads them as: a file that
-// says otherwise is refused here, with its name, rather than wherever a key is read.
-template <typename Fail>
-void check_metadata_types(const nlohmann::json& md, const Fail& fail) {
-  using T = nlohmann::json::value_t;
-  if (!md.is_object()) throw fail("metadata must be a JSON object");
-  const std::pair<const char*, T> keys[] = {
-      {"label_mode", T::string}, {"head", T::string},     {"preprocessing", T::object},
-      {"training", T::object},   {"data", T::object},     {"novelty", T::object},
-      {"metrics", T::object},    {"history", T::array},   {"combinations", T::array}};
-  for (const auto& [key, type] : keys) {
-    const auto it = md.find(key);
-    if (it == md.end() || it->type() == type) continue;
-    const char* kind = type == T::string ? "text" : type == T::object ? "a JSON object" : "a list";
-    throw fail(std::string("metadata ") + key + " must be " + kind + ", not " + it->type_name());
-  }
-}
-
 // `tagnet classify` and the module read one probability per label name: a model's outputs, or
 // two for a logit head (the logit's probability and its complement). More names than that
 // would be read past the probabilities. Fewer are valid: a base cut from a classifier keeps
 // the classifier's metadata.
 template <typename Fail>
 void check_labels(const Model& m, const Fail& fail) {
-  const auto it = m.metadata().find("labels");
-  if (it == m.metadata().end()) return;
-  if (!it->is_array()) throw fail("metadata labels must be a list of names");
-  for (const auto& l : *it)
-    if (!l.is_string()) throw fail("metadata labels must be a list of names");
+  const auto& labels = m.card().labels;
   const size_t outputs = m.output_shape().numel();
   const size_t most = model_head(m) == Head::kLogit ? std::max<size_t>(outputs, 2) : outputs;
-  if (it->size() > most)
-    throw fail(std::to_string(it->size()) + " label names for " + std::to_string(outputs) + " model outputs");
+  if (labels.size() > most)
+    throw fail(std::to_string(labels.size()) + " label names for " + std::to_string(outputs) + " model outputs");
 }
 
 struct TensorEntry {
@@ -82,7 +57,7 @@ std::vector<uint8_t> Model::save_bytes(Optimizer* opt) const {
   }
   nlohmann::json header = {{"format", "tagnet"},
                            {"architecture", {{"input_shape", input_shape_.dims()}, {"layers", layers}}},
-                           {"metadata", metadata_}};
+                           {"metadata", card_.to_json()}};
   if (opt) {
     header["optimizer"] = {{"type", opt->type()}, {"config", opt->config()}};
     for (auto& [sname, buf] : opt->state()) {
@@ -202,8 +177,15 @@ Model Model::load_bytes(const uint8_t* data, size_t size, const std::string& ori
             throw fail("tensor '" + l->name + "/" + p.name + "' holds " + std::to_string(v[i]) + " at index " +
                        std::to_string(i));
       }
-    if (h.contains("metadata")) m.metadata_ = h.at("metadata");
-    check_metadata_types(m.metadata_, fail);
+    // The card's keys of another JSON type, or values tagnet cannot read, are refused here, with
+    // the file's name, rather than wherever a key is read.
+    if (h.contains("metadata")) {
+      try {
+        m.card_ = ModelCard::from_json(h.at("metadata"));
+      } catch (const std::invalid_argument& e) {
+        throw fail(e.what());
+      }
+    }
     check_labels(m, fail);
 
     if (opt) {

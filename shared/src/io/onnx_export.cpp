@@ -187,20 +187,18 @@ onnx::ModelProto Exporter::run() {
   mp.graph = std::move(g_);
   mp.has_graph = true;
 
-  const auto& md = m_.metadata();
-  const nlohmann::json pre = md.value("preprocessing", nlohmann::json{{"color", is[2] == 1 ? "grayscale" : "rgb"}, {"scale", 1.0 / 255}, {"resize", "area"}});
-  const double scale = pre.value("scale", 1.0 / 255);
+  const ModelCard& card = m_.card();
+  const Preprocessing pre = card.preprocessing.value_or(Preprocessing::for_channels(int(is[2])));
   mp.doc_string = "Input 'input': float32 (N, " + std::to_string(is[2]) + ", " + std::to_string(is[0]) + ", " +
-                  std::to_string(is[1]) + "), NCHW, " + pre.value("color", std::string("rgb")) + " pixels resized to " +
-                  std::to_string(is[0]) + "x" + std::to_string(is[1]) + " (" + pre.value("resize", std::string("area")) +
-                  ") and multiplied by " + nlohmann::json(scale).dump() + " (0..255 -> 0..1). Output 'output': one " +
+                  std::to_string(is[1]) + "), NCHW, " + pre.color + " pixels resized to " +
+                  std::to_string(is[0]) + "x" + std::to_string(is[1]) + " (" + pre.resize +
+                  ") and multiplied by " + nlohmann::json(pre.scale).dump() + " (0..255 -> 0..1). Output 'output': one " +
                   head_name(model_head(m_)) + " score per label, in the order of metadata 'labels'.";
-  mp.metadata_props.push_back({"preprocessing", pre.dump()});
+  mp.metadata_props.push_back({"preprocessing", pre.to_json().dump()});
   mp.metadata_props.push_back({"input_layout", "NCHW"});
   mp.metadata_props.push_back({"head", head_name(model_head(m_))});
-  if (md.contains("labels")) mp.metadata_props.push_back({"labels", md["labels"].dump()});
-  if (md.contains("architecture") && md["architecture"].is_string())
-    mp.metadata_props.push_back({"architecture", md["architecture"].get<std::string>()});
+  if (!card.labels.empty()) mp.metadata_props.push_back({"labels", nlohmann::json(card.labels).dump()});
+  if (!card.architecture.empty()) mp.metadata_props.push_back({"architecture", card.architecture});
   return mp;
 }
 

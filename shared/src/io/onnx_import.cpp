@@ -227,7 +227,6 @@ Model Importer::run() {
 }
 
 void Importer::finish_metadata(Model& model) const {
-  auto& md = model.metadata();
   std::map<std::string, std::string> props(m_.metadata_props.begin(), m_.metadata_props.end());
   auto json_prop = [&](const char* key) {
     auto it = props.find(key);
@@ -253,16 +252,19 @@ void Importer::finish_metadata(Model& model) const {
   if (!labels.empty() && labels.size() != want)
     fail(std::to_string(labels.size()) + " label names for a model with " + std::to_string(outputs) + " output" +
          (outputs == 1 ? " (a logit: give two names)" : "s"));
-  if (!labels.empty()) md["labels"] = labels;
-  md["head"] = head_name(head);
-  md["label_mode"] = head == Head::kSigmoid ? "multi" : "single";
+  ModelCard& card = model.card();
+  if (!labels.empty()) card.labels = labels;
+  card.head = head;
+  card.label_mode = label_mode_of(head);
   auto pre = json_prop("preprocessing");
-  md["preprocessing"] = pre.is_object() ? pre
-                                        : nlohmann::json{{"color", input_shape_[2] == 1 ? "grayscale" : "rgb"},
-                                                         {"scale", 1.0 / 255}, {"resize", "area"}};
+  try {
+    card.preprocessing = pre.is_object() ? Preprocessing::from_json(pre) : Preprocessing::for_channels(int(input_shape_[2]));
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
   auto arch = props.find("architecture");
-  if (arch != props.end()) md["architecture"] = arch->second;
-  md["imported"] = {{"format", "onnx"}, {"producer", m_.producer_name + (m_.producer_version.empty() ? "" : " " + m_.producer_version)},
+  if (arch != props.end()) card.architecture = arch->second;
+  card.provenance.imported = {{"format", "onnx"}, {"producer", m_.producer_name + (m_.producer_version.empty() ? "" : " " + m_.producer_version)},
                     {"opset", opset_}};
 }
 

@@ -121,8 +121,8 @@ Model make_architecture(const std::string& name, const ArchOptions& o) {
                                                 "unknown architecture '" + name +
                                                 "' (known: fashionnet, smallervggnet, smallervggnet-gap, "
                                                 "smallervggnet-gap-linear, catsdogs)");
-  m.metadata()["architecture"] = name;
-  m.metadata()["head"] = head_name(o.head);
+  m.card().architecture = name;
+  m.card().head = o.head;
   return m;
 }
 
@@ -150,20 +150,5 @@ LossKind loss_for(Head h) {
   return LossKind::kCategoricalCrossentropy;
 }
 
-Head head_from_name(const std::string& s) {
-  if (s == "softmax") return Head::kSoftmax;
-  if (s == "sigmoid") return Head::kSigmoid;
-  if (s == "logit") return Head::kLogit;
-  throw std::invalid_argument("unknown head '" + s + "' (softmax, sigmoid, logit)");
-}
-
-std::string head_name(Head h) {
-  switch (h) {
-    case Head::kSoftmax: return "softmax";
-    case Head::kSigmoid: return "sigmoid";
-    case Head::kLogit: return "logit";
-  }
-  return "?";
-}
 
 }  // namespace tagnet

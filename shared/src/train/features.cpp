@@ -68,7 +68,7 @@ Model slice_model(const Model& m, size_t begin, size_t end) {
   for (size_t i = begin; i < end; ++i) add_copy(out, m.layer(i), m.layer(i).name);
   out.build(0);
   for (size_t i = begin; i < end; ++i) copy_weights(m.layer(i), out.layer(i - begin));
-  out.metadata() = m.metadata();
+  out.card() = m.card();
   return out;
 }
 
@@ -93,7 +93,7 @@ Model join_models(const Model& base, const Model& top) {
   out.build(0);
   for (size_t i = 0; i < base.num_layers(); ++i) copy_weights(base.layer(i), out.layer(i));
   for (size_t i = 0; i < top.num_layers(); ++i) copy_weights(top.layer(i), out.layer(base.num_layers() + i));
-  out.metadata() = top.metadata();
+  out.card() = top.card();
   return out;
 }
 
@@ -109,7 +109,7 @@ Model make_top_model(const Shape& feature_shape, int outputs, Head head, int hid
   if (head == Head::kSoftmax) m.add(std::make_unique<Softmax>());
   if (head == Head::kSigmoid) m.add(std::make_unique<Sigmoid>());
   m.build(seed);
-  m.metadata()["head"] = head_name(head);
+  m.card().head = head;
   return m;
 }
 

@@ -110,7 +110,7 @@ size_t cut_and_add_head(Model& m, size_t cut, int outputs, Head head, uint64_t s
   if (head == Head::kSigmoid) add_named(std::make_unique<Sigmoid>(), "sigmoid");
   m.build(seed);
   m.freeze_below(freeze_base ? dense : 0);
-  m.metadata()["head"] = head_name(head);
+  m.card().head = head;
   return dense;
 }
 

@@ -125,7 +125,7 @@ void learn_novelty(Model& model, BatchSource& pictures, const Context& ctx, int 
       group.push_back(groups.emplace(std::move(key), int(groups.size())).first->second);
     }
   }
-  model.metadata()["novelty"] = novelty_statistics(features.data(), n, D, group).to_json();
+  model.card().novelty = novelty_statistics(features.data(), n, D, group).to_json();
 }
 
 std::vector<std::vector<float>> classify_images(Model& model, const std::vector<Image>& pictures,
@@ -133,11 +133,11 @@ std::vector<std::vector<float>> classify_images(Model& model, const std::vector<
   auto probs = classify_images(model, pictures, ctx);
   if (!novelty) return probs;
   novelty->assign(pictures.size(), -1.f);
-  if (pictures.empty() || !model.metadata().contains("novelty")) return probs;
+  if (pictures.empty() || model.card().novelty.is_null()) return probs;
   const Tensor& f = head_input(model);
   const int D = int(f.size() / pictures.size());
   NoveltyStats s;
-  if (!NoveltyStats::from_json(model.metadata()["novelty"], D, s)) return probs;
+  if (!NoveltyStats::from_json(model.card().novelty, D, s)) return probs;
   for (size_t i = 0; i < pictures.size(); ++i) (*novelty)[i] = s.novelty(f.data() + i * size_t(D));
   return probs;
 }

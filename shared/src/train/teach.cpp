@@ -23,9 +23,7 @@ double now_seconds() {
 
 std::vector<std::string> model_labels(const Model& m, int outputs) {
   std::vector<std::string> names;
-  const auto it = m.metadata().find("labels");
-  if (it != m.metadata().end() && it->is_array() && int(it->size()) == outputs)
-    for (const auto& l : *it) names.push_back(l.is_string() ? l.get<std::string>() : std::string());
+  if (int(m.card().labels.size()) == outputs) names = m.card().labels;
   names.resize(size_t(outputs));
   for (int i = 0; i < outputs; ++i)
     if (names[size_t(i)].empty()) names[size_t(i)] = std::to_string(i);
@@ -119,7 +117,7 @@ Teacher::Teacher(const Model& model, const std::vector<std::string>& labels, boo
       throw std::invalid_argument("teach: a single-label model learns one label per picture");
     const int old = int(s.model.output_shape().numel());
     s.old_outputs = old;
-    NoveltyStats::from_json(s.model.metadata().value("novelty", nlohmann::json()), s.D, s.familiar);
+    NoveltyStats::from_json(s.model.card().novelty, s.D, s.familiar);
     s.labels = model_labels(s.model, old);
     s.W0.assign(dense.params()[0].value.data(), dense.params()[0].value.data() + size_t(old) * s.D);
     s.b0.assign(size_t(old), 0.f);
@@ -441,14 +439,14 @@ Model Teacher::result() const {
   auto& p = out.layer(dense).params();
   std::copy(s.W.begin(), s.W.end(), p[0].value.data());
   std::copy(s.b.begin(), s.b.end(), p[1].value.data());
-  nlohmann::json& md = out.metadata();
-  md["labels"] = s.labels;
-  md["label_mode"] = s.head == Head::kSigmoid ? "multi" : "single";
+  ModelCard& card = out.card();
+  card.labels = s.labels;
+  card.label_mode = label_mode_of(s.head);
   // The label sets the taught pictures stand for: their taught labels with the labels the model
   // already gave them.
-  md.erase("combinations");
-  if (s.head == Head::kSigmoid && s.model.metadata().contains("combinations")) {
-    auto combos = s.model.metadata()["combinations"].get<std::set<std::vector<std::string>>>();
+  card.combinations.reset();
+  if (s.head == Head::kSigmoid && s.model.card().combinations) {
+    auto combos = *s.model.card().combinations;
     for (size_t pic = 0; pic < s.pictures.size(); ++pic) {
       const std::vector<float> z = s.logits(s.W, s.b, s.feature(pic, 0));
       std::vector<std::string> set;
@@ -460,11 +458,11 @@ Model Teacher::result() const {
       std::sort(set.begin(), set.end());
       combos.insert(set);
     }
-    md["combinations"] = combos;
+    card.combinations = combos;
   }
   // The taught pictures become familiar: a mean per label set they show.
   NoveltyStats novelty;
-  if (NoveltyStats::from_json(s.model.metadata().value("novelty", nlohmann::json()), s.D, novelty)) {
+  if (NoveltyStats::from_json(s.model.card().novelty, s.D, novelty)) {
     std::map<std::vector<int>, std::pair<std::vector<double>, int>> groups;
     for (size_t pic = 0; pic < s.pictures.size(); ++pic) {
       auto& [sum, n] = groups[s.picture_labels[pic]];
@@ -478,7 +476,7 @@ Model Teacher::result() const {
       for (int d = 0; d < s.D; ++d) mean[size_t(d)] = float(g.first[size_t(d)] / g.second);
       novelty.means.push_back(std::move(mean));
     }
-    md["novelty"] = novelty.to_json();
+    card.novelty = novelty.to_json();
   }
   return out;
 }

@@ -15,11 +15,6 @@
 
 namespace tagnet {
 
-enum class Head {
-  kSoftmax,   // multi-class: softmax outputs, categorical cross-entropy
-  kSigmoid,   // multi-label: sigmoid outputs, binary cross-entropy
-  kLogit,     // two classes: one raw logit, binary cross-entropy from logits
-};
 
 struct ArchOptions {
   int outputs = 10;
@@ -36,7 +31,5 @@ Shape default_input_shape(const std::string& name);
 Head model_head(const Model& model);
 
 LossKind loss_for(Head head);
-Head head_from_name(const std::string& name);   // "softmax", "sigmoid", "logit"
-std::string head_name(Head head);
 
 }  // namespace tagnet

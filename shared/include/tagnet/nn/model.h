@@ -20,7 +20,7 @@
 //   u32 version, u32 header_crc32 (of the JSON), u64 json_bytes, u64 data_bytes, u32 data_crc32,
 //   u32 reserved; then the JSON header, zero padding to a multiple of 32, then the data section.
 //   The JSON holds the architecture (input shape, layers with type/name/config/trainable),
-//   free-form metadata (labels, preprocessing, ...), and a tensor table of
+//   the model card as "metadata" (labels, preprocessing, ...: tagnet/nn/card.h), and a tensor table of
 //   {name, dtype ("f32"), shape, offset} with every offset 32-byte aligned in the data section.
 //   Optimizer state is optional ("optimizer" in the JSON, tensors "optimizer/<state>").
 #pragma once
@@ -32,10 +32,11 @@
 #include <string>
 #include <vector>
 
+#include "tagnet/kernels/tensor.h"
+#include "tagnet/nn/card.h"
 #include "tagnet/nn/layers.h"
 #include "tagnet/nn/loss.h"
 #include "tagnet/nn/optim.h"
-#include "tagnet/kernels/tensor.h"
 
 namespace tagnet {
 
@@ -122,9 +123,9 @@ class Model {
   float* grad_arena() { return grads_.data(); }
   size_t arena_size() const { return params_.size(); }
 
-  // Free-form metadata stored in the model file: labels, preprocessing, training history...
-  nlohmann::json& metadata() { return metadata_; }
-  const nlohmann::json& metadata() const { return metadata_; }
+  // What the outputs mean and how the model came to be, saved with it.
+  ModelCard& card() { return card_; }
+  const ModelCard& card() const { return card_; }
 
   // A table like Keras' model.summary().
   std::string summary() const;
@@ -158,7 +159,7 @@ class Model {
   Tensor input_;                 // view of the last forward's input
   FloatBuffer params_, grads_;
   uint64_t param_version_ = 1;   // bumped by build() and by write access to the arena
-  nlohmann::json metadata_ = nlohmann::json::object();
+  ModelCard card_;
   bool built_ = false;
   std::function<void(size_t)> gradients_ready_;
 };
