@@ -84,15 +84,14 @@ TEST(Novelty, StoredByTrainingUsedByClassifyExtendedByTeaching) {
   m.build(5);
   m.card().labels = {"red", "blue"};
   const Context ctx{&engine(), false, nullptr};
-  std::vector<float> novelty;
-  classify_images(m, {plain(200, 10, 10)}, ctx, &novelty);
-  EXPECT_EQ(novelty, std::vector<float>{-1.f});   // no statistics yet
+  classify_images(m, {plain(200, 10, 10)}, ctx);
+  EXPECT_EQ(novelty_of_last_forward(m, 1), std::vector<float>{-1.f});   // no statistics yet
 
   ColourSource source;
   learn_novelty(m, source, ctx);
   ASSERT_TRUE(m.card().novelty.is_object());
-  classify_images(m, {plain(220, 10, 10), plain(10, 10, 220), plain(10, 230, 10), plain(255, 255, 255)}, ctx,
-                  &novelty);
+  classify_images(m, {plain(220, 10, 10), plain(10, 10, 220), plain(10, 230, 10), plain(255, 255, 255)}, ctx);
+  const std::vector<float> novelty = novelty_of_last_forward(m, 4);
   EXPECT_LT(novelty[0], 1.5f);   // like the red training pictures
   EXPECT_LT(novelty[1], 1.5f);
   EXPECT_GT(novelty[2], 1.f);    // green was never seen
@@ -105,9 +104,8 @@ TEST(Novelty, StoredByTrainingUsedByClassifyExtendedByTeaching) {
   while (t.step()) {
   }
   Model taught = t.result();
-  std::vector<float> after;
-  classify_images(taught, {plain(10, 230, 10)}, ctx, &after);
-  EXPECT_LT(after[0], 1.f);
+  classify_images(taught, {plain(10, 230, 10)}, ctx);
+  EXPECT_LT(novelty_of_last_forward(taught, 1)[0], 1.f);
 
   // Labels taught one per picture say no to the kinds of pictures the model learnt from: its
   // statistics stand in for them.
@@ -119,7 +117,7 @@ TEST(Novelty, StoredByTrainingUsedByClassifyExtendedByTeaching) {
   while (classes.step()) {
   }
   Model two = classes.result();
-  const auto p = classify_images(two, {plain(10, 10, 220), plain(10, 230, 10)}, ctx, nullptr);
+  const auto p = classify_images(two, {plain(10, 10, 220), plain(10, 230, 10)}, ctx);
   EXPECT_LT(p[0][2], 0.5f) << "a blue picture called green";
   EXPECT_LT(p[0][3], 0.5f) << "a blue picture called yellow";
   EXPECT_GT(p[1][2], 0.5f);

@@ -352,7 +352,8 @@ class WasmModel {
 
   void run(const std::vector<tagnet::Image>& pictures) {
     const tagnet::Context ctx{&engine(), false, nullptr};
-    const auto probs = tagnet::classify_images(model(), pictures, ctx, &novelty_);
+    const auto probs = tagnet::classify_images(model(), pictures, ctx);
+    novelty_ = tagnet::novelty_of_last_forward(model(), pictures.size());
     const size_t F = probs.empty() ? 0 : probs[0].size();
     out_.resize(probs.size() * F);
     for (size_t i = 0; i < probs.size(); ++i)

@@ -12,10 +12,7 @@
 #include "commands.h"
 #include "draw.h"
 #include "folder_dataset.h"
-#include "tagnet/nn/architectures.h"
-#include "tagnet/data/dataset.h"
-#include "tagnet/nn/model.h"
-#include "tagnet/train/novelty.h"
+#include "tagnet/app/classifier.h"
 
 namespace fs = std::filesystem;
 
@@ -27,7 +24,7 @@ struct ClassifyArgs {
   std::string model;
   std::vector<std::string> images;   // files or folders
   int top = 2;
-  float threshold = 0.5f;
+  std::optional<double> threshold;   // none: the model's own
   std::string output;                // annotated picture (one input) or folder (several)
   bool json = false;
   EngineArgs engine;
@@ -42,11 +39,11 @@ std::string percent(float p) {
 int classify_command(const ClassifyArgs& a) {
   const auto engine = make_engine(a.engine);
   const Context ctx{engine.get(), false, nullptr, 0};
-  Model model = Model::load(a.model);
-  const std::vector<std::string> labels = model.card().labels;
-  if (labels.empty()) throw std::runtime_error(a.model + ": the model file has no label names");
-  const Head head = model_head(model);
-  const std::set<std::vector<std::string>> seen = model.card().combinations.value_or(std::set<std::vector<std::string>>{});
+  Classifier classifier = Classifier::open(a.model);
+  if (classifier.card().labels.empty()) throw std::runtime_error(a.model + ": the model file has no label names");
+  classifier.check_takes_pictures();
+  const std::vector<std::string> labels = classifier.labels();
+  const Head head = classifier.head();
 
   std::vector<std::string> files;
   for (auto& p : a.images) {
@@ -74,33 +71,25 @@ int classify_command(const ClassifyArgs& a) {
       ++failures;
       continue;
     }
-    std::vector<float> novelty;
-    const std::vector<float> probs = classify_images(model, {img}, ctx, &novelty)[0];
-    const bool unfamiliar = novelty[0] > 1;
-    std::vector<size_t> order(labels.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return probs[x] > probs[y]; });
-    std::vector<std::string> predicted;
-    if (head == Head::kSigmoid) {
-      for (size_t i : order)
-        if (probs[i] > a.threshold) predicted.push_back(labels[i]);
-    } else {
-      predicted.push_back(labels[order[0]]);
-    }
-    std::vector<std::string> sorted_pred = predicted;
+    const Answer answer = std::move(classifier.classify({img}, ctx, a.threshold)[0]);
+    const std::vector<float>& probs = answer.probabilities;
+    const std::vector<size_t>& order = answer.ranking;
+    const bool unseen = answer.unseen_combination, unfamiliar = answer.unfamiliar();
+    std::vector<std::string> predicted, sorted_pred;
+    for (size_t i : answer.predicted) predicted.push_back(labels[i]);
+    sorted_pred = predicted;
     std::sort(sorted_pred.begin(), sorted_pred.end());
-    const bool unseen = head == Head::kSigmoid && !seen.empty() && !predicted.empty() && !seen.count(sorted_pred);
     nlohmann::json j = {{"image", file}, {"predicted", predicted}};
     for (size_t i : order) j["probabilities"][labels[i]] = probs[i];
     if (head == Head::kSigmoid) j["unseen_combination"] = unseen;
-    if (novelty[0] >= 0) {
-      j["novelty"] = novelty[0];
+    if (answer.novelty >= 0) {
+      j["novelty"] = answer.novelty;
       j["unfamiliar"] = unfamiliar;
     }
     if (!a.json) {
       std::printf("%s\n", file.c_str());
       for (size_t i : order) {
-        const bool mark = head == Head::kSigmoid ? probs[i] > a.threshold : i == order[0];
+        const bool mark = std::find(answer.predicted.begin(), answer.predicted.end(), i) != answer.predicted.end();
         std::printf("  %s %s: %s\n", mark ? "*" : " ", labels[i].c_str(), percent(probs[i]).c_str());
       }
       if (unseen) {
@@ -113,7 +102,7 @@ int classify_command(const ClassifyArgs& a) {
       }
       if (unfamiliar)
         std::printf("  note: this looks unlike the pictures this model learnt from (novelty %.1f); the labels are guesses\n",
-                    novelty[0]);
+                    answer.novelty);
     }
     if (!a.output.empty()) {
       std::vector<std::string> lines;
@@ -140,8 +129,8 @@ Command add_classify(CLI::App& app) {
   c->add_option("--model", a->model, "Model file")->required();
   c->add_option("--image", a->images, "Picture files or folders")->required();
   c->add_option("--top", a->top, "Labels drawn on the annotated picture")->capture_default_str()->check(at_least(0));
-  c->add_option("--threshold", a->threshold, "Multi-label decision threshold")
-      ->capture_default_str()
+  c->add_option("--threshold", a->threshold,
+                "Multi-label decision threshold for every label (default: the model's own, 0.5 unless calibrated)")
       ->check(between(0, 1));
   c->add_option("--output", a->output, "Annotated picture (PNG), or a folder for several");
   c->add_flag("--json", a->json, "Print JSON");

@@ -7,9 +7,7 @@
 #include "commands.h"
 #include "fashion_mnist.h"
 #include "folder_dataset.h"
-#include "tagnet/nn/architectures.h"
-#include "tagnet/nn/model.h"
-#include "tagnet/train/train.h"
+#include "tagnet/app/classifier.h"
 
 namespace tagnet::native {
 
@@ -25,10 +23,10 @@ struct EvaluateArgs {
 int evaluate_command(const EvaluateArgs& a) {
   const auto engine = make_engine(a.engine);
   const Context ctx{engine.get(), false, nullptr, 0};
-  Model model = Model::load(a.model);
-  const ModelCard& card = model.card();
-  const Head head = model_head(model);
-  std::vector<std::string> labels = card.labels;
+  Classifier c = Classifier::open(a.model);
+  const Model& model = c.model();
+  const Head head = c.head();
+  std::vector<std::string>& labels = c.card().labels;
   std::unique_ptr<BatchSource> data;
   if (a.dataset == "fashion-mnist") {
     if (model.input_shape() != Shape{56, 56, 1})
@@ -38,14 +36,14 @@ int evaluate_command(const EvaluateArgs& a) {
     if (labels.empty()) labels = kFashionMnistClasses;
   } else {
     if (labels.empty()) throw std::runtime_error(a.model + ": the model file has no label names");
-    FolderOptions fo = folder_options(card.mode(head),
+    FolderOptions fo = folder_options(c.mode(),
                                       model.input_shape(), a.engine.threads);
     fo.fixed_labels = &labels;
     fo.fixed_head = head;
     auto ds = std::make_unique<FolderDataset>(load_folder_dataset(a.dataset, fo));
     data = std::make_unique<ImageSet>(std::move(ds->pictures));
   }
-  const Scores s = score(model, *data, head, labels, ctx);
+  const Scores s = c.evaluate(*data, ctx);
   nlohmann::json j = s.json;
   j["model"] = a.model;
   j["dataset"] = a.dataset;

@@ -102,7 +102,7 @@ int finetune_command(const FinetuneArgs& a) {
                               {"momentum", a.momentum}, {"seed", a.seed}, {"augment", to.augment},
                               {"unfreeze", a.unfreeze}, {"first_trainable_layer", from},
                               {"bn_statistics", a.bn_statistics}, {"base", fs::absolute(a.base).string()},
-                              {"top", fs::absolute(a.top).string()}};
+                              {"top", fs::absolute(a.top).string()}, {"date", utc_now()}};
   card.provenance.data = {{"dataset", fs::absolute(a.dataset).string()}, {"label_mode", label_mode_name(lm)}};
   Trainer trainer(model, *train, sgd, loss_for(head), to, ctx);
   trainer.set_validation(val.get());

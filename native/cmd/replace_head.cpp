@@ -6,8 +6,7 @@
 #include <filesystem>
 
 #include "commands.h"
-#include "tagnet/train/finetune.h"
-#include "tagnet/nn/model.h"
+#include "tagnet/app/classifier.h"
 
 namespace fs = std::filesystem;
 
@@ -24,26 +23,24 @@ struct ReplaceHeadArgs {
 
 int replace_head_command(const ReplaceHeadArgs& a) {
   require_writable(a.out);
-  Model m = Model::load(a.model);
-  std::vector<std::string> labels = split_list(a.labels);
-  const Head head = head_from_name(a.head);
-  int outputs = labels.empty() ? a.outputs : static_cast<int>(labels.size());
-  if (head == Head::kLogit) {
-    if (!labels.empty() && labels.size() != 2) throw std::invalid_argument("a logit head needs two labels");
-    outputs = 1;
-  }
-  if (outputs < 1) throw std::invalid_argument("give the new labels (--labels a,b,c) or --outputs N");
-  const size_t cut = a.cut.empty() ? head_start(m) : find_layer(m, a.cut, "--cut") + 1;
-  const size_t dense = cut_and_add_head(m, cut, outputs, head, a.seed, !a.no_freeze);
-  ModelCard& card = m.card();
-  card.labels = labels;
-  card.label_mode = label_mode_of(head);
-  card.forget_training_results();
-  card.provenance.replaced_head = {{"from", fs::absolute(a.model).string()}, {"cut", cut}, {"frozen_below", a.no_freeze ? 0 : dense}};
-  m.save(a.out);
+  Classifier c = Classifier::open(a.model);
+  NewLabels n;
+  n.names = split_list(a.labels);
+  n.head = head_from_name(a.head);
+  n.outputs = a.outputs;
+  if (n.names.empty() && a.outputs < 1 && n.head != Head::kLogit)
+    throw std::invalid_argument("give the new labels (--labels a,b,c) or --outputs N");
+  n.cut = a.cut.empty() ? kAtHead : find_layer(c.model(), a.cut, "--cut") + 1;
+  n.freeze_base = !a.no_freeze;
+  n.seed = a.seed;
+  n.from = fs::absolute(a.model).string();
+  c.give_new_labels(n);
+  c.save(a.out);
+  const Model& m = c.model();
+  const size_t cut = c.card().provenance.replaced_head["cut"].get<size_t>();
   std::printf("%s", m.summary().c_str());
-  std::printf("kept layers 0-%zu of %s, added a %s head with %d outputs%s; saved %s\n", cut - 1, a.model.c_str(),
-              a.head.c_str(), outputs, a.no_freeze ? "" : ", layers below it frozen", a.out.c_str());
+  std::printf("kept layers 0-%zu of %s, added a %s head with %zu outputs%s; saved %s\n", cut - 1, a.model.c_str(),
+              a.head.c_str(), m.output_shape().numel(), a.no_freeze ? "" : ", layers below it frozen", a.out.c_str());
   return 0;
 }
 

@@ -9,9 +9,7 @@
 
 #include "commands.h"
 #include "folder_dataset.h"
-#include "tagnet/nn/architectures.h"
-#include "tagnet/data/dataset.h"
-#include "tagnet/nn/model.h"
+#include "tagnet/app/classifier.h"
 #include "tagnet/train/teach.h"
 
 namespace tagnet::native {
@@ -73,7 +71,7 @@ int teach_command(const TeachArgs& a) {
   for (size_t i = 0; i < pics.images.size(); ++i) teacher.add(pics.images[i], pics.labels[i]);
   while (teacher.step()) {
   }
-  Model taught_model = teacher.result();
+  Classifier taught_model(teacher.result(), a.out);
   taught_model.save(a.out);
   const TeachReport& r = teacher.report();
   nlohmann::json out = r.to_json();
@@ -92,7 +90,7 @@ int teach_command(const TeachArgs& a) {
     for (size_t i = 0; i < test.images.size(); i += 32) {
       const std::vector<Image> batch(test.images.begin() + long(i),
                                      test.images.begin() + long(std::min(test.images.size(), i + 32)));
-      for (auto& p : classify_images(taught_model, batch, ctx)) all.push_back(std::move(p));
+      for (auto& answer : taught_model.classify(batch, ctx)) all.push_back(std::move(answer.probabilities));
     }
     for (size_t i = 0; i < test.images.size(); ++i) {
       const auto& probs = all[i];

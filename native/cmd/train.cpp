@@ -298,7 +298,7 @@ int train_network(const TrainArgs& a) {
                               {"lr", opt->lr}, {"decay", opt->decay}, {"seed", a.seed}, {"augment", to.augment},
                               {"arch", arch}, {"trainable", trainable},
                               {"first_trainable_layer", start ? start->first_trainable : 0},
-                              {"bn_statistics", a.bn_statistics}};
+                              {"bn_statistics", a.bn_statistics}, {"date", utc_now()}};
   if (start) card.provenance.training["base"] = fs::absolute(a.base).string();
 
   const std::string title = a.title.empty() ? describe(a, src, start ? fs::path(a.base).filename().string() + " (" +

@@ -62,7 +62,7 @@ int train_top_model(const TrainArgs& a) {
                 {"val_features", a.val_features.empty() ? "" : fs::absolute(a.val_features).string()}};
   card.provenance.training = {{"epochs", epochs}, {"batch_size", a.batch}, {"optimizer", "SGD"}, {"lr", a.lr},
                               {"momentum", a.momentum}, {"decay", decay}, {"seed", a.seed},
-                              {"hidden", a.hidden}, {"dropout", a.top_dropout}};
+                              {"hidden", a.hidden}, {"dropout", a.top_dropout}, {"date", utc_now()}};
   std::printf("%s", top.summary().c_str());
 
   FeatureSource tsrc(train), vsrc(val);

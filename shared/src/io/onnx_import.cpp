@@ -265,7 +265,7 @@ void Importer::finish_metadata(Model& model) const {
   auto arch = props.find("architecture");
   if (arch != props.end()) card.architecture = arch->second;
   card.provenance.imported = {{"format", "onnx"}, {"producer", m_.producer_name + (m_.producer_version.empty() ? "" : " " + m_.producer_version)},
-                    {"opset", opset_}};
+                    {"opset", opset_}, {"date", utc_now()}};
 }
 
 void Importer::node(const NodeProto& n) {

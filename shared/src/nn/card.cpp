@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <stdexcept>
 
 namespace tagnet {
@@ -157,6 +158,21 @@ Preprocessing Preprocessing::for_channels(int channels) {
 double ModelCard::threshold_for(size_t i) const {
   if (i < thresholds.size()) return thresholds[i];
   return threshold.value_or(0.5);
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return b;
+}
+
+void ModelCard::record_fine_tuning(nlohmann::json record) {
+  forget_training_results();
+  record["date"] = utc_now();
+  provenance.fine_tuned = std::move(record);
 }
 
 void ModelCard::forget_training_results() {

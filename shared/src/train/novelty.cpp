@@ -128,18 +128,15 @@ void learn_novelty(Model& model, BatchSource& pictures, const Context& ctx, int 
   model.card().novelty = novelty_statistics(features.data(), n, D, group).to_json();
 }
 
-std::vector<std::vector<float>> classify_images(Model& model, const std::vector<Image>& pictures,
-                                                const Context& ctx, std::vector<float>* novelty) {
-  auto probs = classify_images(model, pictures, ctx);
-  if (!novelty) return probs;
-  novelty->assign(pictures.size(), -1.f);
-  if (pictures.empty() || model.card().novelty.is_null()) return probs;
+std::vector<float> novelty_of_last_forward(const Model& model, size_t pictures) {
+  std::vector<float> novelty(pictures, -1.f);
+  if (pictures == 0 || model.card().novelty.is_null()) return novelty;
   const Tensor& f = head_input(model);
-  const int D = int(f.size() / pictures.size());
+  const int D = int(f.size() / pictures);
   NoveltyStats s;
-  if (!NoveltyStats::from_json(model.card().novelty, D, s)) return probs;
-  for (size_t i = 0; i < pictures.size(); ++i) (*novelty)[i] = s.novelty(f.data() + i * size_t(D));
-  return probs;
+  if (!NoveltyStats::from_json(model.card().novelty, D, s)) return novelty;
+  for (size_t i = 0; i < pictures; ++i) novelty[i] = s.novelty(f.data() + i * size_t(D));
+  return novelty;
 }
 
 }  // namespace tagnet

@@ -440,6 +440,12 @@ Model Teacher::result() const {
   std::copy(s.W.begin(), s.W.end(), p[0].value.data());
   std::copy(s.b.begin(), s.b.end(), p[1].value.data());
   ModelCard& card = out.card();
+  card.record_fine_tuning({{"recipe", "teach"},
+                           {"labels", s.taught},
+                           {"pictures", s.pictures.size()},
+                           {"one_per_picture", s.one_per_picture},
+                           {"held_out", {{"right", s.report.right}, {"total", s.report.held_out}}},
+                           {"trainable_params", s.report.trained_params}});
   card.labels = s.labels;
   card.label_mode = label_mode_of(s.head);
   // The label sets the taught pictures stand for: their taught labels with the labels the model

@@ -61,6 +61,9 @@ struct Provenance {
   nlohmann::json base;            // "base": for a top model, the base whose features it learnt from
 };
 
+// The time now, in UTC, as provenance records it: "2026-12-07T10:00:00Z".
+std::string utc_now();
+
 struct ModelCard {
   std::vector<std::string> labels;          // one name per output (two for a logit head)
   std::optional<LabelMode> label_mode;      // how the labels were read when it was trained
@@ -87,6 +90,9 @@ struct ModelCard {
   // The results of training (metrics, history, combinations, description) no longer hold: the
   // outputs were given new labels or trained again.
   void forget_training_results();
+  // After the model trained again (taught, fine-tuned): forgets the earlier training's results
+  // and keeps `record`, the step's settings, with the date, as provenance.fine_tuned.
+  void record_fine_tuning(nlohmann::json record);
 
   // Throws std::invalid_argument naming the key for a key of another JSON type or a value
   // tagnet cannot read ("metadata label_mode must be multi or single, not 'x'").

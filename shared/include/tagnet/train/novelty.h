@@ -6,9 +6,9 @@
 // above 1 it is unfamiliar.
 //
 //   tagnet::learn_novelty(model, training_pictures, ctx);        // after training
-//   std::vector<float> novelty;
-//   auto probs = tagnet::classify_images(model, pictures, ctx, &novelty);
-//   if (novelty[0] > 1) ...  // "this looks unlike the pictures this model learnt from"
+//   auto probs = tagnet::classify_images(model, pictures, ctx);
+//   if (tagnet::novelty_of_last_forward(model, pictures.size())[0] > 1)
+//     ...  // "this looks unlike the pictures this model learnt from"
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -31,9 +31,9 @@ struct NoveltyStats {
   float novelty(const float* f) const;
 };
 
-// classify_images, and each picture's novelty (-1 for all when the model has no statistics).
-std::vector<std::vector<float>> classify_images(Model& model, const std::vector<Image>& pictures,
-                                                const Context& ctx, std::vector<float>* novelty);
+// The novelty of each of the `pictures` of the model's last forward pass (-1 for all when the
+// model has no statistics).
+std::vector<float> novelty_of_last_forward(const Model& model, size_t pictures);
 
 // Runs the model over every example of `pictures` (no augmentation), groups them by their
 // target vector and stores the statistics in metadata()["novelty"].
