@@ -74,6 +74,14 @@ export interface ModelInfo {
   metadata: Record<string, unknown>;
 }
 
+export interface Answers {
+  /** (N, labels) row by row. */
+  probabilities: Float32Array;
+  /** Per picture: above 1 unlike the pictures the model learnt from; -1 without statistics. */
+  novelty: Float32Array;
+  answers: { predicted: number[]; unseenCombination: boolean }[];
+}
+
 export interface BatchItem {
   /** (height, width, 4) bytes, e.g. ImageData.data. */
   rgba: Bytes;
@@ -227,6 +235,11 @@ export declare class Model {
   /** N pictures: N * labels probabilities, row by row. Throws for an empty batch. */
   classifyBatch(items: BatchItem[]): Float32Array;
   /**
+   * What the model says about each picture, by the core's rules (the labels over each label's
+   * threshold, or the top one; whether that set of labels occurred in training; novelty).
+   */
+  answers(items: BatchItem[]): Answers;
+  /**
    * Per picture of the last classify()/classifyBatch(): above 1 the picture is unlike the
    * pictures the model learnt from (its features far from every group of training pictures);
    * -1 when the model holds no statistics.
@@ -238,10 +251,19 @@ export declare class Model {
   exportOnnx(options?: { opset?: number }): Uint8Array;
   /**
    * Replaces the classifier head with a new Dense layer for `labels` (sigmoid outputs when
-   * multiLabel, else softmax); the layers below keep their weights. Stores the labels in the
-   * model's metadata. Trainers created before must be replaced.
+   * multiLabel, at least 1 label; else softmax, at least 2); the layers below keep their weights
+   * and stay trainable. Stores the labels in the model's card, which forgets what described the
+   * old outputs. Trainers created before must be replaced.
    */
   replaceHead(labels: string[], multiLabel: boolean, options?: { seed?: number }): void;
+  /**
+   * After training: the card forgets the earlier training's metrics, history and description,
+   * records `record` with the date as metadata "fine_tuned", and keeps `combinations` (the label
+   * sets the examples showed) when given.
+   */
+  recordFineTuning(record: Record<string, unknown>, combinations?: string[][] | null): void;
+  /** What the model knows, in a sentence for people; metadata "description". */
+  setDescription(text: string): void;
   /** Layers [0, upToLayer) stop training, the others train (see info().layers). */
   freeze(upToLayer: number): void;
   /**

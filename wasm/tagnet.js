@@ -6,8 +6,11 @@
 //   const probs = model.classify(imageData.data, imageData.width, imageData.height);
 //   model.delete();                                       // frees the model's wasm memory
 //
-// Every object this module hands out that holds wasm memory (Model, Trainer) must be released
-// with delete(); a threaded module's workers end with tagnet.dispose().
+// Every object this module hands out that holds wasm memory (Model, Trainer, Teacher) must be
+// released with delete(); a threaded module's workers end with tagnet.dispose().
+//
+// The bindings (bindings.cpp) take and give JavaScript values; each call that can fail returns
+// an Error, which this file throws as a TagnetError.
 //
 // Emscripten modules built beside this file: tagnet-simd.mjs (SIMD128, one thread) and
 // tagnet-simd-threads.mjs (SIMD128 + pthreads; needs SharedArrayBuffer, i.e. a
@@ -120,10 +123,10 @@ export async function createTagnet(options = {}) {
   }
   const factory = (await import(new URL(`${name}.mjs`, base).href)).default;
   const mod = await factory(moduleArgs);
-  if (!mod.init(threads)) {
-    const message = mod.takeError();
+  const started = mod.init(threads);
+  if (started instanceof Error) {
     mod.PThread?.terminateAllThreads();
-    throw new TagnetError(message);
+    throw new TagnetError(started.message);
   }
   return new Tagnet(mod, variant, threads);
 }
@@ -146,13 +149,7 @@ class Tagnet {
   /** Parses a .tagnet file. Throws TagnetError for bytes that are not a usable model. */
   loadModel(bytes) {
     const data = asBytes(bytes, 'model bytes');
-    const model = new this._mod.Model();
-    const ok = this._withBytes(data, (ptr) => model.load(ptr, data.length));
-    if (!ok) {
-      model.delete();
-      this._fail();
-    }
-    return new Model(this, model);
+    return this._newModel((m) => m.load(data, 'model bytes'));
   }
 
   /**
@@ -164,14 +161,7 @@ class Tagnet {
   importOnnx(bytes, { name, labels, inputSize, head } = {}) {
     const data = asBytes(bytes, 'ONNX bytes');
     if (labels !== undefined && !Array.isArray(labels)) throw new TagnetError('importOnnx: labels must be an array of strings');
-    const options = JSON.stringify({ name, labels, inputSize, head });
-    const model = new this._mod.Model();
-    const ok = this._withBytes(data, (ptr) => model.importOnnx(ptr, data.length, options));
-    if (!ok) {
-      model.delete();
-      this._fail();
-    }
-    return new Model(this, model);
+    return this._newModel((m) => m.importOnnx(data, { name, labels, inputSize, head }));
   }
 
   /**
@@ -180,12 +170,7 @@ class Tagnet {
    */
   createModel(architecture, { labels, head = 'softmax', seed = 0 } = {}) {
     if (!Array.isArray(labels)) throw new TagnetError('createModel: labels must be an array of strings');
-    const model = new this._mod.Model();
-    if (!model.create(String(architecture), JSON.stringify(labels), String(head), seed)) {
-      model.delete();
-      this._fail();
-    }
-    return new Model(this, model);
+    return this._newModel((m) => m.create(String(architecture), labels, String(head), seed));
   }
 
   /** Bytes currently allocated in the heap (malloc'd and not freed). */
@@ -205,41 +190,24 @@ class Tagnet {
     this._mod = null;
   }
 
-  // ---- internals shared with Model and Trainer ----
+  // ---- internals shared with Model, Trainer and Teacher ----
 
-  _fail() {
-    throw new TagnetError(this._mod.takeError() || 'unknown tagnet error');
+  // A bound call's result, or the TagnetError of the Error it returned.
+  _check(result) {
+    if (result instanceof Error) throw new TagnetError(result.message);
+    return result;
   }
 
-  _check(ok) {
-    if (!ok) this._fail();
-  }
-
-  _buffer() {
-    // A threaded module's views go stale when another thread grows memory; read the buffer
-    // from the memory object each time.
-    return this._mod.wasmMemory ? this._mod.wasmMemory.buffer : this._mod.HEAPU8.buffer;
-  }
-
-  _malloc(bytes) {
-    const ptr = this._mod._malloc(Math.max(1, bytes));
-    if (!ptr) throw new TagnetError(`out of memory allocating ${bytes} bytes`);
-    return ptr;
-  }
-
-  // Copies `data` into the heap for the duration of fn(ptr).
-  _withBytes(data, fn) {
-    const ptr = this._malloc(data.length);
+  // A Model whose handle `fill(handle)` set up; the handle is freed when that fails.
+  _newModel(fill) {
+    const handle = new this._mod.Model();
     try {
-      new Uint8Array(this._buffer(), ptr, data.length).set(data);
-      return fn(ptr);
-    } finally {
-      this._mod._free(ptr);
+      this._check(fill(handle));
+    } catch (e) {
+      handle.delete();
+      throw e;
     }
-  }
-
-  _copyFloats(ptr, count) {
-    return new Float32Array(this._buffer(), ptr, count).slice();
+    return new Model(this, handle);
   }
 }
 
@@ -247,6 +215,7 @@ export class Model {
   constructor(tagnet, handle) {
     this._t = tagnet;
     this._m = handle;
+    this._last = null;   // the last answers(), for lastNovelty()
   }
 
   _handle() {
@@ -259,54 +228,35 @@ export class Model {
    *  layers: [{name, type, trainable, params, outputShape}], metadata}
    */
   info() {
-    const json = this._handle().info();
-    if (!json) this._t._fail();
-    return JSON.parse(json);
+    return this._t._check(this._handle().info());
   }
 
   /** One probability per label for an RGBA picture of width x height. */
   classify(rgba, width, height) {
-    const m = this._handle();
-    const data = asBytes(rgba, 'rgba');
-    checkSize(width, height);
-    this._t._check(this._t._withBytes(data, (ptr) => m.classify(ptr, data.length, width, height)));
-    return this._t._copyFloats(m.outputData(), m.outputSize());
+    return this.classifyBatch([{ rgba, width, height }]);
   }
 
   /** Probabilities of several pictures, (N, labels) row-major. */
   classifyBatch(items) {
+    return this.answers(items).probabilities;
+  }
+
+  /**
+   * What the model says about each picture: {probabilities: Float32Array (N, labels) row-major,
+   * novelty: Float32Array (N; above 1: unlike the pictures it learnt from; -1: no statistics),
+   * answers: [{predicted: label indices over their thresholds (the top one for one label),
+   * most probable first, unseenCombination}]}.
+   */
+  answers(items) {
     const m = this._handle();
-    if (!Array.isArray(items) || items.length === 0) {
-      throw new TagnetError('classifyBatch: the batch is empty');
-    }
+    if (!Array.isArray(items) || items.length === 0) throw new TagnetError('classifyBatch: the batch is empty');
     const pictures = items.map((it, i) => {
       if (!it || typeof it !== 'object') throw new TagnetError(`classifyBatch: item ${i} is not {rgba, width, height}`);
       checkSize(it.width, it.height);
-      return { data: asBytes(it.rgba, `classifyBatch: item ${i} rgba`), width: it.width, height: it.height };
+      return { rgba: asBytes(it.rgba, `classifyBatch: item ${i} rgba`), width: it.width, height: it.height };
     });
-    const total = pictures.reduce((s, p) => s + p.data.length, 0);
-    const t = this._t;
-    const pixels = t._malloc(total);
-    let dims = 0;
-    try {
-      dims = t._malloc(pictures.length * 12);
-      const heap = t._buffer();
-      const u8 = new Uint8Array(heap, pixels, total);
-      const u32 = new Uint32Array(heap, dims, pictures.length * 3);
-      let offset = 0;
-      pictures.forEach((p, i) => {
-        u8.set(p.data, offset);
-        offset += p.data.length;
-        u32[3 * i] = p.data.length;
-        u32[3 * i + 1] = p.width;
-        u32[3 * i + 2] = p.height;
-      });
-      t._check(m.classifyBatch(pixels, dims, pictures.length));
-    } finally {
-      t._mod._free(pixels);
-      if (dims) t._mod._free(dims);
-    }
-    return t._copyFloats(m.outputData(), m.outputSize());
+    this._last = this._t._check(m.classify(pictures));
+    return this._last;
   }
 
   /**
@@ -315,40 +265,45 @@ export class Model {
    * statistics to tell.
    */
   lastNovelty() {
-    const m = this._handle();
-    return this._t._copyFloats(m.noveltyData(), m.noveltySize());
+    return this._last ? this._last.novelty.slice() : new Float32Array(0);
   }
 
   /** The model as .tagnet file bytes. */
   save() {
-    const m = this._handle();
-    this._t._check(m.save());
-    return this._takeBytes(m);
+    return this._t._check(this._handle().save());
   }
 
   /** The model as an ONNX file (opset 13 to 17): NCHW input, dynamic batch, labels in the metadata. */
   exportOnnx({ opset = 13 } = {}) {
     if (!Number.isInteger(opset)) throw new TagnetError('exportOnnx: opset must be an integer');
-    const m = this._handle();
-    this._t._check(m.exportOnnx(opset));
-    return this._takeBytes(m);
-  }
-
-  _takeBytes(m) {
-    try {
-      return new Uint8Array(this._t._buffer(), m.bytesData(), m.bytesSize()).slice();
-    } finally {
-      m.releaseBytes();
-    }
+    return this._t._check(this._handle().exportOnnx(opset));
   }
 
   /**
-   * Replaces the classifier head with a new one for `labels`: sigmoid outputs when multiLabel,
-   * else softmax. The layers below keep their weights.
+   * Replaces the classifier head with a new one for `labels`: sigmoid outputs when multiLabel
+   * (at least 1 label), else softmax (at least 2). The layers below keep their weights and stay
+   * trainable (see setTrainable); the card forgets what described the old outputs.
    */
   replaceHead(labels, multiLabel, { seed = 0 } = {}) {
     if (!Array.isArray(labels)) throw new TagnetError('replaceHead: labels must be an array of strings');
-    this._t._check(this._handle().replaceHead(JSON.stringify(labels), !!multiLabel, seed));
+    this._t._check(this._handle().giveNewLabels(labels, multiLabel ? 'sigmoid' : 'softmax', seed));
+  }
+
+  /**
+   * After training this model (a Trainer): its card forgets the earlier training's metrics,
+   * history and description and records `record` (the training's settings, a JSON object) with
+   * the date as "fine_tuned"; `combinations` (arrays of label names, or null) are the label sets
+   * the examples showed.
+   */
+  recordFineTuning(record, combinations = null) {
+    if (!record || typeof record !== 'object') throw new TagnetError('recordFineTuning: the record must be an object');
+    this._t._check(this._handle().recordFineTuning(record, combinations));
+  }
+
+  /** What the model knows, in a sentence for people; stored in its card as "description". */
+  setDescription(text) {
+    if (typeof text !== 'string') throw new TagnetError('setDescription: the description must be a string');
+    this._t._check(this._handle().setDescription(text));
   }
 
   /** Layers [0, upToLayer) stop training; the rest train. */
@@ -364,17 +319,13 @@ export class Model {
    */
   trainableFrom(part) {
     if (typeof part !== 'string') throw new TagnetError('trainableFrom: the part must be a string');
-    const from = this._handle().trainableFrom(part);
-    if (from < 0) this._t._fail();
-    return from;
+    return this._t._check(this._handle().trainableFrom(part));
   }
 
   /** Freezes the layers below trainableFrom(part); the rest train. Returns that index. */
   setTrainable(part) {
     if (typeof part !== 'string') throw new TagnetError('setTrainable: the part must be a string');
-    const from = this._handle().setTrainable(part);
-    if (from < 0) this._t._fail();
-    return from;
+    return this._t._check(this._handle().setTrainable(part));
   }
 
   /** A fine-tuning session on this model (Adam). See Trainer. */
@@ -410,9 +361,10 @@ export class Model {
     }
     if (typeof o.augment.fill !== 'string') throw new TagnetError('createTrainer: augment.fill must be a string');
     const handle = new this._t._mod.Trainer();
-    if (!handle.init(this._handle(), o)) {
+    const started = handle.init(this._handle(), o);
+    if (started instanceof Error) {
       handle.delete();
-      this._t._fail();
+      throw new TagnetError(started.message);
     }
     return new Trainer(this._t, handle, o);
   }
@@ -443,9 +395,10 @@ export class Model {
       if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw new TagnetError(`createTeacher: ${k} must be a finite number`);
     }
     const handle = new this._t._mod.Teacher();
-    if (!handle.init(this._handle(), JSON.stringify(labels), !!onePerPicture, o)) {
+    const started = handle.init(this._handle(), labels, !!onePerPicture, o);
+    if (started instanceof Error) {
       handle.delete();
-      this._t._fail();
+      throw new TagnetError(started.message);
     }
     return new Teacher(this._t, handle);
   }
@@ -480,14 +433,7 @@ export class Trainer {
     const data = asBytes(rgba, 'rgba');
     checkSize(width, height);
     const target = labels instanceof Float32Array ? labels : Float32Array.from(labels ?? []);
-    const t = this._t;
-    const tp = t._malloc(target.length * 4);
-    try {
-      new Float32Array(t._buffer(), tp, target.length).set(target);
-      t._check(t._withBytes(data, (ptr) => h.addExample(ptr, data.length, width, height, tp, target.length)));
-    } finally {
-      t._mod._free(tp);
-    }
+    this._t._check(h.addExample(data, width, height, target));
   }
 
   /** Examples added so far. */
@@ -498,9 +444,7 @@ export class Trainer {
    * step, steps, epochEnd, done}.
    */
   step() {
-    const h = this._handle();
-    this._t._check(h.step());
-    return h.result();
+    return this._t._check(this._handle().step());
   }
 
   /**
@@ -566,7 +510,7 @@ export class Teacher {
     if (!Array.isArray(labels)) throw new TagnetError('addPicture: labels must be an array of strings');
     const data = asBytes(rgba, 'rgba');
     checkSize(width, height);
-    this._t._check(this._t._withBytes(data, (ptr) => h.add(ptr, data.length, width, height, JSON.stringify(labels))));
+    this._t._check(h.add(data, width, height, labels));
   }
 
   /** Pictures added so far. */
@@ -574,9 +518,7 @@ export class Teacher {
 
   /** One piece of work; returns {phase: 'features' | 'training' | 'done', done, total}. */
   step() {
-    const h = this._handle();
-    if (h.step() < 0) this._t._fail();
-    return JSON.parse(h.progress());
+    return this._t._check(this._handle().step());
   }
 
   /**
@@ -597,16 +539,11 @@ export class Teacher {
    * {labels: [{name, pictures, right, heldOut}], right, heldOut, chance, warnings: [string],
    *  trainedParams, featureSeconds, trainSeconds}
    */
-  report() { return JSON.parse(this._handle().report()); }
+  report() { return this._t._check(this._handle().report()); }
 
   /** The taught model, a new Model (delete() it when done). */
   result() {
-    const model = new this._t._mod.Model();
-    if (!this._handle().result(model)) {
-      model.delete();
-      this._t._fail();
-    }
-    return new Model(this._t, model);
+    return this._t._newModel((m) => this._handle().result(m));
   }
 
   /** Frees the teacher's pictures and features. */

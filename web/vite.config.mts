@@ -14,11 +14,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { defineConfig, type Plugin, type ResolvedConfig } from 'vite';
-
-import { rewriteMetadata } from './src/modelfile';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -27,6 +25,22 @@ const wasmDir = path.resolve(process.env.TAGNET_WASM_DIR ?? path.join(here, 'was
 const modelFile = path.resolve(process.env.TAGNET_WEB_MODEL ?? path.join(repo, 'web/model/default.tagnet'));
 const examplesDir = path.resolve(process.env.TAGNET_WEB_EXAMPLES ?? path.join(repo, 'build/web/model/fashion-color/examples'));
 const modelDescription = process.env.TAGNET_WEB_MODEL_DESCRIPTION ?? '';
+
+// The default model with its description in its card, written by the module itself.
+async function describedModel(): Promise<Uint8Array> {
+  const bytes = fs.readFileSync(modelFile);
+  if (!modelDescription) return bytes;
+  const { createTagnet } = await import(pathToFileURL(path.join(wasmDir, 'tagnet.js')).href) as typeof import('../wasm/tagnet.js');
+  const tagnet = await createTagnet({ variant: 'simd', baseUrl: pathToFileURL(wasmDir + path.sep) });
+  const model = tagnet.loadModel(bytes);
+  try {
+    model.setDescription(modelDescription);
+    return model.save();
+  } finally {
+    model.delete();
+    tagnet.dispose();
+  }
+}
 
 const WASM_FILES = [
   'tagnet.js',
@@ -98,23 +112,15 @@ function tagnetAssets(): Plugin {
         fs.createReadStream(file).pipe(res);
       });
     },
-    writeBundle() {
+    async writeBundle() {
       const out = path.resolve(config.root, config.build.outDir);
       const copy = (from: string, to: string) => {
         fs.mkdirSync(path.dirname(path.join(out, to)), { recursive: true });
         fs.copyFileSync(from, path.join(out, to));
       };
       for (const f of WASM_FILES) copy(path.join(wasmDir, f), `wasm/${f}`);
-      // The training records where its dataset was: a path on the machine that built the page.
       fs.mkdirSync(path.join(out, 'models'), { recursive: true });
-      fs.writeFileSync(path.join(out, 'models/default.tagnet'), rewriteMetadata(fs.readFileSync(modelFile), (md) => {
-        const data = md.data as Record<string, unknown> | undefined;
-        if (data && typeof data.dataset === 'string' && path.isAbsolute(data.dataset)) {
-          md.data = { ...data, dataset: data.dataset.split(path.sep).slice(-2).join('/') };
-        }
-        if (modelDescription) md.description = modelDescription;
-        return md;
-      }));
+      fs.writeFileSync(path.join(out, 'models/default.tagnet'), await describedModel());
       const examples = pickExamples();
       for (const e of examples) copy(path.join(examplesDir, e.file), `examples/${e.file}`);
       fs.writeFileSync(path.join(out, 'examples/index.json'), JSON.stringify(examples, null, 1) + '\n');

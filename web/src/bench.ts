@@ -1,7 +1,7 @@
 // The bench harness page (bench.html): SmallerVGGNet speed per module variant, each in a fresh
-// engine worker as the page uses it. web/bench.mjs calls window.runBench() in headless Chromium.
-import { EngineBridge } from './bridge';
-import type { BenchResult } from './protocol';
+// Web Worker as the page runs the engine (bench-worker.ts). web/bench.mjs calls
+// window.runBench() in headless Chromium.
+import type { BenchRequest, BenchResult } from './bench-worker';
 import type { Variant } from './tagnet-types';
 
 export interface BenchOptions {
@@ -16,10 +16,22 @@ export interface BenchReport {
   hardwareConcurrency: number;
   userAgent: string;
   network: string;
-  variants: Partial<Record<Variant, BenchResult & { start_ms: number }>>;
+  variants: Partial<Record<Variant, BenchResult>>;
 }
 
 const LABELS = ['black', 'blue', 'dress', 'jeans', 'red', 'shirt'];
+
+function benchVariant(request: BenchRequest): Promise<BenchResult> {
+  const worker = new Worker(new URL('./bench-worker.ts', import.meta.url), { name: 'tagnet-bench' });
+  return new Promise<BenchResult>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<{ result?: BenchResult; error?: string }>) => {
+      if (event.data.result) resolve(event.data.result);
+      else reject(new Error(event.data.error ?? 'the bench failed'));
+    };
+    worker.onerror = (event) => reject(new Error(event.message || 'the bench worker failed to start'));
+    worker.postMessage(request);
+  }).finally(() => worker.terminate());
+}
 
 async function runBench(options: BenchOptions = {}): Promise<BenchReport> {
   const variants = options.variants ?? (crossOriginIsolated ? ['simd', 'simd-threads'] : ['simd']);
@@ -29,14 +41,10 @@ async function runBench(options: BenchOptions = {}): Promise<BenchReport> {
     network: `${architecture}, 6 sigmoid outputs`, variants: {},
   };
   for (const variant of variants) {
-    const engine = new EngineBridge(new URL('wasm/', document.baseURI), { variant, threads: options.threads ?? 2 });
-    try {
-      const started = await engine.init();
-      const r = await engine.bench({ architecture, labels: LABELS, seconds: options.seconds ?? 3 });
-      report.variants[variant] = { ...r, start_ms: started.startMs };
-    } finally {
-      engine.cancel();
-    }
+    report.variants[variant] = await benchVariant({
+      wasmBase: new URL('wasm/', document.baseURI).href, variant, threads: options.threads ?? 2,
+      architecture, labels: LABELS, seconds: options.seconds ?? 3,
+    });
   }
   return report;
 }

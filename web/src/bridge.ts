@@ -7,9 +7,9 @@
 //
 // cancel() terminates the worker: whatever it was doing is abandoned, pending calls reject with
 // CancelledError, and the next call starts a new worker with the same engine options and the
-// last model it had.
+// page's current model (options.currentModel: the page keeps the one copy of its bytes).
 import type {
-  BenchRequest, ClassifyResult, InitRequest, InitResult, LoadedModel, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
+  ClassifyResult, InitRequest, InitResult, LoadedModel, Request, Results, RequestMessage, ResponseMessage, RgbaImage,
   TeachRequest, TeachResult, TrainableRequest, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
 import type { TeachProgress, Variant } from './tagnet-types';
@@ -42,11 +42,14 @@ export class EngineBridge {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   private initOptions: InitRequest;
-  private modelBytes: Uint8Array | null = null;
+  private currentModel: () => Uint8Array | null;
   private restoring: Promise<void> | null = null;
 
-  constructor(wasmBase: URL, options: { variant?: Variant; threads?: number } = {}) {
-    this.initOptions = { wasmBase: wasmBase.href, ...options };
+  constructor(wasmBase: URL, options: { variant?: Variant; threads?: number;
+                                        currentModel?: () => Uint8Array | null } = {}) {
+    const { currentModel, ...engine } = options;
+    this.initOptions = { wasmBase: wasmBase.href, ...engine };
+    this.currentModel = currentModel ?? (() => null);
   }
 
   /** Loads and starts the WebAssembly module in a new worker. */
@@ -55,10 +58,8 @@ export class EngineBridge {
   }
 
   /** Makes `bytes` the current model; rejects (keeping the old one) when they are not a model. */
-  async load(bytes: Uint8Array): Promise<LoadedModel> {
-    const info = await this.call('load', { type: 'load', bytes: bytes.slice() });
-    this.modelBytes = bytes;
-    return info;
+  load(bytes: Uint8Array): Promise<LoadedModel> {
+    return this.call('load', { type: 'load', bytes: bytes.slice() });
   }
 
   /**
@@ -80,17 +81,13 @@ export class EngineBridge {
   }
 
   /** Fine-tunes the current model; the result becomes the current model. The pictures are copied. */
-  async train(request: TrainRequest, onProgress: (p: TrainProgress) => void): Promise<TrainResult> {
-    const result = await this.call('train', { type: 'train', ...request }, [], (p) => onProgress(p as TrainProgress));
-    this.modelBytes = result.bytes;
-    return result;
+  train(request: TrainRequest, onProgress: (p: TrainProgress) => void): Promise<TrainResult> {
+    return this.call('train', { type: 'train', ...request }, [], (p) => onProgress(p as TrainProgress));
   }
 
   /** Teaches the current model new labels (the core's few-picture recipe); the result becomes the current model. */
-  async teach(request: TeachRequest, onProgress: (p: TeachProgress) => void): Promise<TeachResult> {
-    const result = await this.call('teach', { type: 'teach', ...request }, [], (p) => onProgress(p as TeachProgress));
-    this.modelBytes = result.bytes;
-    return result;
+  teach(request: TeachRequest, onProgress: (p: TeachProgress) => void): Promise<TeachResult> {
+    return this.call('teach', { type: 'teach', ...request }, [], (p) => onProgress(p as TeachProgress));
   }
 
   /** The parameters each part would train in a training of `request`, as the core counts them. */
@@ -101,10 +98,6 @@ export class EngineBridge {
   /** Asks a running training to stop after its current batch. */
   async stop(): Promise<void> {
     if (this.worker) await this.call('stop', { type: 'stop' });
-  }
-
-  bench(request: BenchRequest) {
-    return this.call('bench', { type: 'bench', ...request });
   }
 
   /** Terminates the worker at once; pending calls reject with CancelledError. */
@@ -165,7 +158,7 @@ export class EngineBridge {
     // A worker started after cancel() gets the engine and the model back before anything else.
     if (!this.worker && request.type !== 'init' && request.type !== 'stop') {
       if (!this.restoring) {
-        const bytes = this.modelBytes;
+        const bytes = this.currentModel();
         this.restoring = (async () => {
           await this.send({ type: 'init', ...this.initOptions });
           if (bytes) await this.send({ type: 'load', bytes: bytes.slice() });

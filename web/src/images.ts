@@ -1,5 +1,4 @@
 // Pictures from files, the clipboard and the camera, as RGBA pixels for the engine.
-import { looksLikeModel } from './modelfile';
 import type { RgbaImage } from './protocol';
 
 /** A file that could not be used as a picture; the message names it and says why. */
@@ -18,6 +17,12 @@ const SIGNATURES: { format: string; at: number; bytes: number[] }[] = [
   { format: 'GIF', at: 0, bytes: [0x47, 0x49, 0x46, 0x38] },
   { format: 'WebP', at: 8, bytes: [0x57, 0x45, 0x42, 0x50] },
 ];
+
+/** True when the bytes start like a tagnet model file ("TAGNET\0\0"). */
+export function looksLikeModel(bytes: Uint8Array): boolean {
+  const magic = [0x54, 0x41, 0x47, 0x4e, 0x45, 0x54, 0, 0];
+  return bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+}
 
 /** The picture format the first bytes of a file announce, or null. */
 export function announcedFormat(head: Uint8Array): string | null {

@@ -4,8 +4,8 @@
 import { CancelledError } from './bridge';
 import { reclassifyAll, setThreshold } from './classify';
 import { byId, download, formatBytes, formatCount, h, listNames, plural } from './dom';
+import { looksLikeModel } from './images';
 import { busy, clearErrors, errorText, type Progress, showError, showInfo } from './messages';
-import { looksLikeModel } from './modelfile';
 import { combinationsOf } from './predict';
 import type { LoadedModel } from './protocol';
 import { type ModelSource, state, store } from './state';

@@ -118,24 +118,6 @@ export interface TeachResult {
   elapsedMs: number;
 }
 
-export interface BenchRequest {
-  architecture: string;
-  labels: string[];
-  seconds: number;
-}
-
-export interface BenchResult {
-  engine: string;
-  variant: Variant;
-  threads: number;
-  params: number;
-  classify_b1_ms: number;
-  classify_b32_images_per_s: number;
-  train_b32_images_per_s: number;
-  train_b32_step_ms: number;
-  heap_bytes: number;
-}
-
 export type Request =
   | ({ type: 'init' } & InitRequest)
   | { type: 'load'; bytes: Uint8Array }
@@ -144,8 +126,7 @@ export type Request =
   | ({ type: 'train' } & TrainRequest)
   | ({ type: 'trainable' } & TrainableRequest)
   | ({ type: 'teach' } & TeachRequest)
-  | { type: 'stop' }
-  | ({ type: 'bench' } & BenchRequest);
+  | { type: 'stop' };
 
 export interface Results {
   init: InitResult;
@@ -158,7 +139,6 @@ export interface Results {
   trainable: Record<TrainPart, number | null>;
   teach: TeachResult;
   stop: boolean;
-  bench: BenchResult;
 }
 
 /** Page -> worker. */

@@ -108,7 +108,7 @@ export interface PageState {
 
 export const state: PageState = {
   timings: {},
-  engine: new EngineBridge(new URL('wasm/', document.baseURI)),
+  engine: new EngineBridge(new URL('wasm/', document.baseURI), { currentModel: () => state.modelBytes }),
   engineInfo: null,
   store: null,
   info: null,

@@ -2,9 +2,8 @@
 // the page (the threaded module also blocks its calling thread while its workers compute,
 // which a page's main thread must not do). One request runs at a time, in arrival order;
 // 'stop' is answered at once and ends a running training after its current batch.
-import { rewriteMetadata } from './modelfile';
 import type {
-  BenchRequest, BenchResult, ClassifyResult, InitRequest, InitResult, LoadedModel, Request, RequestMessage, ResponseMessage,
+  ClassifyResult, InitRequest, InitResult, LoadedModel, Request, RequestMessage, ResponseMessage,
   RgbaImage, TeachRequest, TeachResult, TrainableRequest, TrainPart, TrainProgress, TrainRequest, TrainResult,
 } from './protocol';
 import type { AugmentOptions, Model, Tagnet, TeachProgress, TrainablePart } from './tagnet-types';
@@ -19,7 +18,6 @@ type TagnetModule = typeof import('../../wasm/tagnet.js');
 
 let tagnet: Tagnet | null = null;
 let model: Model | null = null;
-let modelBytes: Uint8Array | null = null;
 let stopRequested = false;
 
 // Lets queued messages ('stop') in between training batches.
@@ -80,7 +78,6 @@ function load(bytes: Uint8Array): LoadedModel {
   const next = t.loadModel(bytes);   // throws for bytes that are not a model: the old one stays
   model?.delete();
   model = next;
-  modelBytes = bytes;
   return model.info();
 }
 
@@ -101,16 +98,16 @@ function classify(images: RgbaImage[]): ClassifyResult {
   // Batches of 16 keep the activations of large requests within a modest heap.
   for (let i = 0; i < images.length; i += 16) {
     const chunk = images.slice(i, i + 16);
-    const probs = m.classifyBatch(chunk);
-    for (let k = 0; k < chunk.length; ++k) out.rows.push(probs.slice(k * labels, (k + 1) * labels));
-    out.novelty.push(...m.lastNovelty());
+    const { probabilities, novelty } = m.answers(chunk);
+    for (let k = 0; k < chunk.length; ++k) out.rows.push(probabilities.slice(k * labels, (k + 1) * labels));
+    out.novelty.push(...novelty);
   }
   return out;
 }
 
 /** What train() would report as trainable parameters for each part, counted on a copy of the model. */
 function trainable(r: TrainableRequest): Record<TrainPart, number | null> {
-  const copy = need(tagnet, 'the engine').loadModel(need(modelBytes, 'a model'));
+  const copy = need(tagnet, 'the engine').loadModel(need(model, 'a model').save());
   const count = (part: TrainPart) => {
     try {
       copy.setTrainable(CORE_PARTS[part]);
@@ -129,7 +126,7 @@ function trainable(r: TrainableRequest): Record<TrainPart, number | null> {
 
 async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Promise<TrainResult> {
   const m = need(model, 'a model');
-  const before = need(modelBytes, 'a model');
+  const before = m.save();
   if (r.examples.length === 0) throw new Error('add some pictures to train on first');
   stopRequested = false;
   const t0 = performance.now();
@@ -169,27 +166,12 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
              trainableParams };
   }
   const epochsDone = stopped ? undefined : trainer.options.epochs;
-  const bytes = rewriteMetadata(m.save(), (md) => {
-    const out: Record<string, unknown> = { ...md };
-    // Metrics, history and description tell of the training the model came from, not this one.
-    delete out.metrics;
-    delete out.history;
-    delete out.description;
-    if (r.multiLabel && r.combinations.length) {
-      out.combinations = r.combinations.map((c) => [...c].sort());
-    } else {
-      delete out.combinations;
-    }
-    out.fine_tuned = {
-      examples: r.examples.length, steps, epochs: epochsDone ?? null, stopped, part: r.part,
-      new_head: r.newHead, lr: r.options.lr ?? 1e-3, batch_size: r.options.batchSize ?? 32,
-      augment: r.options.augment ?? null, trainable_params: trainableParams,
-      date: new Date().toISOString(),
-    };
-    return out;
-  });
-  const finalInfo = load(bytes);
-  return { bytes, info: finalInfo, stopped, reverted: false, steps, elapsedMs: performance.now() - t0,
+  m.recordFineTuning({
+    examples: r.examples.length, steps, epochs: epochsDone ?? null, stopped, part: r.part,
+    new_head: r.newHead, lr: r.options.lr ?? 1e-3, batch_size: r.options.batchSize ?? 32,
+    augment: r.options.augment ?? null, trainable_params: trainableParams,
+  }, r.multiLabel && r.combinations.length ? r.combinations : null);
+  return { bytes: m.save(), info: m.info(), stopped, reverted: false, steps, elapsedMs: performance.now() - t0,
            trainableParams };
 }
 
@@ -206,85 +188,28 @@ async function teach(r: TeachRequest, progress: (p: TeachProgress) => void): Pro
     for (;;) {
       await yieldToMessages();
       if (stopRequested) {
-        return { bytes: need(modelBytes, 'a model'), info: m.info(), report: teacher.report(), stopped: true,
+        return { bytes: m.save(), info: m.info(), report: teacher.report(), stopped: true,
                  elapsedMs: performance.now() - t0 };
       }
       const p = teacher.step();
       progress(p);
       if (p.phase === 'done') break;
     }
+    // The core records the teaching in the taught model's card.
     const report = teacher.report();
     const taught = teacher.result();
     let bytes: Uint8Array;
     try {
-      bytes = rewriteMetadata(taught.save(), (md) => {
-        const out: Record<string, unknown> = { ...md };
-        delete out.metrics;
-        delete out.history;
-        out.fine_tuned = {
-          recipe: 'teach', labels: r.labels, pictures: r.pictures.length, one_per_picture: r.onePerPicture,
-          held_out: { right: report.right, total: report.heldOut }, trainable_params: report.trainedParams,
-          date: new Date().toISOString(),
-        };
-        return out;
-      });
-    } finally {
+      bytes = taught.save();
+    } catch (e) {
       taught.delete();
+      throw e;
     }
-    return { bytes, info: load(bytes), report, stopped: false, elapsedMs: performance.now() - t0 };
+    model?.delete();
+    model = taught;
+    return { bytes, info: taught.info(), report, stopped: false, elapsedMs: performance.now() - t0 };
   } finally {
     teacher.delete();
-  }
-}
-
-// Median milliseconds per call of fn over `seconds` (at least 3 calls) after one warm-up call.
-function time(fn: () => void, seconds: number, min = 3): number {
-  fn();
-  const runs: number[] = [];
-  const start = performance.now();
-  while (runs.length < min || performance.now() - start < seconds * 1000) {
-    const t0 = performance.now();
-    fn();
-    runs.push(performance.now() - t0);
-  }
-  runs.sort((a, b) => a - b);
-  return runs[runs.length >> 1];
-}
-
-function picture(seed: number, size = 96): RgbaImage {
-  const rgba = new Uint8Array(size * size * 4);
-  let s = seed >>> 0;
-  for (let i = 0; i < rgba.length; ++i) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    rgba[i] = (i & 3) === 3 ? 255 : s >>> 24;
-  }
-  return { rgba, width: size, height: size };
-}
-
-// The measurements of wasm/bench.mjs, in a browser worker.
-function bench(r: BenchRequest): BenchResult {
-  const t = need(tagnet, 'the engine');
-  const m = t.createModel(r.architecture as 'smallervggnet', { labels: r.labels, head: 'sigmoid', seed: 1 });
-  const size = m.info().inputShape[0];
-  const pics = Array.from({ length: 32 }, (_, i) => picture(i + 1, size));
-  const trainer = m.createTrainer({ lr: 1e-3, batchSize: 32, seed: 1 });
-  try {
-    const one = pics[0];
-    const b1 = time(() => m.classify(one.rgba, one.width, one.height), r.seconds);
-    const b32 = time(() => m.classifyBatch(pics), r.seconds);
-    pics.forEach((p, i) => trainer.addExample(p.rgba, p.width, p.height, r.labels.map((_, k) => (i >> k) & 1)));
-    const step = time(() => trainer.step(), r.seconds * 2);
-    return {
-      engine: t.engine, variant: t.variant, threads: t.threads, params: m.info().params,
-      classify_b1_ms: b1,
-      classify_b32_images_per_s: 32000 / b32,
-      train_b32_images_per_s: 32000 / step,
-      train_b32_step_ms: step,
-      heap_bytes: t.heapBytes(),
-    };
-  } finally {
-    trainer.delete();
-    m.delete();
   }
 }
 
@@ -312,18 +237,15 @@ async function handle(id: number, r: Request): Promise<void> {
     case 'train': {
       const result = await train(r, (progress) =>
         scope.postMessage({ id, kind: 'progress', progress } satisfies ResponseMessage));
-      // The bytes stay the worker's current model file: send a copy.
-      return reply({ ...result, bytes: result.bytes.slice() });
+      return reply(result, [result.bytes.buffer]);
     }
     case 'trainable':
       return reply(trainable(r));
     case 'teach': {
       const result = await teach(r, (progress) =>
         scope.postMessage({ id, kind: 'progress', progress } satisfies ResponseMessage));
-      return reply({ ...result, bytes: result.bytes.slice() });
+      return reply(result, [result.bytes.buffer]);
     }
-    case 'bench':
-      return reply(bench(r));
     case 'stop':
       stopRequested = true;
       return reply(true);
