@@ -135,7 +135,7 @@ export interface StepResult {
 }
 
 /** Called after each batch; return false to stop after it. */
-export type OnStep = (step: number, steps: number, loss: number, accuracy: number) => boolean | void;
+export type OnStep = (step: number, steps: number, loss: number, accuracy: number, result: StepResult) => boolean | void;
 
 export interface RunOptions {
   /** Aborting stops training before the next batch. */

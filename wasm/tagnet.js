@@ -448,8 +448,9 @@ export class Trainer {
   }
 
   /**
-   * Runs the rest of the current epoch. onStep(step, steps, loss, accuracy) is called after
-   * each batch; returning false from it, or aborting `signal`, stops after that batch.
+   * Runs the rest of the current epoch. onStep(step, steps, loss, accuracy, result) is called
+   * after each batch (result: what step() returns); returning false from it, or aborting
+   * `signal`, stops after that batch.
    * Resolves to the last step's result (null when stopped before any step).
    */
   async runEpoch(onStep, { signal } = {}) {
@@ -457,7 +458,7 @@ export class Trainer {
     for (;;) {
       if (signal?.aborted) return last;
       last = this.step();
-      const more = onStep ? onStep(last.step, last.steps, last.loss, last.accuracy) : true;
+      const more = onStep ? onStep(last.step, last.steps, last.loss, last.accuracy, last) : true;
       if (last.epochEnd || more === false) return last;
       await yieldToEventLoop();
     }

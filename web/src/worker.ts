@@ -18,9 +18,16 @@ type TagnetModule = typeof import('../../wasm/tagnet.js');
 
 let tagnet: Tagnet | null = null;
 let model: Model | null = null;
-let stopRequested = false;
+let stopController = new AbortController();
 
-// Lets queued messages ('stop') in between training batches.
+/** A signal for the run about to start, which the next 'stop' aborts. */
+function stopping(): AbortSignal {
+  stopController = new AbortController();
+  return stopController.signal;
+}
+
+// Lets queued messages ('stop') in before a run's first step (the module's fit() and run()
+// yield between steps).
 function yieldToMessages(): Promise<void> {
   return new Promise((resolve) => {
     const channel = new MessageChannel();
@@ -128,7 +135,6 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
   const m = need(model, 'a model');
   const before = m.save();
   if (r.examples.length === 0) throw new Error('add some pictures to train on first');
-  stopRequested = false;
   const t0 = performance.now();
   if (r.newHead) m.replaceHead(r.labels, r.multiLabel, { seed: r.options.seed ?? 0 });
   const info = m.info();
@@ -138,27 +144,24 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
   m.setTrainable(CORE_PARTS[r.part]);
   const trainableParams = m.info().trainableParams;
   const trainer = m.createTrainer(r.options);
+  const stop = stopping();
   let steps = 0;
-  let stopped = false;
   try {
     for (const ex of r.examples) trainer.addExample(ex.rgba, ex.width, ex.height, ex.target);
-    for (;;) {
-      await yieldToMessages();
-      if (stopRequested) {
-        stopped = true;
-        break;
-      }
-      const s = trainer.step();
-      ++steps;
-      progress({
-        epoch: s.epoch, epochs: trainer.options.epochs, step: s.step, steps: s.steps,
-        loss: s.loss, accuracy: s.accuracy, epochEnd: s.epochEnd, elapsedMs: performance.now() - t0,
-      });
-      if (s.done) break;
+    await yieldToMessages();
+    if (!stop.aborted) {
+      await trainer.fit((_step, _steps, _loss, _accuracy, s) => {
+        ++steps;
+        progress({
+          epoch: s.epoch, epochs: trainer.options.epochs, step: s.step, steps: s.steps,
+          loss: s.loss, accuracy: s.accuracy, epochEnd: s.epochEnd, elapsedMs: performance.now() - t0,
+        });
+      }, { signal: stop });
     }
   } finally {
     trainer.delete();
   }
+  const stopped = stop.aborted;
   if (steps === 0) {
     // Nothing trained: a replaced head would be random, so the model goes back to what it was.
     const restored = load(before);
@@ -180,20 +183,15 @@ async function train(r: TrainRequest, progress: (p: TrainProgress) => void): Pro
 async function teach(r: TeachRequest, progress: (p: TeachProgress) => void): Promise<TeachResult> {
   const m = need(model, 'a model');
   if (r.pictures.length === 0) throw new Error('add some pictures to teach first');
-  stopRequested = false;
   const t0 = performance.now();
   const teacher = m.createTeacher(r.labels, { onePerPicture: r.onePerPicture, seed: r.seed });
+  const stop = stopping();
   try {
     for (const p of r.pictures) teacher.addPicture(p.rgba, p.width, p.height, p.labels);
-    for (;;) {
-      await yieldToMessages();
-      if (stopRequested) {
-        return { bytes: m.save(), info: m.info(), report: teacher.report(), stopped: true,
-                 elapsedMs: performance.now() - t0 };
-      }
-      const p = teacher.step();
-      progress(p);
-      if (p.phase === 'done') break;
+    await yieldToMessages();
+    if (stop.aborted || !await teacher.run(progress, { signal: stop })) {
+      return { bytes: m.save(), info: m.info(), report: teacher.report(), stopped: true,
+               elapsedMs: performance.now() - t0 };
     }
     // The core records the teaching in the taught model's card.
     const report = teacher.report();
@@ -247,7 +245,7 @@ async function handle(id: number, r: Request): Promise<void> {
       return reply(result, [result.bytes.buffer]);
     }
     case 'stop':
-      stopRequested = true;
+      stopController.abort();
       return reply(true);
   }
 }
