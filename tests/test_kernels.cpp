@@ -456,6 +456,18 @@ TEST(RefKernels, TableWrapsTheRefKernels) {
   EXPECT_NEAR(y[0], 1.0 / (1.0 + std::exp(1.0)), 1e-6);
 }
 
+// A backend may leave slots empty: they are the fallback's, and the slots it fills stay its own.
+TEST(Backends, EmptySlotsAreTheFallbacks) {
+  Backend partial{};
+  partial.name = "partial";
+  partial.relu_forward = backend_hwy()->relu_forward;
+  const Backend whole = complete_backend(partial, *backend_ref());
+  EXPECT_STREQ(whole.name, "partial");
+  EXPECT_EQ(whole.relu_forward, backend_hwy()->relu_forward);
+  EXPECT_EQ(whole.gemm, backend_ref()->gemm);
+  EXPECT_EQ(whole.identity_backward, backend_ref()->identity_backward);
+}
+
 // ---- every backend against the oracle ----
 
 // The hwy kernels once per instruction set the CPU runs.

@@ -1,6 +1,7 @@
 #include "tagnet/kernels/engine.h"
 
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -8,6 +9,25 @@
 #include "thread_pool.h"
 
 namespace tagnet {
+
+namespace kern {
+
+// The table is a name and function pointers, all of one size (tests/test_kernels.cpp checks it).
+Backend complete_backend(const Backend& partial, const Backend& fallback) {
+  constexpr size_t kSlots = sizeof(Backend) / sizeof(void*);
+  static_assert(kSlots * sizeof(void*) == sizeof(Backend), "every slot is one pointer wide");
+  void* slots[kSlots];
+  void* rest[kSlots];
+  std::memcpy(slots, &partial, sizeof(Backend));
+  std::memcpy(rest, &fallback, sizeof(Backend));
+  for (size_t i = 1; i < kSlots; ++i)
+    if (!slots[i]) slots[i] = rest[i];
+  Backend out;
+  std::memcpy(&out, slots, sizeof(Backend));
+  return out;
+}
+
+}  // namespace kern
 
 namespace {
 const kern::Backend* find_backend(const std::string& name) {

@@ -170,6 +170,10 @@ struct Backend {
   void (*identity_backward)(size_t n, const float* dy, float* dx, const Exec& e);
 };
 
+// `partial` with each empty slot filled from `fallback`: a backend may fill only the kernels it
+// runs better and leave the rest to another table.
+Backend complete_backend(const Backend& partial, const Backend& fallback);
+
 // The tables. `ref` is single-threaded plain loops; `hwy` is the project's own Highway
 // kernels (what the WASM build runs); `xnnpack` runs forward ops on XNNPACK and the rest on
 // the `hwy` kernels. backend_xnnpack() returns null when built without XNNPACK.

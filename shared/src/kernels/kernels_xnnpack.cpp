@@ -277,110 +277,40 @@ void softmax_forward(int rows, int cols, const float* x /* (rows, cols) */,
   run(op, threads, "softmax");
 }
 
-// The hwy table is chosen at run time (the CPU's best target) in another translation unit, so
-// its entries are reached through backend_hwy() at call time.
-void gemm(int M, int N, int K, const float* A, long rsa, long csa, const float* B, long rsb,
-          long csb, float* C, long ldc, bool accumulate, const Exec& e) {
-  backend_hwy()->gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, e);
-}
-void conv2d_backward_data(const ConvDims& d, const float* dy, const float* w, float* dx,
-                          const Exec& e) {
-  backend_hwy()->conv2d_backward_data(d, dy, w, dx, e);
-}
-void conv2d_backward_filter(const ConvDims& d, const float* x, const float* dy, float* dw,
-                            float* db, const Exec& e) {
-  backend_hwy()->conv2d_backward_filter(d, x, dy, dw, db, e);
-}
-void dense_backward_data(int N, int I, int O, const float* dy, const float* w, float* dx,
-                         const Exec& e) {
-  backend_hwy()->dense_backward_data(N, I, O, dy, w, dx, e);
-}
-void dense_backward_filter(int N, int I, int O, const float* x, const float* dy, float* dw,
-                           float* db, const Exec& e) {
-  backend_hwy()->dense_backward_filter(N, I, O, x, dy, dw, db, e);
-}
-void maxpool_backward(const PoolDims& d, const float* x, const float* y, const float* dy,
-                      float* dx, const Exec& e) {
-  backend_hwy()->maxpool_backward(d, x, y, dy, dx, e);
-}
-void gap_backward(int N, int HW, int C, const float* dy, float* dx, const Exec& e) {
-  backend_hwy()->gap_backward(N, HW, C, dy, dx, e);
-}
-void relu_backward(size_t n, const float* y, const float* dy, float* dx, const Exec& e) {
-  backend_hwy()->relu_backward(n, y, dy, dx, e);
-}
-void sigmoid_backward(size_t n, const float* y, const float* dy, float* dx, const Exec& e) {
-  backend_hwy()->sigmoid_backward(n, y, dy, dx, e);
-}
-void softmax_backward(int rows, int cols, const float* y, const float* dy, float* dx,
-                      const Exec& e) {
-  backend_hwy()->softmax_backward(rows, cols, y, dy, dx, e);
-}
-void batchnorm_forward_train(int M, int C, const float* x, const float* gamma, const float* beta,
-                             float eps, float* y, float* mean, float* invstd, const Exec& e) {
-  backend_hwy()->batchnorm_forward_train(M, C, x, gamma, beta, eps, y, mean, invstd, e);
-}
-void batchnorm_forward_infer(int M, int C, const float* x, const float* gamma, const float* beta,
-                             const float* moving_mean, const float* moving_var, float eps,
-                             float* y, const Exec& e) {
-  backend_hwy()->batchnorm_forward_infer(M, C, x, gamma, beta, moving_mean, moving_var, eps, y,
-                                         e);
-}
-void batchnorm_backward(int M, int C, const float* x, const float* dy, const float* gamma,
-                        const float* mean, const float* invstd, float* dx, float* dgamma,
-                        float* dbeta, bool relu_input, const Exec& e) {
-  backend_hwy()->batchnorm_backward(M, C, x, dy, gamma, mean, invstd, dx, dgamma, dbeta,
-                                    relu_input, e);
-}
-void batchnorm_backward_infer(int M, int C, const float* dy, const float* gamma,
-                              const float* moving_var, float eps, float* dx, const Exec& e) {
-  backend_hwy()->batchnorm_backward_infer(M, C, dy, gamma, moving_var, eps, dx, e);
-}
-void dropout_forward(size_t n, const float* x, const float* mask, float* y, const Exec& e) {
-  backend_hwy()->dropout_forward(n, x, mask, y, e);
-}
-void dropout_backward(size_t n, const float* mask, const float* dy, float* dx, const Exec& e) {
-  backend_hwy()->dropout_backward(n, mask, dy, dx, e);
-}
-void identity_forward(size_t n, const float* x, float* y, const Exec& e) {
-  backend_hwy()->identity_forward(n, x, y, e);
-}
-void identity_backward(size_t n, const float* dy, float* dx, const Exec& e) {
-  backend_hwy()->identity_backward(n, dy, dx, e);
-}
-
 }  // namespace
 
-// Null when XNNPACK cannot initialize (a CPU it does not support), so callers fall back to hwy.
+// XNNPACK runs the forward ops; the empty slots are the hwy kernels of the CPU's target. Null
+// when XNNPACK cannot initialize (a CPU it does not support), so callers fall back to hwy.
 const Backend* backend_xnnpack() {
-  static const Backend table{
+  static const Backend partial{
       /* .name                     = */ "xnnpack",
-      /* .gemm                     = */ gemm,
+      /* .gemm                     = */ nullptr,
       /* .conv2d_forward           = */ conv2d_forward,
-      /* .conv2d_backward_data     = */ conv2d_backward_data,
-      /* .conv2d_backward_filter   = */ conv2d_backward_filter,
+      /* .conv2d_backward_data     = */ nullptr,
+      /* .conv2d_backward_filter   = */ nullptr,
       /* .dense_forward            = */ dense_forward,
-      /* .dense_backward_data      = */ dense_backward_data,
-      /* .dense_backward_filter    = */ dense_backward_filter,
+      /* .dense_backward_data      = */ nullptr,
+      /* .dense_backward_filter    = */ nullptr,
       /* .maxpool_forward          = */ maxpool_forward,
-      /* .maxpool_backward         = */ maxpool_backward,
+      /* .maxpool_backward         = */ nullptr,
       /* .gap_forward              = */ gap_forward,
-      /* .gap_backward             = */ gap_backward,
+      /* .gap_backward             = */ nullptr,
       /* .relu_forward             = */ relu_forward,
-      /* .relu_backward            = */ relu_backward,
+      /* .relu_backward            = */ nullptr,
       /* .sigmoid_forward          = */ sigmoid_forward,
-      /* .sigmoid_backward         = */ sigmoid_backward,
+      /* .sigmoid_backward         = */ nullptr,
       /* .softmax_forward          = */ softmax_forward,
-      /* .softmax_backward         = */ softmax_backward,
-      /* .batchnorm_forward_train  = */ batchnorm_forward_train,
-      /* .batchnorm_forward_infer  = */ batchnorm_forward_infer,
-      /* .batchnorm_backward       = */ batchnorm_backward,
-      /* .batchnorm_backward_infer = */ batchnorm_backward_infer,
-      /* .dropout_forward          = */ dropout_forward,
-      /* .dropout_backward         = */ dropout_backward,
-      /* .identity_forward         = */ identity_forward,
-      /* .identity_backward        = */ identity_backward,
+      /* .softmax_backward         = */ nullptr,
+      /* .batchnorm_forward_train  = */ nullptr,
+      /* .batchnorm_forward_infer  = */ nullptr,
+      /* .batchnorm_backward       = */ nullptr,
+      /* .batchnorm_backward_infer = */ nullptr,
+      /* .dropout_forward          = */ nullptr,
+      /* .dropout_backward         = */ nullptr,
+      /* .identity_forward         = */ nullptr,
+      /* .identity_backward        = */ nullptr,
   };
+  static const Backend table = complete_backend(partial, *backend_hwy());
   return initialize() == xnn_status_success ? &table : nullptr;
 }
 

@@ -96,6 +96,7 @@ void Model::build(uint64_t seed) {
   }
   acts_.resize(layers_.size());
   grads_act_.resize(layers_.size());
+  plan_stores();
   built_ = true;
   ++param_version_;
 }
@@ -192,23 +193,13 @@ const Tensor& Model::run_forward(const Tensor& x, const Context& ctx, bool batch
   Context c = ctx;
   c.param_version = param_version_;
   const Tensor* in = &input_;
-  // No pass over memory that only copies or gates: a ReLU after a layer that can fuse it runs
-  // in that layer's store and hands on its input as a view, and so do, in inference, Dropout
-  // and Flatten. (activation(i) of the fusing layer then holds the ReLU's output too; the
-  // ReLU's backward pass reads the same values.)
-  bool fused = false;   // the layer before took this ReLU
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& l = *layers_[i];
     const LayerKind kind = l.kind();
-    if ((kind == LayerKind::kReLU && fused) ||
-        (!c.training && (kind == LayerKind::kDropout || kind == LayerKind::kFlatten))) {
+    if (stores_[i] == Store::kInput || (stores_[i] == Store::kInputInInference && !c.training)) {
       acts_[i] = Tensor::view(const_cast<float*>(in->data()), l.output_shape.batched(x.dim(0)));
-      fused = false;
     } else {
       if (acts_[i].is_view()) acts_[i] = Tensor();   // own memory again: layers write into it
-      l.relu_fused_ = i + 1 < layers_.size() && layers_[i + 1]->kind() == LayerKind::kReLU &&
-                      l.can_fuse_relu();
-      fused = l.relu_fused_;
       if (batch_statistics && kind == LayerKind::kBatchNorm && l.trainable) {
         Context bc = c;
         bc.training = true;
@@ -217,11 +208,22 @@ const Tensor& Model::run_forward(const Tensor& x, const Context& ctx, bool batch
       } else {
         l.forward(*in, acts_[i], c);
       }
-      l.relu_fused_ = false;
     }
     in = &acts_[i];
   }
   return acts_.back();
+}
+
+void Model::plan_stores() {
+  stores_.assign(layers_.size(), Store::kOwn);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer& l = *layers_[i];
+    const LayerKind kind = l.kind();
+    if (kind == LayerKind::kDropout || kind == LayerKind::kFlatten) stores_[i] = Store::kInputInInference;
+    l.relu_fused_ = stores_[i] == Store::kOwn && i + 1 < layers_.size() &&
+                    layers_[i + 1]->kind() == LayerKind::kReLU && l.can_fuse_relu();
+    if (l.relu_fused_) stores_[++i] = Store::kInput;
+  }
 }
 
 size_t Model::loss_head(LossKind loss) const {

@@ -109,7 +109,7 @@ class Layer {
   kern::Exec exec(const Context& ctx) const;
   std::unique_ptr<kern::OpState> op_state_;   // backend's cached operator (forward)
   std::vector<Param> params_;
-  // Set by Model for this forward call: also apply the ReLU that follows (can_fuse_relu()).
+  // Set by Model when it is built: also apply the ReLU that follows (can_fuse_relu()).
   bool relu_fused_ = false;
 
  private:

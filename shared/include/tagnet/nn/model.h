@@ -145,6 +145,14 @@ class Model {
   // forward(), where `batch_statistics` makes the trainable BatchNorm layers normalise with
   // their batch's statistics (and keep them) while the rest runs as ctx says.
   const Tensor& run_forward(const Tensor& x, const Context& ctx, bool batch_statistics);
+  // Where each layer's output goes, decided once when the model is built (as XNNPACK's
+  // subgraph fuses its nodes), so that no pass over memory only copies or gates: a ReLU after a
+  // layer that can fuse it runs in that layer's store (the layer's relu_fused_) and its own
+  // output is a view of its input, and so is, in inference, the output of Dropout and Flatten.
+  // activation(i) of a fusing layer then holds the ReLU's output too; the ReLU's backward pass
+  // reads the same values.
+  enum class Store : uint8_t { kOwn, kInput, kInputInInference };
+  void plan_stores();
   // Sets up every layer in turn (shapes and parameter shapes, no parameter memory): the first
   // half of build(), which the model file reader also runs to check sizes before allocating.
   void setup_layers();
@@ -156,6 +164,7 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Tensor> acts_;     // acts_[i] is the output of layer i, (N, ...)
   std::vector<Tensor> grads_act_;
+  std::vector<Store> stores_;    // per layer, from plan_stores()
   Tensor input_;                 // view of the last forward's input
   FloatBuffer params_, grads_;
   uint64_t param_version_ = 1;   // bumped by build() and by write access to the arena
