@@ -176,7 +176,7 @@ TEST(FineTunePolicy, ReplacingTheHeadKeepsTheBase) {
   const size_t head = head_start(g);
   const std::vector<float> base(g.param_arena(), g.layer(head).params()[0].value.data());
   g.freeze_below(head);
-  EXPECT_EQ(replace_head(g, 2, Head::kSoftmax, 7), head);
+  EXPECT_EQ(cut_and_add_head(g, head_start(g), 2, Head::kSoftmax, 7, false), head);
   EXPECT_EQ(head_start(g), head);
   EXPECT_EQ(model_head(g), Head::kSoftmax);
   EXPECT_EQ(g.output_shape(), Shape{2});

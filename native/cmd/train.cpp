@@ -15,6 +15,7 @@
 #include "draw.h"
 #include "fashion_mnist.h"
 #include "folder_dataset.h"
+#include "tagnet/app/classifier.h"
 #include "tagnet/nn/architectures.h"
 #include "tagnet/train/finetune.h"
 #include "tagnet/nn/model.h"
@@ -67,8 +68,16 @@ BaseStart start_from_base(const TrainArgs& a, const std::vector<std::string>& la
   if (s.kept_head) {
     head_from = head_start(model);
   } else {
-    const size_t cut = a.cut.empty() ? head_start(model) : find_layer(model, a.cut, "--cut") + 1;
-    head_from = cut_and_add_head(model, cut, outputs, s.head, a.seed, false);
+    Classifier c(std::move(model), a.base);
+    NewLabels n;
+    n.names = labels;
+    n.head = s.head;
+    n.cut = a.cut.empty() ? kAtHead : find_layer(c.model(), a.cut, "--cut") + 1;
+    n.freeze_base = false;   // --trainable decides
+    n.seed = a.seed;
+    n.from = fs::absolute(a.base).string();
+    head_from = c.give_new_labels(n);
+    model = std::move(c.model());
   }
   std::vector<bool> was_trainable;
   for (size_t i = 0; i < model.num_layers(); ++i) was_trainable.push_back(model.layer(i).trainable);

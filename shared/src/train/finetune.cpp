@@ -114,10 +114,6 @@ size_t cut_and_add_head(Model& m, size_t cut, int outputs, Head head, uint64_t s
   return dense;
 }
 
-size_t replace_head(Model& m, int outputs, Head head, uint64_t seed) {
-  return cut_and_add_head(m, head_start(m), outputs, head, seed, false);
-}
-
 Augment tutorial_augment() {
   Augment a;
   a.rotation_deg = 25;

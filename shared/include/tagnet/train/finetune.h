@@ -3,7 +3,7 @@
 // web page both ask these functions; neither works the rules out for itself.
 //
 //   tagnet::Model m = tagnet::Model::load("fashion.tagnet");
-//   tagnet::replace_head(m, 2, tagnet::Head::kSoftmax, /*seed=*/1);   // new labels
+//   tagnet::cut_and_add_head(m, tagnet::head_start(m), 2, tagnet::Head::kSoftmax, 1, true);
 //   tagnet::set_trainable(m, "last-block");   // the last conv block and the classifier train
 //   tagnet::Augment a = tagnet::tutorial_augment();
 //
@@ -61,8 +61,6 @@ size_t set_trainable(Model& model, const std::string& part, size_t head_from = k
 // base.trainable = False); otherwise every layer trains. Returns the index of the new Dense.
 size_t cut_and_add_head(Model& model, size_t cut, int outputs, Head head, uint64_t seed,
                         bool freeze_base);
-// A new classifier head for other labels: cut_and_add_head at head_start(model).
-size_t replace_head(Model& model, int outputs, Head head, uint64_t seed);
 
 // The augmentation of the multi-label tutorial's ImageDataGenerator: rotation 25 degrees,
 // width and height shifts 0.1, shear 0.2, zoom 0.2, horizontal flips, nearest fill.
