@@ -250,6 +250,18 @@ TEST(ModelFile, DeeplyNestedHeaderIsRefused) {
   EXPECT_EQ(back.card().other["deep"].dump(), nested_arrays(62));
 }
 
+// Layers get Keras' names, counted per kind, also after a cut.
+TEST(Model, NamesLayersPerKindAlsoAfterACut) {
+  Model m({4});
+  for (int i = 0; i < 3; ++i) m.add(std::make_unique<Dense>(4));
+  m.add(std::make_unique<ReLU>());
+  EXPECT_EQ(m.layer(2).name, "dense_2");
+  EXPECT_EQ(m.layer(3).name, "re_lu");
+  m.truncate(1);
+  EXPECT_EQ(m.add(std::make_unique<Dense>(2)).name, "dense_1");
+  EXPECT_EQ(m.add(std::make_unique<ReLU>()).name, "re_lu");
+}
+
 // The card reads every key tagnet writes into its field and writes it back unchanged; keys it
 // does not know are kept, and a file with only some keys (an older one) reads.
 TEST(ModelCard, EveryKeyRoundTripsAndUnknownKeysAreKept) {

@@ -290,6 +290,76 @@ TEST(Onnx, MeaninglessAttributesAndWeightsGiveOneLineErrors) {
   }
 }
 
+// Constant folding is bounded by the file's weights: ConstantOfShape and doubling Concats of a
+// few hundred bytes stop at the budget before allocating, and a Slice with the extreme int64
+// steps and ends that exporters write folds without overflow.
+TEST(Onnx, ConstantFoldingStaysWithinItsBudget) {
+  auto graph = [](std::vector<onnx::NodeProto> folded, std::vector<onnx::TensorProto> consts) {
+    onnx::ModelProto g;
+    g.ir_version = 7;
+    g.opset_import = {{"", 13}};
+    g.has_graph = true;
+    g.graph.inputs.push_back({"x", onnx::kFloat, true, {1, 1, 8, 8}, {"", "", "", ""}});
+    g.graph.outputs.push_back({"y", onnx::kFloat, true, {1, 64}, {"", ""}});
+    g.graph.initializers = std::move(consts);
+    g.graph.nodes = std::move(folded);
+    auto node = [&](const char* op, const std::string& in, const std::string& out) {
+      onnx::NodeProto n;
+      n.op_type = op;
+      n.name = out;
+      n.inputs = {in};
+      n.outputs = {out};
+      g.graph.nodes.push_back(n);
+    };
+    node("Relu", "x", "r");
+    node("Flatten", "r", "f");
+    node("Softmax", "f", "y");
+    return onnx::serialize_model(g);
+  };
+  auto ints = [](const std::string& name, std::vector<int64_t> v) {
+    onnx::TensorProto t;
+    t.name = name;
+    t.dims = {int64_t(v.size())};
+    t.data_type = onnx::kInt64;
+    t.ints = std::move(v);
+    return t;
+  };
+  auto op = [](const char* type, std::vector<std::string> in, const std::string& out) {
+    onnx::NodeProto n;
+    n.op_type = type;
+    n.name = out;
+    n.inputs = std::move(in);
+    n.outputs = {out};
+    return n;
+  };
+  std::vector<onnx::NodeProto> doubling = {op("ConstantOfShape", {"shape"}, "c0")};
+  for (int i = 0; i < 20; ++i)
+    doubling.push_back(op("Concat", {"c" + std::to_string(i), "c" + std::to_string(i)}, "c" + std::to_string(i + 1)));
+  for (auto& n : doubling)
+    if (n.op_type == "Concat") {
+      onnx::AttributeProto axis;
+      axis.name = "axis";
+      axis.type = 2;
+      axis.i = 0;
+      n.attributes.push_back(axis);
+    }
+  const auto amplifier = graph(doubling, {ints("shape", {1 << 21})});
+  try {
+    import_onnx(amplifier.data(), amplifier.size(), "amplifier.onnx", {});
+    ADD_FAILURE() << "imported";
+  } catch (const OnnxError& e) {
+    EXPECT_STREQ(e.what(), "amplifier.onnx: Concat node 'c1': folding constants would make more than 4194304 values "
+                           "(tagnet's budget: 4 times the file's weights, at least 2^22)");
+  }
+
+  const int64_t lo = std::numeric_limits<int64_t>::min(), hi = std::numeric_limits<int64_t>::max();
+  const auto slices = graph({op("Slice", {"v", "zero", "hi", "axis", "hi"}, "s1"),
+                             op("Slice", {"v", "minus1", "lo", "axis", "lo"}, "s2")},
+                            {ints("v", {1, 2, 3, 4, 5, 6, 7, 8}), ints("zero", {0}), ints("minus1", {-1}),
+                             ints("hi", {hi}), ints("lo", {lo}), ints("axis", {0})});
+  EXPECT_EQ(import_onnx(slices.data(), slices.size(), "slices.onnx", {}).num_layers(), 3u);
+}
+
 // ---- the wire format, against libonnx / libprotobuf ----
 
 TEST(OnnxProto, LibonnxReadsWhatTagnetWrites) {

@@ -307,8 +307,9 @@ async function removeCard(card: TeachCard): Promise<void> {
   }
   teach.cards = teach.cards.filter((c) => c !== card);
   clearErrors(`label-${card.id}`);
-  renderCards();
+  // Saved before the card leaves the page: what the page shows is what a reload brings back.
   await saveTeach();
+  renderCards();
 }
 
 async function toggleExtra(e: ExampleItem, id: number): Promise<void> {

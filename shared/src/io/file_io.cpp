@@ -85,20 +85,25 @@ std::string container_check(const uint8_t* data, size_t size, uint32_t expected_
 }
 
 std::string container_json(const ContainerView& view, nlohmann::json& header) {
-  struct TooDeep {};
-  // `depth` counts the arrays and objects around the one that starts.
-  const nlohmann::json::parser_callback_t limit = [](int depth, nlohmann::json::parse_event_t event,
-                                                     nlohmann::json&) {
-    if ((event == nlohmann::json::parse_event_t::object_start ||
-         event == nlohmann::json::parse_event_t::array_start) && depth >= kMaxJsonDepth)
-      throw TooDeep{};
-    return true;
-  };
-  try {
-    header = nlohmann::json::parse(view.json, view.json + view.json_bytes, limit);
-  } catch (const TooDeep&) {
-    return "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  // The nesting is measured on the text first: nlohmann's parser recurses per level, and its
+  // callback parser, which could stop it, is quadratic in the length of an array.
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < view.json_bytes; ++i) {
+    const char c = view.json[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
   }
+  header = nlohmann::json::parse(view.json, view.json + view.json_bytes);
   return "";
 }
 

@@ -143,6 +143,8 @@ class Importer {
   bool pad_pending_ = false;
   bool last_was_matmul_ = false;
   std::vector<Pending> layers_;
+  uint64_t folded_ = 0;        // values made by folding constants so far
+  uint64_t fold_budget_ = 0;   // the most they may be: run() sets it from the file's weights
 };
 
 void Importer::input() {
@@ -188,7 +190,12 @@ Model Importer::run() {
   for (auto& [domain, version] : m_.opset_import)
     if (domain.empty() || domain == "ai.onnx") opset_ = version;
   if (opset_ == 0) fail("the model imports no opset of the default ONNX domain");
-  for (auto& t : m_.graph.initializers) consts_[t.name] = &t;
+  uint64_t weights = 0;
+  for (auto& t : m_.graph.initializers) {
+    consts_[t.name] = &t;
+    weights += t.floats.size() + t.ints.size();
+  }
+  fold_budget_ = std::max<uint64_t>(uint64_t{1} << 22, 4 * weights);
   input();
   if (m_.graph.outputs.size() != 1) fail("the graph has " + std::to_string(m_.graph.outputs.size()) + " outputs; tagnet models have one");
   for (auto& n : m_.graph.nodes) node(n);
@@ -434,17 +441,31 @@ bool Importer::fold_constant(const NodeProto& n) {
   const bool is_float = a.data_type == onnx::kFloat || a.data_type == onnx::kDouble;
   out.data_type = is_float ? onnx::kFloat : onnx::kInt64;
   const size_t rank = a.dims.size();
-  // Element i of `a` as double, and appending one to `out`.
-  auto get = [&](const TensorProto& t, size_t i) { return t.floats.empty() ? static_cast<double>(t.ints.at(i)) : t.floats.at(i); };
-  auto put = [&](double v) {
-    if (out.data_type == onnx::kFloat) out.floats.push_back(static_cast<float>(v));
-    else out.ints.push_back(static_cast<int64_t>(v));
+  // Element i of `t` as an integer: int64 as it is, a float only when it is a whole number
+  // within +-2^53 (a cast of a larger one is undefined).
+  auto get_int = [&](const TensorProto& t, size_t i) -> int64_t {
+    if (t.floats.empty()) return t.ints.at(i);
+    const double v = t.floats.at(i);
+    if (!(std::abs(v) <= 9007199254740992.0) || v != std::floor(v)) fail(n, "reads " + std::to_string(v) + " as an integer");
+    return static_cast<int64_t>(v);
+  };
+  // Appends element i of `t` to `out`, in out's type.
+  auto copy = [&](const TensorProto& t, size_t i) {
+    if (out.data_type != onnx::kFloat) out.ints.push_back(get_int(t, i));
+    else out.floats.push_back(t.floats.empty() ? static_cast<float>(t.ints.at(i)) : t.floats.at(i));
   };
   auto ints_of = [&](size_t i) {
     if (i >= in.size() || !in[i]) fail(n, "misses an input");
     std::vector<int64_t> v;
-    for (size_t k = 0; k < in[i]->numel(); ++k) v.push_back(static_cast<int64_t>(get(*in[i], k)));
+    for (size_t k = 0; k < in[i]->numel(); ++k) v.push_back(get_int(*in[i], k));
     return v;
+  };
+  // The values folding may make, in all: a few hundred bytes must not ask for gigabytes.
+  auto spend = [&](uint64_t count) {
+    folded_ += count;
+    if (folded_ > fold_budget_)
+      fail(n, "folding constants would make more than " + std::to_string(fold_budget_) +
+                  " values (tagnet's budget: 4 times the file's weights, at least 2^22)");
   };
   const std::string& op = n.op_type;
   if (op == "ConstantOfShape") {
@@ -452,16 +473,18 @@ bool Importer::fold_constant(const NodeProto& n) {
     double value = 0;
     out.data_type = onnx::kFloat;
     if (auto* v = n.attr("value"); v && !v->t.empty() && v->t[0].has_data && v->t[0].numel() == 1) {
-      value = get(v->t[0], 0);
-      if (!v->t[0].ints.empty()) out.data_type = onnx::kInt64;
+      if (v->t[0].ints.empty()) value = v->t[0].floats[0];
+      else out.data_type = onnx::kInt64;
     }
     size_t count = 1;
     for (int64_t d : shape) {
       if (d < 0 || d > (1 << 24) || count * static_cast<size_t>(d) > (1u << 24)) fail(n, "makes too large a tensor");
       count *= static_cast<size_t>(d);
     }
+    spend(count);
     out.dims = shape;
-    for (size_t i = 0; i < count; ++i) put(value);
+    if (out.data_type == onnx::kFloat) out.floats.assign(count, static_cast<float>(value));
+    else out.ints.assign(count, get_int(n.attr("value")->t[0], 0));
   } else if (op == "Concat" || op == "Identity" || op == "Cast") {
     if (op == "Cast") {
       const int64_t to = int_attr(n, "to", 0);
@@ -472,8 +495,12 @@ bool Importer::fold_constant(const NodeProto& n) {
       for (auto* t : in)
         if (!t || t->dims.size() != 1) fail(n, "tagnet folds Concat of 1-D constants only");
     out.dims = {0};
-    for (auto* t : (op == "Concat" ? in : std::vector<const TensorProto*>{in[0]}))
-      for (size_t i = 0; i < t->numel(); ++i) put(get(*t, i));
+    const std::vector<const TensorProto*> from = op == "Concat" ? in : std::vector<const TensorProto*>{in[0]};
+    uint64_t count = 0;
+    for (auto* t : from) count += t->numel();
+    spend(count);
+    for (auto* t : from)
+      for (size_t i = 0; i < t->numel(); ++i) copy(*t, i);
     out.dims = op == "Concat" ? std::vector<int64_t>{static_cast<int64_t>(out.floats.size() + out.ints.size())} : a.dims;
   } else if (op == "Reshape" || op == "Unsqueeze" || op == "Squeeze") {
     std::vector<int64_t> shape;
@@ -512,18 +539,20 @@ bool Importer::fold_constant(const NodeProto& n) {
     }
     out.dims = shape;
     out.data_type = a.data_type == onnx::kFloat || a.data_type == onnx::kDouble ? onnx::kFloat : onnx::kInt64;
-    for (size_t i = 0; i < a.numel(); ++i) put(get(a, i));
+    spend(a.numel());
+    for (size_t i = 0; i < a.numel(); ++i) copy(a, i);
     if (out.numel() != a.numel()) fail(n, "reshapes " + std::to_string(a.numel()) + " values to " + std::to_string(out.numel()));
   } else if (op == "Transpose") {
     if (rank != 2) fail(n, "tagnet folds Transpose of 2-D constants only");
     const auto perm = ints(n, "perm", 99, {1, 0});
+    spend(a.numel());
     out.dims = a.dims;
     if (perm == std::vector<int64_t>{1, 0}) {
       out.dims = {a.dims[1], a.dims[0]};
       for (int64_t c = 0; c < a.dims[1]; ++c)
-        for (int64_t r = 0; r < a.dims[0]; ++r) put(get(a, static_cast<size_t>(r * a.dims[1] + c)));
+        for (int64_t r = 0; r < a.dims[0]; ++r) copy(a, static_cast<size_t>(r * a.dims[1] + c));
     } else if (perm == std::vector<int64_t>{0, 1}) {
-      for (size_t i = 0; i < a.numel(); ++i) put(get(a, i));
+      for (size_t i = 0; i < a.numel(); ++i) copy(a, i);
     } else {
       fail(n, "has a bad perm");
     }
@@ -548,17 +577,26 @@ bool Importer::fold_constant(const NodeProto& n) {
       };
       const int64_t start = step > 0 ? clamp(starts[k], 0, dim) : clamp(starts[k], -1, dim - 1);
       const int64_t end = step > 0 ? clamp(ends[k], 0, dim) : clamp(ends[k], -1, dim - 1);
+      // start and end lie within [-1, dim]: counting the picks cannot overflow, whatever the step.
+      const uint64_t span = step > 0 ? uint64_t(std::max<int64_t>(end - start, 0)) : uint64_t(std::max<int64_t>(start - end, 0));
+      const uint64_t stride = step > 0 ? uint64_t(step) : uint64_t(-(step + 1)) + 1;
+      const uint64_t picks = span == 0 ? 0 : (span - 1) / stride + 1;
       pick[ax].clear();
-      for (int64_t i = start; step > 0 ? i < end : i > end; i += step) pick[ax].push_back(i);
+      for (uint64_t p = 0; p < picks; ++p) pick[ax].push_back(step > 0 ? start + int64_t(p * stride) : start - int64_t(p * stride));
     }
     out.dims.clear();
-    for (auto& p : pick) out.dims.push_back(static_cast<int64_t>(p.size()));
+    uint64_t count = 1;
+    for (auto& p : pick) {
+      out.dims.push_back(static_cast<int64_t>(p.size()));
+      count *= p.size();
+    }
+    spend(count);
     const int64_t cols = rank == 2 ? a.dims[1] : 1;
     if (rank == 1)
-      for (int64_t i : pick[0]) put(get(a, static_cast<size_t>(i)));
+      for (int64_t i : pick[0]) copy(a, static_cast<size_t>(i));
     else
       for (int64_t r : pick[0])
-        for (int64_t c : pick[1]) put(get(a, static_cast<size_t>(r * cols + c)));
+        for (int64_t c : pick[1]) copy(a, static_cast<size_t>(r * cols + c));
   }
   // A shape read from the file (Reshape, ConstantOfShape) must describe the values it holds:
   // later readers index weights by these dimensions.

@@ -36,13 +36,12 @@ Model::~Model() = default;
 
 Layer& Model::add(std::unique_ptr<Layer> layer) {
   built_ = false;
+  int& count = kind_counts_[layer->kind()];
   if (layer->name.empty()) {
     const std::string base = keras_base_name(layer->type());
-    int count = 0;
-    for (auto& l : layers_)
-      if (l->kind() == layer->kind()) ++count;
     layer->name = count ? base + "_" + std::to_string(count) : base;
   }
+  ++count;
   layers_.push_back(std::move(layer));
   return *layers_.back();
 }
@@ -52,6 +51,8 @@ void Model::truncate(size_t n) {
     throw std::out_of_range("cannot cut a model of " + std::to_string(layers_.size()) +
                             " layers at layer " + std::to_string(n));
   layers_.resize(n);
+  kind_counts_.clear();
+  for (const auto& l : layers_) ++kind_counts_[l->kind()];
   built_ = false;
 }
 

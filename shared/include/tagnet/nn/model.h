@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -162,6 +163,7 @@ class Model {
 
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::map<LayerKind, int> kind_counts_;   // layers of each kind: the next one's Keras name
   std::vector<Tensor> acts_;     // acts_[i] is the output of layer i, (N, ...)
   std::vector<Tensor> grads_act_;
   std::vector<Store> stores_;    // per layer, from plan_stores()
