@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the fuzz preset (clang 14, libFuzzer, ASan + UBSan) and runs tagnet's fuzz targets.
 #
-#   scripts/fuzz.sh --seconds N [model|features|image|onnx ...]   fuzz each target for N seconds
+#   scripts/fuzz.sh --seconds N [model|features|image|onnx|onnx_graph|model_numbers ...]
+#                                                            fuzz each target for N seconds
 #   scripts/fuzz.sh --corpus-only                            every target once over its committed
 #                                                            corpus and regression inputs (CI)
 #
@@ -14,7 +15,7 @@ set -euo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")/.."
 
-all_targets=(model features image onnx)
+all_targets=(model features image onnx onnx_graph model_numbers)
 seconds=""
 corpus_only=false
 targets=()
@@ -22,8 +23,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a number}"; shift 2 ;;
     --corpus-only) corpus_only=true; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    model|features|image|onnx) targets+=("$1"); shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    model|features|image|onnx|onnx_graph|model_numbers) targets+=("$1"); shift ;;
     *) echo "fuzz.sh: unknown argument '$1' (targets: ${all_targets[*]})" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +39,11 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j 2 >/dev/null
 
 # Inputs larger than this are not what the readers' logic is about, and slow the search.
-declare -A max_len=([model]=8192 [features]=8192 [image]=16384 [onnx]=8192)
+declare -A max_len=([model]=8192 [features]=8192 [image]=16384 [onnx]=8192 [onnx_graph]=4096 [model_numbers]=256)
+# The structure-aware targets build files that are valid in form from their input, so what one
+# input may cost is bounded tighter: memory in MB and seconds.
+declare -A rss_limit=([model]=2560 [features]=2560 [image]=2560 [onnx]=2560 [onnx_graph]=1024 [model_numbers]=1024)
+declare -A time_limit=([model]=25 [features]=25 [image]=25 [onnx]=25 [onnx_graph]=10 [model_numbers]=10)
 build=build/fuzz
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -52,7 +57,8 @@ for t in "${targets[@]}"; do
   mkdir -p "$findings"
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
-  common=(-max_len="${max_len[$t]}" -timeout=25 -rss_limit_mb=2560 -malloc_limit_mb=2048
+  common=(-max_len="${max_len[$t]}" -timeout="${time_limit[$t]}" -rss_limit_mb="${rss_limit[$t]}"
+          -malloc_limit_mb="$(( ${rss_limit[$t]} < 2048 ? ${rss_limit[$t]} : 2048 ))"
           -artifact_prefix="$findings/" "${dict[@]}")
   if $corpus_only; then
     inputs=("$seeds"/* "$regressions"/*)

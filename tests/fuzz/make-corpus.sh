@@ -8,7 +8,7 @@ cmake --preset fuzz >/dev/null
 cmake --build build/fuzz -j 2 --target tagnet_fuzz_corpus
 corpus=tests/fuzz/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus"/{model,features,image,onnx}
+mkdir -p "$corpus"/{model,features,image,onnx,onnx_graph,model_numbers}
 build/fuzz/tagnet_fuzz_corpus "$corpus"
 cjpeg -quality 75 -outfile "$corpus/image/baseline.jpg" "$corpus/image/rgb.bmp"
 cjpeg -quality 90 -grayscale -progressive -outfile "$corpus/image/progressive_grey.jpg" "$corpus/image/rgb.bmp"

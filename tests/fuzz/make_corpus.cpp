@@ -171,9 +171,26 @@ void onnx_models(const std::string& dir) {
 }  // namespace
 }  // namespace tagnet
 
+namespace tagnet {
+namespace {
+
+// The structure-aware targets read their choices from any bytes: a few fixed byte strings start
+// them off in different places.
+void choice_seeds(const std::string& dir) {
+  uint64_t s = 12345;
+  for (size_t len : {16, 64, 256, 1024}) {
+    std::vector<uint8_t> bytes(len);
+    for (auto& b : bytes) b = uint8_t((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+    write(dir + "/seed-" + std::to_string(len), bytes);
+  }
+}
+
+}  // namespace
+}  // namespace tagnet
+
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: tagnet_fuzz_corpus DIR (writes DIR/model, DIR/features, DIR/image, DIR/onnx)\n");
+    std::fprintf(stderr, "usage: tagnet_fuzz_corpus DIR (writes DIR/model, DIR/features, DIR/image, DIR/onnx, DIR/onnx_graph, DIR/model_numbers)\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -181,5 +198,7 @@ int main(int argc, char** argv) {
   tagnet::feature_sets(dir + "/features");
   tagnet::pictures(dir + "/image");
   tagnet::onnx_models(dir + "/onnx");
+  tagnet::choice_seeds(dir + "/onnx_graph");
+  tagnet::choice_seeds(dir + "/model_numbers");
   return 0;
 }

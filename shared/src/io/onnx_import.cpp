@@ -514,6 +514,8 @@ bool Importer::fold_constant(const NodeProto& n) {
           open = static_cast<int64_t>(i);
         } else if (shape[i] < 0) {
           fail(n, "has a bad shape");
+        } else if (shape[i] > 0 && known > (int64_t{1} << 40) / shape[i]) {
+          fail(n, "reshapes " + std::to_string(a.numel()) + " values to more");
         } else {
           known *= std::max<int64_t>(shape[i], 1);
         }
@@ -709,7 +711,7 @@ void Importer::batchnorm(const NodeProto& n) {
     }
     return;
   }
-  if (!(momentum >= 0.f && momentum <= 1.f) || !(eps > 0.f)) fail(n, "has a bad momentum or epsilon");
+  if (!(momentum >= 0.f && momentum <= 1.f) || !(eps > 0.f && std::isfinite(eps))) fail(n, "has a bad momentum or epsilon");
   add(n, {"BatchNormalization", {{"momentum", momentum}, {"epsilon", eps}}, std::move(v)});
 }
 

@@ -191,7 +191,11 @@ void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor*
 
 // ---- BatchNorm ----
 
-BatchNorm::BatchNorm(float momentum, float epsilon) : momentum_(momentum), epsilon_(epsilon) {}
+BatchNorm::BatchNorm(float momentum, float epsilon) : momentum_(momentum), epsilon_(epsilon) {
+  if (!(momentum >= 0.f && momentum <= 1.f)) throw std::invalid_argument("BatchNorm: momentum must be in [0, 1]");
+  // A float that is not finite would be saved as JSON null: the file would not load again.
+  if (!(epsilon > 0.f && std::isfinite(epsilon))) throw std::invalid_argument("BatchNorm: epsilon must be positive and finite");
+}
 
 nlohmann::json BatchNorm::config() const {
   return {{"momentum", momentum_}, {"epsilon", epsilon_}};
