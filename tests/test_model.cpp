@@ -18,6 +18,7 @@
 #include "tagnet/train/train.h"
 
 #include "container_edit.h"
+#include "small_models.h"
 
 namespace tagnet {
 namespace {
@@ -88,21 +89,6 @@ TEST(Init, GlorotUniformWithinLimitAndSeeded) {
   for (size_t i = 0; i < bias.value.size(); ++i) EXPECT_EQ(bias.value.at(i), 0.f);
   EXPECT_TRUE(std::equal(a.param_arena(), a.param_arena() + a.arena_size(), b.param_arena()));
   EXPECT_FALSE(std::equal(a.param_arena(), a.param_arena() + a.arena_size(), c.param_arena()));
-}
-
-Model small_vgg_like() {
-  Model m({8, 8, 3});
-  m.add(std::make_unique<Conv2D>(4, 3, 1, Padding::kSame));
-  m.add(std::make_unique<ReLU>());
-  m.add(std::make_unique<BatchNorm>());
-  m.add(std::make_unique<MaxPool2D>(2));
-  m.add(std::make_unique<Dropout>(0.25f));
-  m.add(std::make_unique<Flatten>());
-  m.add(std::make_unique<Dense>(5));
-  m.add(std::make_unique<Sigmoid>());
-  m.build(9);
-  m.card().labels = {"a", "b", "c", "d", "e"};
-  return m;
 }
 
 TEST(ModelFile, RoundTripIsBitExactWithOptimizerState) {

@@ -12,6 +12,7 @@
 
 #include "container_edit.h"
 #include "fuzz_check.h"
+#include "small_models.h"
 #include "tagnet/app/classifier.h"
 #include "tagnet/nn/layers.h"
 
@@ -22,23 +23,14 @@ using namespace tagnet;
 std::vector<std::vector<uint8_t>> base_models() {
   std::vector<std::vector<uint8_t>> out;
   {
-    Model m({8, 8, 3});
-    m.add(std::make_unique<Conv2D>(4, 3, 1, Padding::kSame));
-    m.add(std::make_unique<ReLU>());
-    m.add(std::make_unique<BatchNorm>());
-    m.add(std::make_unique<MaxPool2D>(2));
-    m.add(std::make_unique<Dropout>(0.25f));
-    m.add(std::make_unique<Flatten>());
-    m.add(std::make_unique<Dense>(3));
-    m.add(std::make_unique<Sigmoid>());
-    m.build(1);
+    Model m = small_vgg_like();
     ModelCard& c = m.card();
-    c.labels = {"red", "dress", "shirt"};
     c.threshold = 0.5;
-    c.thresholds = {0.4, 0.5, 0.6};
+    c.thresholds = {0.4, 0.5, 0.6, 0.5, 0.5};
     c.preprocessing = Preprocessing::for_channels(3);
-    c.combinations = std::set<std::vector<std::string>>{{"dress", "red"}, {"shirt"}};
-    c.novelty = {{"means", {{0.5, 0.5, 0.5, 0.5}}}, {"spread", {1, 1, 1, 1}}, {"threshold", 2.0}};
+    c.combinations = std::set<std::vector<std::string>>{{"a", "b"}, {"c"}};
+    // Statistics of the 64 features below the head.
+    c.novelty = {{"means", {std::vector<float>(64, 0.5f)}}, {"spread", std::vector<float>(64, 1.f)}, {"threshold", 2.0}};
     out.push_back(m.save_bytes());
   }
   {
