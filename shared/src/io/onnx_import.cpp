@@ -178,7 +178,9 @@ void Importer::input() {
     if (s >= 0 && o_.input_size > 0 && s != o_.input_size)
       fail("input '" + in->name + "' is " + std::to_string(hw[0]) + "x" + std::to_string(hw[1]) + ", not --input-size " + std::to_string(o_.input_size));
     if (s < 0) s = o_.input_size;
-    if (s < 1 || s > 1 << 14) fail("input '" + in->name + "' has a size of " + std::to_string(s) + " pixels");
+    if (s < 1 || s > Model::kMaxPictureSide)
+      fail("input '" + in->name + "' has a size of " + std::to_string(s) + " pixels; tagnet takes 1 to " +
+           std::to_string(Model::kMaxPictureSide));
   }
   if (channels < 1 || channels > 4096) fail("input '" + in->name + "' has " + std::to_string(channels) + " channels");
   input_shape_ = Shape{static_cast<int>(hw[0]), static_cast<int>(hw[1]), static_cast<int>(channels)};

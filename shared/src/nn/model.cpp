@@ -104,6 +104,9 @@ void Model::build(uint64_t seed) {
 
 void Model::setup_layers() {
   if (layers_.empty()) throw std::invalid_argument("model has no layers");
+  if (input_shape_.rank() == 3 && (input_shape_[0] > kMaxPictureSide || input_shape_[1] > kMaxPictureSide))
+    throw std::invalid_argument("input " + input_shape_.str() + " is more than tagnet's " +
+                                std::to_string(kMaxPictureSide) + " pixels per side");
   Shape s = input_shape_;
   uint64_t floats = s.numel();
   for (auto& l : layers_) {

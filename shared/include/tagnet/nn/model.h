@@ -63,6 +63,8 @@ class Model {
   // SmallerVGGNet at 1024 x 1024 takes 0.73 GB): a model file of a few hundred bytes could
   // otherwise ask inference for any amount. Larger models are refused when built or loaded.
   static constexpr uint64_t kMaxPictureFloats = uint64_t(1) << 28;
+  // The largest height and width of a picture input (rank 3): tagnet's networks take 8 to 1024.
+  static constexpr int kMaxPictureSide = 1024;
 
   // Sizes every layer, allocates the arena and initialises it (Glorot uniform, seeded).
   // Layers that were already built keep their parameter values (head replacement).
