@@ -37,7 +37,7 @@ CLI::Validator number_check(std::function<bool(double)> ok, const std::string& r
       [ok, rule](std::string& s) -> std::string {
         char* end = nullptr;
         const double v = std::strtod(s.c_str(), &end);
-        if (end == s.c_str() || *end != '\0' || !ok(v)) return "must be " + rule + ", not " + s;
+        if (end == s.c_str() || *end != '\0' || !ok(v)) return "must be " + rule + ", not " + (s.empty() ? std::string("empty") : s);
         return {};
       },
       rule);

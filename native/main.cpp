@@ -31,8 +31,18 @@ int main(int argc, char** argv) {
                    nat::add_summary, nat::add_bench, nat::add_serve, nat::add_features, nat::add_finetune,
                    nat::add_replace_head, nat::add_teach, nat::add_import, nat::add_export})
     commands.push_back(add(app));
+  // "--plot=" gives an empty value, as "--plot ''" does; CLI11 would take the next argument.
+  std::vector<std::string> words;
+  for (int i = 0; i < argc; ++i) {
+    const std::string w = argv[i];
+    const bool empty_value = i > 0 && w.size() > 3 && w.compare(0, 2, "--") == 0 && w.find('=') == w.size() - 1;
+    words.push_back(empty_value ? w.substr(0, w.size() - 1) : w);
+    if (empty_value) words.emplace_back();
+  }
+  std::vector<char*> args;
+  for (auto& w : words) args.push_back(w.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     // --help and --version print and end well; a bad command line gets one line, as every error.
     const bool asked = dynamic_cast<const CLI::CallForHelp*>(&e) || dynamic_cast<const CLI::CallForAllHelp*>(&e) ||

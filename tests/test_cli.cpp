@@ -186,12 +186,19 @@ TEST(Cli, BadInputGivesOneLineErrors) {
               "/nofolder/m.tagnet --plot '' --history ''");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.out, "tagnet: error: " + d + "/nofolder/m.tagnet: cannot write (no folder " + d + "/nofolder)\n");
-  // An option left empty takes the next argument: no file named after an option is written.
+  // "--plot=" is an empty value, as "--plot ''" is: no plot, and no file named after an option.
   r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model " + d +
               "/m.tagnet --plot= --history=");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_FALSE(fs::exists("--history=") || fs::exists("plot.png") || fs::exists("history.json"));
+  // An option left without a value does not write a file named after the next option.
+  r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model " + d +
+              "/m.tagnet --plot --history ''");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.out, "tagnet: error: '--history=' is not an output file name (an option before it left empty?)\n");
-  EXPECT_FALSE(fs::exists("--history="));
+  EXPECT_EQ(count_lines(r.out), 1) << r.out;
+  EXPECT_FALSE(fs::exists("--history"));
+  r = run_cli("train --threads= --dataset " + d + "/data");
+  EXPECT_EQ(r.out, "tagnet: error: --threads: must be from 0 to 1024, not empty (tagnet train --help)\n");
   // A folder where no file can be made, even by root.
   r = run_cli("train --dataset " + d + "/data --arch fashionnet --size 16 --epochs 1 --model /proc/m.tagnet --plot '' "
               "--history ''");
