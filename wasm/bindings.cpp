@@ -247,8 +247,9 @@ class WasmModel {
   // unseenCombination}]}.
   val classify(const val& items) {
     return guarded([&] {
+      if (!items.isArray() || items["length"].as<size_t>() == 0)
+        throw std::invalid_argument("classifyBatch: the batch is empty");
       const size_t n = items["length"].as<size_t>();
-      if (!items.isArray() || n == 0) throw std::invalid_argument("classifyBatch: the batch is empty");
       std::vector<tagnet::Image> pictures;
       for (size_t i = 0; i < n; ++i) {
         const val it = items[i];

@@ -130,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     Model m = import_onnx(bytes.data(), bytes.size(), origin, o);
     fuzz::expect(m.built() && m.num_layers() > 0, "an imported model is built and has layers");
-    Engine engine(Engine::Options{1, "hwy"});
+    static Engine engine(Engine::Options{1, "hwy"});
     if (m.input_shape().numel() <= 64 * 64 * 3) {
       Tensor x(m.input_shape().batched(1));
       x.fill(0.5f);

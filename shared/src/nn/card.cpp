@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
+#include <utility>
 
 namespace tagnet {
 
@@ -110,16 +111,12 @@ nlohmann::json Preprocessing::to_json() const {
 
 namespace {
 
-// The provenance record of `key`, by name.
-nlohmann::json* provenance_record(Provenance& p, const std::string& key) {
-  if (key == "training") return &p.training;
-  if (key == "data") return &p.data;
-  if (key == "imported") return &p.imported;
-  if (key == "replaced_head") return &p.replaced_head;
-  if (key == "fine_tuned") return &p.fine_tuned;
-  if (key == "base") return &p.base;
-  return nullptr;
-}
+// The provenance records, by their metadata keys.
+constexpr std::pair<const char*, nlohmann::json Provenance::*> kRecords[] = {
+    {"training", &Provenance::training},         {"data", &Provenance::data},
+    {"imported", &Provenance::imported},         {"replaced_head", &Provenance::replaced_head},
+    {"fine_tuned", &Provenance::fine_tuned},     {"base", &Provenance::base},
+};
 
 }  // namespace
 
@@ -216,7 +213,8 @@ ModelCard ModelCard::from_json(const nlohmann::json& j) {
           c.combinations->insert(names(set, k));
         }
       } else {
-        *provenance_record(c.provenance, k) = v;
+        for (const auto& [name, record] : kRecords)
+          if (k == name) c.provenance.*record = v;
       }
     } catch (const std::invalid_argument& e) {
       const std::string what = e.what();
@@ -240,11 +238,8 @@ nlohmann::json ModelCard::to_json() const {
   if (threshold) j["threshold"] = *threshold;
   if (!thresholds.empty()) j["thresholds"] = thresholds;
   if (!novelty.is_null()) j["novelty"] = novelty;
-  Provenance p = provenance;
-  for (const char* k : {"training", "data", "imported", "replaced_head", "fine_tuned", "base"}) {
-    const nlohmann::json& r = *provenance_record(p, k);
-    if (!r.is_null()) j[k] = r;
-  }
+  for (const auto& [name, record] : kRecords)
+    if (!(provenance.*record).is_null()) j[name] = provenance.*record;
   if (!metrics.is_null()) j["metrics"] = metrics;
   if (!metrics_before_finetuning.is_null()) j["metrics_before_finetuning"] = metrics_before_finetuning;
   if (!history.is_null()) j["history"] = history;
